@@ -8,6 +8,9 @@
 //!
 //! The logic only sees `&mut impl Sql`, so it also links natively: unit tests run it against an
 //! in-memory SQLite, and the host's benchmark runs it as the native ceiling for the wasm build.
+//!
+//! Build with `cargo build --release --target wasm32-wasip2` in `plugins/`; the component is
+//! `plugins/target/wasm32-wasip2/release/order_summary.wasm`.
 
 pub mod events;
 pub mod project;

@@ -7,6 +7,9 @@
 //! batch loop and the one line that exports both as a component.
 //!
 //! The logic only sees `&mut impl Sql`, so it also links natively for unit tests.
+//!
+//! Build with `cargo build --release --target wasm32-wasip2` in `plugins/`; the component is
+//! `plugins/target/wasm32-wasip2/release/payments.wasm`.
 
 pub mod events;
 pub mod project;
