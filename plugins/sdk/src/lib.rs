@@ -81,6 +81,7 @@ pub mod bindings {
 ///
 /// It expands to nothing off wasm32, so the crate still builds (and tests) natively.
 #[macro_export]
+#[rustfmt::skip] // rustfmt misplaces wit-bindgen's `with_types_in` form.
 macro_rules! export_plugin {
     ($manifest:path, $handle:path) => {
         #[cfg(target_arch = "wasm32")]
@@ -92,12 +93,14 @@ macro_rules! export_plugin {
                     $manifest()
                 }
 
-                fn handle(events: Vec<$crate::Event>) -> Result<(), $crate::Error> {
+                fn handle(
+                    events: ::std::vec::Vec<$crate::Event>,
+                ) -> ::core::result::Result<(), $crate::Error> {
                     $handle(&mut $crate::HostSql, &events)
                 }
             }
 
-    $crate::bindings::export_projection!(Plugin with_types_in $crate::bindings);
+            $crate::bindings::export_projection!(Plugin with_types_in $crate::bindings);
         };
     };
 }
