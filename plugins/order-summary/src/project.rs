@@ -61,43 +61,44 @@ pub fn apply(sql: &mut impl Sql, event: &OrderEvent, position: i64) -> Result<()
                 Value::from(&**created_at),
                 Value::Integer(position),
             ];
-            if sql.execute(INSERT_ORDER, &order)? == 0 {
-                log::warn(&format!(
-                    "ignoring OrderCreated for order {order_id}: it exists"
-                ));
-                return Ok(());
-            }
-            let [_, customer, _, total, ..] = order;
-            sql.execute(ADD_CUSTOMER_ORDER, &[customer, total])?;
+            create(sql, order_id, order)
         }
-        OrderEvent::Cancelled { order_id, reason } => {
-            let params = [
-                Value::from(&**order_id),
-                Value::from(&**reason),
-                position.into(),
-            ];
-            let Some(order) = sql.query(CANCEL_ORDER, &params)?.pop() else {
-                return ignore(sql, "OrderCancelled", order_id);
-            };
-            let customer = [
-                Value::from(text_column(&order, 0)?),
-                integer_column(&order, 1)?.into(),
-            ];
-            update_customer(sql, CANCEL_CUSTOMER_ORDER, &customer)?;
-        }
-        OrderEvent::Shipped { order_id } => {
-            let params = [Value::from(&**order_id), position.into()];
-            let Some(order) = sql.query(SHIP_ORDER, &params)?.pop() else {
-                return ignore(sql, "OrderShipped", order_id);
-            };
-            update_customer(
-                sql,
-                SHIP_CUSTOMER_ORDER,
-                &[Value::from(text_column(&order, 0)?)],
-            )?;
-        }
+        OrderEvent::Cancelled { order_id, reason } => cancel(sql, order_id, reason, position),
+        OrderEvent::Shipped { order_id } => ship(sql, order_id, position),
     }
+}
+
+/// `order` is the parameters of [`INSERT_ORDER`].
+fn create(sql: &mut impl Sql, order_id: &str, order: [Value; 6]) -> Result<(), Error> {
+    if sql.execute(INSERT_ORDER, &order)? == 0 {
+        log::warn(&format!(
+            "ignoring OrderCreated for order {order_id}: it exists"
+        ));
+        return Ok(());
+    }
+    let [_, customer, _, total, ..] = order;
+    sql.execute(ADD_CUSTOMER_ORDER, &[customer, total])?;
     Ok(())
+}
+
+fn cancel(sql: &mut impl Sql, order_id: &str, reason: &str, position: i64) -> Result<(), Error> {
+    let params = [order_id.into(), reason.into(), position.into()];
+    let Some(order) = sql.query(CANCEL_ORDER, &params)?.pop() else {
+        return ignore(sql, "OrderCancelled", order_id);
+    };
+    let customer = [
+        text_column(&order, 0)?.into(),
+        integer_column(&order, 1)?.into(),
+    ];
+    update_customer(sql, CANCEL_CUSTOMER_ORDER, &customer)
+}
+
+fn ship(sql: &mut impl Sql, order_id: &str, position: i64) -> Result<(), Error> {
+    let params = [order_id.into(), position.into()];
+    let Some(order) = sql.query(SHIP_ORDER, &params)?.pop() else {
+        return ignore(sql, "OrderShipped", order_id);
+    };
+    update_customer(sql, SHIP_CUSTOMER_ORDER, &[text_column(&order, 0)?.into()])
 }
 
 /// Runs an update of the row of a customer who has an order, which must exist: its first order

@@ -43,89 +43,111 @@ pub fn apply(sql: &mut impl Sql, index: usize, event: &PaymentEvent) -> Result<(
             customer_id,
             amount_cents,
             day,
-        } => {
-            let payment = [
-                Value::from(&**payment_id),
-                Value::from(&**customer_id),
-                Value::from(&**order_id),
-                Value::Integer(*amount_cents),
-            ];
-            if sql.execute(INSERT_PAYMENT, &payment)? == 0 {
-                log::warn(&format!(
-                    "ignoring PaymentAuthorized for payment {payment_id}: it exists"
-                ));
-                return Ok(());
-            }
-            let [_, customer, ..] = payment;
-            let added = DayAmounts {
-                authorized_cents: *amount_cents,
-                payment_count: 1,
-                ..Default::default()
-            };
-            add_to_day(sql, customer, day, added)?;
-        }
+        } => authorize(sql, payment_id, order_id, customer_id, *amount_cents, day),
         PaymentEvent::Captured {
             payment_id,
             amount_cents,
             day,
-        } => {
-            let Some(payment) = select_payment(sql, "PaymentCaptured", payment_id)? else {
-                return Ok(());
-            };
-            let captured = payment.captured_cents.checked_add(*amount_cents);
-            let Some(captured) = captured.filter(|&captured| captured <= payment.authorized_cents)
-            else {
-                let message = format!(
-                    "PaymentCaptured: amountCents: capturing {amount_cents} more would exceed the \
-                     {} authorized ({} already captured)",
-                    payment.authorized_cents, payment.captured_cents
-                );
-                return Err(Error::invalid_event(index, message));
-            };
-            let params = [
-                Value::from(&**payment_id),
-                captured.into(),
-                payment.refunded_cents.into(),
-            ];
-            sql.execute(UPDATE_PAYMENT, &params)?;
-            let added = DayAmounts {
-                captured_cents: *amount_cents,
-                ..Default::default()
-            };
-            add_to_day(sql, payment.customer_id, day, added)?;
-        }
+        } => capture(sql, index, payment_id, *amount_cents, day),
         PaymentEvent::Refunded {
             payment_id,
             amount_cents,
             day,
-        } => {
-            let Some(payment) = select_payment(sql, "PaymentRefunded", payment_id)? else {
-                return Ok(());
-            };
-            let refunded = payment.refunded_cents.checked_add(*amount_cents);
-            let Some(refunded) = refunded.filter(|&refunded| refunded <= payment.captured_cents)
-            else {
-                let message = format!(
-                    "PaymentRefunded: amountCents: refunding {amount_cents} more would exceed the \
-                     {} captured ({} already refunded)",
-                    payment.captured_cents, payment.refunded_cents
-                );
-                return Err(Error::invalid_event(index, message));
-            };
-            let params = [
-                Value::from(&**payment_id),
-                payment.captured_cents.into(),
-                refunded.into(),
-            ];
-            sql.execute(UPDATE_PAYMENT, &params)?;
-            let added = DayAmounts {
-                refunded_cents: *amount_cents,
-                ..Default::default()
-            };
-            add_to_day(sql, payment.customer_id, day, added)?;
-        }
+        } => refund(sql, index, payment_id, *amount_cents, day),
     }
-    Ok(())
+}
+
+fn authorize(
+    sql: &mut impl Sql,
+    payment_id: &str,
+    order_id: &str,
+    customer_id: &str,
+    amount_cents: i64,
+    day: &str,
+) -> Result<(), Error> {
+    let payment = [
+        payment_id.into(),
+        customer_id.into(),
+        order_id.into(),
+        amount_cents.into(),
+    ];
+    if sql.execute(INSERT_PAYMENT, &payment)? == 0 {
+        log::warn(&format!(
+            "ignoring PaymentAuthorized for payment {payment_id}: it exists"
+        ));
+        return Ok(());
+    }
+    let [_, customer, ..] = payment;
+    let added = DayAmounts {
+        authorized_cents: amount_cents,
+        payment_count: 1,
+        ..Default::default()
+    };
+    add_to_day(sql, customer, day, added)
+}
+
+fn capture(
+    sql: &mut impl Sql,
+    index: usize,
+    payment_id: &str,
+    amount_cents: i64,
+    day: &str,
+) -> Result<(), Error> {
+    let Some(payment) = select_payment(sql, "PaymentCaptured", payment_id)? else {
+        return Ok(());
+    };
+    let captured = payment.captured_cents.checked_add(amount_cents);
+    let Some(captured) = captured.filter(|&captured| captured <= payment.authorized_cents) else {
+        let message = format!(
+            "PaymentCaptured: amountCents: capturing {amount_cents} more would exceed the {} \
+             authorized ({} already captured)",
+            payment.authorized_cents, payment.captured_cents
+        );
+        return Err(Error::invalid_event(index, message));
+    };
+    let params = [
+        payment_id.into(),
+        captured.into(),
+        payment.refunded_cents.into(),
+    ];
+    sql.execute(UPDATE_PAYMENT, &params)?;
+    let added = DayAmounts {
+        captured_cents: amount_cents,
+        ..Default::default()
+    };
+    add_to_day(sql, payment.customer_id, day, added)
+}
+
+fn refund(
+    sql: &mut impl Sql,
+    index: usize,
+    payment_id: &str,
+    amount_cents: i64,
+    day: &str,
+) -> Result<(), Error> {
+    let Some(payment) = select_payment(sql, "PaymentRefunded", payment_id)? else {
+        return Ok(());
+    };
+    let refunded = payment.refunded_cents.checked_add(amount_cents);
+    let Some(refunded) = refunded.filter(|&refunded| refunded <= payment.captured_cents) else {
+        let message = format!(
+            "PaymentRefunded: amountCents: refunding {amount_cents} more would exceed the {} \
+             captured ({} already refunded)",
+            payment.captured_cents, payment.refunded_cents
+        );
+        return Err(Error::invalid_event(index, message));
+    };
+    let params = [
+        payment_id.into(),
+        payment.captured_cents.into(),
+        refunded.into(),
+    ];
+    sql.execute(UPDATE_PAYMENT, &params)?;
+    let added = DayAmounts {
+        refunded_cents: amount_cents,
+        ..Default::default()
+    };
+    add_to_day(sql, payment.customer_id, day, added)
 }
 
 /// A payment's row, as a capture or refund needs it.
