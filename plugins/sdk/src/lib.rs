@@ -4,16 +4,16 @@
 //! A plugin writes two functions, `manifest() -> Manifest` and
 //! `handle(sql: &mut impl Sql, events: &[Event]) -> Result<(), Error>`, and hands them to
 //! [`export_plugin!`]. Because `handle` only sees the [`Sql`] trait, the same code runs inside
-//! the host (through [`HostSql`], on wasm32) and natively, where tests and benchmarks pass a
-//! rusqlite-backed [`native::Database`] or a fake of their own. The generated import functions
-//! are only ever called from [`HostSql`] and [`log`], which exist for that purpose alone.
+//! the host (through `HostSql`, on wasm32) and natively, where tests and benchmarks pass a
+//! rusqlite-backed `native::Database` or a fake of their own. The generated import functions
+//! are only ever called from `HostSql` and [`log`], which exist for that purpose alone.
 //!
 //! Layout:
-//! - [`sql`]: the [`Sql`] trait and [`HostSql`], its implementation over the WIT import.
+//! - [`sql`]: the [`Sql`] trait and `HostSql`, its implementation over the WIT import.
 //! - [`log`]: writing to the host's log (captured in memory on native targets).
 //! - [`value`]: conveniences on the generated [`Value`] and [`Error`] types.
-//! - [`json`] (feature `json`): parsing event data with errors that name the failing field.
-//! - [`native`] (feature `rusqlite`): a native [`Sql`] over an in-memory SQLite database.
+//! - `json` (feature `json`): parsing event data with errors that name the failing field.
+//! - `native` (feature `rusqlite`): a native [`Sql`] over an in-memory SQLite database.
 
 pub mod log;
 pub mod sql;

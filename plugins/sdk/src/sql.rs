@@ -1,7 +1,7 @@
 //! The one seam between a plugin's logic and the database it writes.
 //!
 //! Plugin logic takes `&mut impl Sql` instead of calling the WIT `sql` import directly, so the
-//! same code can run natively against rusqlite or a fake. [`HostSql`] is the only caller of the
+//! same code can run natively against rusqlite or a fake. `HostSql` is the only caller of the
 //! import, and it exists only on wasm32, where the host provides it.
 
 use crate::{SqlError, Value};
