@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/serverfeatures.proto",
         "proto/persistent.proto",
     ];
-    for file in files.iter().chain(&["proto/status.proto", "proto/code.proto"]) {
+    for file in files
+        .iter()
+        .chain(&["proto/status.proto", "proto/code.proto"])
+    {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto"])?;

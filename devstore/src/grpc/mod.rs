@@ -1,0 +1,68 @@
+//! The gRPC services: protocol messages in, store calls, protocol messages out.
+//!
+//! Each RPC lives in its own module; `streams` only dispatches. Errors use the real server's
+//! statuses (`status`) because clients branch on them.
+
+// `tonic::Status` is the error type of every handler; boxing it would only add conversions.
+#![allow(clippy::result_large_err)]
+
+mod append;
+mod auth;
+mod batch_append;
+mod convert;
+mod delete;
+mod features;
+mod filter;
+mod gossip;
+mod read;
+mod read_request;
+mod sink;
+mod status;
+mod streams;
+mod subscription;
+
+use std::net::SocketAddr;
+
+use tokio::sync::watch;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::proto::gossip::gossip_server::GossipServer;
+use crate::proto::server_features::server_features_server::ServerFeaturesServer;
+use crate::proto::streams::streams_server::StreamsServer;
+use crate::store::Store;
+use auth::Auth;
+
+pub use features::SERVER_VERSION;
+
+/// Largest request message accepted. Above the real server's 1 MiB append limit so that an
+/// oversized event gets the real "Maximum Append Size" error rather than a transport error.
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// What every service needs.
+#[derive(Clone)]
+pub struct Context {
+    /// The event log.
+    pub store: Store,
+    /// Raised once when the server stops: long-running calls end promptly.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// All services, ready to serve. `endpoint` is what gossip advertises.
+pub fn routes(context: Context, endpoint: SocketAddr, require_auth: bool) -> Routes {
+    let auth = Auth {
+        required: require_auth,
+    };
+    let streams = StreamsServer::new(streams::StreamsService { context })
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let gossip = GossipServer::new(gossip::GossipService {
+        instance_id: uuid::Uuid::new_v4(),
+        endpoint,
+    });
+    // The handshake carries no credentials even when the client has some, so it is never
+    // checked; gossip is open as on the real server.
+    Routes::new(InterceptedService::new(streams, auth))
+        .add_service(gossip)
+        .add_service(ServerFeaturesServer::new(features::FeaturesService))
+}

@@ -1,0 +1,166 @@
+//! `Streams/Read` in count mode: a bounded read of a stream or of `$all`, in either direction.
+//!
+//! Events are copied out of the index a page at a time, so the index lock is never held while
+//! waiting on a client.
+
+use std::sync::Arc;
+
+use super::convert::{UuidFormat, event_response, stream_identifier};
+use super::filter::EventFilter;
+use super::read_request::StartAt;
+use super::sink::{Sink, Stop};
+use crate::proto::streams::ReadResp;
+use crate::proto::streams::read_resp::{Content, StreamNotFound};
+use crate::store::{RecordedEvent, Store, StreamState};
+
+/// Events copied out of the index per lock.
+pub const PAGE: usize = 512;
+
+/// A bounded stream read.
+pub struct StreamRead {
+    pub stream: String,
+    pub start: StartAt,
+    pub backwards: bool,
+    pub count: u64,
+    pub uuid_format: UuidFormat,
+    pub compatibility: u32,
+}
+
+/// A bounded `$all` read.
+pub struct AllRead {
+    pub start: StartAt,
+    pub backwards: bool,
+    pub count: u64,
+    pub filter: Option<EventFilter>,
+    pub uuid_format: UuidFormat,
+}
+
+impl StreamRead {
+    /// Sends the events, then (compatibility ≥ 1) the stream's last revision. A stream that
+    /// does not exist or is soft-deleted gets one `stream_not_found` and a normal end.
+    pub async fn run(self, store: Store, mut sink: Sink<ReadResp>) -> Result<(), Stop> {
+        let state = store.read().stream_state(&self.stream);
+        let last = match state {
+            StreamState::Live { last } => last,
+            StreamState::Missing | StreamState::SoftDeleted { .. } | StreamState::Tombstoned => {
+                let not_found = StreamNotFound {
+                    stream_identifier: Some(stream_identifier(&self.stream)),
+                };
+                return send(&mut sink, Content::StreamNotFound(not_found)).await;
+            }
+        };
+        let mut remaining = self.count;
+        let mut next = match (self.start, self.backwards) {
+            (StartAt::Beginning, _) => 0,
+            (StartAt::Exactly(revision), _) => revision,
+            (StartAt::End, false) => last.saturating_add(1),
+            (StartAt::End, true) => last,
+        };
+        let mut first_visible = 0;
+        while remaining > 0 {
+            let limit = usize::try_from(remaining).unwrap_or(usize::MAX).min(PAGE);
+            let page = {
+                let index = store.read();
+                let Some(entry) = index.stream(&self.stream) else {
+                    break;
+                };
+                first_visible = entry.first_visible();
+                let positions = if self.backwards {
+                    entry.backward(next, limit)
+                } else {
+                    entry.forward(next, limit)
+                };
+                positions
+                    .into_iter()
+                    .filter_map(|position| index.event(position).cloned())
+                    .collect::<Vec<_>>()
+            };
+            let Some(newest) = page.last() else { break };
+            let done = self.backwards && newest.revision == 0;
+            next = if self.backwards {
+                newest.revision.saturating_sub(1)
+            } else {
+                newest.revision + 1
+            };
+            remaining -= page.len() as u64;
+            send_events(&mut sink, &page, self.uuid_format).await?;
+            if done {
+                break;
+            }
+        }
+        if self.compatibility >= 1 {
+            if remaining == self.count && !self.backwards && next < first_visible {
+                send(&mut sink, Content::FirstStreamPosition(first_visible)).await?;
+            }
+            let last = store
+                .read()
+                .stream(&self.stream)
+                .and_then(|entry| entry.last_revision())
+                .unwrap_or(last);
+            send(&mut sink, Content::LastStreamPosition(last)).await?;
+        }
+        Ok(())
+    }
+}
+
+impl AllRead {
+    /// Sends up to `count` events (matching ones, when filtered) of `$all`.
+    pub async fn run(self, store: Store, mut sink: Sink<ReadResp>) -> Result<(), Stop> {
+        let mut remaining = self.count;
+        // Forwards reads are inclusive of the start position, backwards reads exclusive.
+        let mut next = match (self.start, self.backwards) {
+            (StartAt::Beginning, false) => 1,
+            (StartAt::Beginning, true) => 1,
+            (StartAt::Exactly(position), _) => position,
+            (StartAt::End, false) => store.read().head() + 1,
+            (StartAt::End, true) => u64::MAX,
+        };
+        while remaining > 0 {
+            let page = {
+                let index = store.read();
+                if self.backwards {
+                    index.all_backward(next, PAGE)
+                } else {
+                    index.all_forward(next, PAGE)
+                }
+            };
+            let Some(last) = page.last() else { break };
+            next = if self.backwards {
+                last.position
+            } else {
+                last.position + 1
+            };
+            let mut matching: Vec<Arc<RecordedEvent>> = match &self.filter {
+                Some(filter) => page
+                    .into_iter()
+                    .filter(|event| filter.matches(event))
+                    .collect(),
+                None => page,
+            };
+            matching.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+            remaining -= matching.len() as u64;
+            send_events(&mut sink, &matching, self.uuid_format).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends each event as a `ReadResp`.
+pub async fn send_events(
+    sink: &mut Sink<ReadResp>,
+    events: &[Arc<RecordedEvent>],
+    uuid_format: UuidFormat,
+) -> Result<(), Stop> {
+    for event in events {
+        send(sink, event_response(event, uuid_format)).await?;
+    }
+    Ok(())
+}
+
+/// Sends one response.
+pub async fn send(sink: &mut Sink<ReadResp>, content: Content) -> Result<(), Stop> {
+    sink.send(ReadResp {
+        content: Some(content),
+    })
+    .await
+}

@@ -1,0 +1,30 @@
+//! devstore: an EventStoreDB-compatible gRPC server for development and tests.
+//!
+//! The official EventStoreDB clients (Rust `eventstore`/`kurrentdb`, Python `kurrentdbclient`, ...)
+//! talk to it unmodified over `esdb://127.0.0.1:2113?tls=false`. It keeps one append-only log,
+//! either in memory or in a SQLite file, and serves appends, reads, catch-up subscriptions with
+//! filters, deletes and the cluster handshake.
+//!
+//! # Layout
+//!
+//! - [`config`]: what to listen on, where to store, TLS and authentication choices.
+//! - [`server`]: starts and stops the gRPC server ([`Server`]).
+//! - [`cli`]: the `devstore` command-line flags and the run-until-Ctrl-C loop.
+//! - `store`: the event log (in-memory index plus optional SQLite persistence); knows nothing
+//!   about gRPC.
+//! - `grpc`: the service implementations that translate protocol messages to store calls.
+//! - `transport`: TCP and TLS listeners, and the self-signed certificate.
+//! - `proto`: code generated from the official `.proto` files.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+
+mod grpc;
+#[doc(hidden)]
+pub mod proto;
+mod store;
+mod transport;
+
+pub use config::{Config, Storage, Tls};
+pub use server::Server;

@@ -1,0 +1,268 @@
+//! The write path: appends, soft deletes and tombstones, with expected-revision checks.
+//!
+//! Every write builds its records against the current index, persists them in one transaction,
+//! and only then publishes them to the index and the head watch. A failed disk write therefore
+//! leaves no trace, and readers never see an event that is not durable.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use serde_json::Value;
+
+use super::event::{
+    METADATA_EVENT_TYPE, ProposedEvent, RecordedEvent, TOMBSTONE_EVENT_TYPE, TOMBSTONE_REVISION,
+    now_ticks,
+};
+use super::index::{Index, SOFT_DELETED_TRUNCATE_BEFORE, StreamState};
+use super::{Store, Writer};
+
+/// The client's expectation about a stream's current revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedRevision {
+    /// No check.
+    Any,
+    /// The stream must not exist (a soft-deleted stream counts as not existing).
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last revision must be exactly this.
+    Exact(u64),
+}
+
+/// The result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendSuccess {
+    /// Revision of the stream's last event, None if the stream has none.
+    pub current_revision: Option<u64>,
+    /// Log position of the last event written, None if nothing was written.
+    pub position: Option<u64>,
+}
+
+/// Why a write was refused.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The expectation did not hold; `current` is the stream's last revision (None: no stream).
+    WrongExpectedVersion { current: Option<u64> },
+    /// The stream was tombstoned.
+    StreamDeleted,
+    /// The database failed or is closed.
+    Storage(anyhow::Error),
+}
+
+impl ExpectedRevision {
+    /// The number the real server uses in messages (`Expected version: -2` for any, ...).
+    pub fn as_version_number(self) -> i64 {
+        match self {
+            ExpectedRevision::Any => -2,
+            ExpectedRevision::NoStream => -1,
+            ExpectedRevision::StreamExists => -4,
+            ExpectedRevision::Exact(revision) => revision as i64,
+        }
+    }
+
+    /// Whether a stream in `state` satisfies the expectation.
+    fn holds_for(self, state: StreamState) -> bool {
+        match (self, state) {
+            (_, StreamState::Tombstoned) => false,
+            (ExpectedRevision::Any, _) => true,
+            (ExpectedRevision::NoStream, state) => {
+                matches!(
+                    state,
+                    StreamState::Missing | StreamState::SoftDeleted { .. }
+                )
+            }
+            (ExpectedRevision::StreamExists, state) => matches!(state, StreamState::Live { .. }),
+            (ExpectedRevision::Exact(revision), StreamState::Live { last }) => revision == last,
+            (ExpectedRevision::Exact(revision), StreamState::SoftDeleted { last }) => {
+                last == Some(revision)
+            }
+            (ExpectedRevision::Exact(_), StreamState::Missing) => false,
+        }
+    }
+}
+
+/// The stream's last revision as reported in wrong-expected-version results.
+fn current_revision(state: StreamState) -> Option<u64> {
+    match state {
+        StreamState::Live { last } => Some(last),
+        StreamState::SoftDeleted { last } => last,
+        StreamState::Missing | StreamState::Tombstoned => None,
+    }
+}
+
+impl Store {
+    /// Appends `events` to `stream` atomically if `expected` holds.
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<ProposedEvent>,
+    ) -> Result<AppendSuccess, WriteError> {
+        self.write(|index, batch| {
+            let state = index.stream_state(stream);
+            if state == StreamState::Tombstoned {
+                return Err(WriteError::StreamDeleted);
+            }
+            if !expected.holds_for(state) {
+                let current = current_revision(state);
+                return Err(WriteError::WrongExpectedVersion { current });
+            }
+            let last = current_revision(state);
+            if events.is_empty() {
+                return Ok(AppendSuccess {
+                    current_revision: last,
+                    position: None,
+                });
+            }
+            if let StreamState::SoftDeleted { last } = state {
+                // Appending recreates a soft-deleted stream: move `$tb` from "deleted" to just
+                // past the old events, so they stay hidden and revisions continue.
+                let truncate_before = last.map_or(0, |last| last + 1);
+                batch.push_metadata(index, stream, Value::from(truncate_before));
+            }
+            let name = index.stream_name(stream);
+            let first = last.map_or(0, |last| last + 1);
+            for (offset, event) in events.into_iter().enumerate() {
+                batch.push(name.clone(), first + offset as u64, event);
+            }
+            Ok(AppendSuccess {
+                current_revision: batch.records.last().map(|record| record.revision),
+                position: batch.records.last().map(|record| record.position),
+            })
+        })
+    }
+
+    /// Soft-deletes `stream` by setting its `$tb` to "deleted"; returns the metadata event's
+    /// position. The stream can be recreated by appending to it.
+    pub fn delete(&self, stream: &str, expected: ExpectedRevision) -> Result<u64, WriteError> {
+        self.write(|index, batch| {
+            check_delete(index.stream_state(stream), expected)?;
+            let deleted = Value::from(SOFT_DELETED_TRUNCATE_BEFORE);
+            Ok(batch.push_metadata(index, stream, deleted))
+        })
+    }
+
+    /// Hard-deletes `stream` with a `$streamDeleted` tombstone; returns its position. The name
+    /// can never be used again.
+    pub fn tombstone(&self, stream: &str, expected: ExpectedRevision) -> Result<u64, WriteError> {
+        self.write(|index, batch| {
+            check_delete(index.stream_state(stream), expected)?;
+            let tombstone = ProposedEvent {
+                id: uuid::Uuid::new_v4(),
+                event_type: TOMBSTONE_EVENT_TYPE.to_owned(),
+                is_json: false,
+                custom_metadata: Default::default(),
+                data: Default::default(),
+            };
+            Ok(batch.push(index.stream_name(stream), TOMBSTONE_REVISION, tombstone))
+        })
+    }
+
+    /// Runs one write: `build` checks the index and fills a batch, which is then persisted and
+    /// published. Holding the writer lock throughout makes check-then-write atomic.
+    fn write<T>(
+        &self,
+        build: impl FnOnce(&Index, &mut Batch) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
+        let mut writer = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let (outcome, batch) = {
+            let index = self.read();
+            let mut batch = Batch {
+                next_position: index.head() + 1,
+                created: now_ticks(),
+                records: Vec::new(),
+            };
+            (build(&index, &mut batch)?, batch)
+        };
+        if batch.records.is_empty() {
+            return Ok(outcome);
+        }
+        match &mut *writer {
+            Writer::Memory => {}
+            Writer::Disk(disk) => disk.append(&batch.records).map_err(WriteError::Storage)?,
+            Writer::Closed => return Err(WriteError::Storage(anyhow!("the store is closed"))),
+        }
+        let head = {
+            let mut index = self
+                .shared
+                .index
+                .write()
+                .unwrap_or_else(|poison| poison.into_inner());
+            for record in batch.records {
+                index.apply(record);
+            }
+            index.head()
+        };
+        self.shared.head.send_replace(head);
+        Ok(outcome)
+    }
+}
+
+/// The expected-revision rule of deletes: like appends, except that a stream that never existed
+/// cannot be deleted with `any`.
+fn check_delete(state: StreamState, expected: ExpectedRevision) -> Result<(), WriteError> {
+    if state == StreamState::Tombstoned {
+        return Err(WriteError::StreamDeleted);
+    }
+    let missing_with_any = state == StreamState::Missing && expected == ExpectedRevision::Any;
+    if missing_with_any || !expected.holds_for(state) {
+        return Err(WriteError::WrongExpectedVersion {
+            current: current_revision(state),
+        });
+    }
+    Ok(())
+}
+
+/// The records one write adds, with positions assigned in order.
+struct Batch {
+    next_position: u64,
+    created: i64,
+    records: Vec<RecordedEvent>,
+}
+
+impl Batch {
+    /// Adds an event; returns its position.
+    fn push(&mut self, stream: Arc<str>, revision: u64, event: ProposedEvent) -> u64 {
+        let position = self.next_position;
+        self.next_position += 1;
+        self.records.push(RecordedEvent {
+            position,
+            stream,
+            revision,
+            id: event.id,
+            event_type: event.event_type,
+            is_json: event.is_json,
+            created: self.created,
+            custom_metadata: event.custom_metadata,
+            data: event.data,
+        });
+        position
+    }
+
+    /// Adds a `$metadata` event to `$$<stream>` that keeps the stream's other settings and sets
+    /// `$tb`; returns its position.
+    fn push_metadata(&mut self, index: &Index, stream: &str, truncate_before: Value) -> u64 {
+        let mut metadata = index
+            .stream(stream)
+            .map(|entry| entry.metadata().clone())
+            .unwrap_or_default();
+        metadata.insert("$tb".to_owned(), truncate_before);
+        let metadata_stream = format!("$${stream}");
+        let revision = index
+            .stream(&metadata_stream)
+            .and_then(|entry| entry.last_revision())
+            .map_or(0, |last| last + 1);
+        let event = ProposedEvent {
+            id: uuid::Uuid::new_v4(),
+            event_type: METADATA_EVENT_TYPE.to_owned(),
+            is_json: true,
+            custom_metadata: Default::default(),
+            data: Value::Object(metadata).to_string().into(),
+        };
+        self.push(index.stream_name(&metadata_stream), revision, event)
+    }
+}
