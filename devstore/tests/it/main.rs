@@ -1,0 +1,12 @@
+//! devstore integration tests: each test starts its own in-process server on an ephemeral port
+//! and talks to it with the unmodified official `eventstore` client over real gRPC.
+
+mod append;
+mod cluster;
+mod delete;
+mod durability;
+mod errors;
+mod filter;
+mod read;
+mod subscription;
+mod util;
