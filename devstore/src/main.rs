@@ -20,14 +20,27 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let command = Command::parse();
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match devstore::cli::run(command.args, ctrl_c).await {
+    match devstore::cli::run(command.args, stop_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("devstore: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM (what service managers and `kill` send) on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

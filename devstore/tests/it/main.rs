@@ -7,6 +7,7 @@ mod delete;
 mod durability;
 mod errors;
 mod filter;
+mod python;
 mod read;
 mod subscription;
 mod util;

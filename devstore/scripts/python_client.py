@@ -1,0 +1,73 @@
+"""Proves that the Python `kurrentdbclient` package works against devstore.
+
+Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false'
+
+Appends, reads back, catches up on a filtered `$all` subscription and receives a live event.
+Prints "python client: ok" and exits 0 on success; exits 2 when the package is not installed.
+"""
+
+import sys
+import threading
+import uuid
+
+try:
+    from kurrentdbclient import KurrentDBClient, NewEvent, StreamState
+    from kurrentdbclient.events import CaughtUp
+    from kurrentdbclient.exceptions import NotFoundError, WrongCurrentVersionError
+except ImportError as error:  # pragma: no cover - depends on the machine
+    print(f"python client: kurrentdbclient is not installed ({error})")
+    sys.exit(2)
+
+
+def main(uri: str) -> None:
+    client = KurrentDBClient(uri=uri)
+    stream = f"python-{uuid.uuid4()}"
+
+    first = NewEvent(type="OrderPlaced", data=b'{"n": 1}')
+    second = NewEvent(type="OrderShipped", data=b'{"n": 2}')
+    position = client.append_to_stream(stream, events=[first, second], current_version=StreamState.NO_STREAM)
+
+    recorded = client.get_stream(stream)
+    assert [event.id for event in recorded] == [first.id, second.id], recorded
+    assert [event.stream_position for event in recorded] == [0, 1], recorded
+    assert recorded[-1].commit_position == position, (recorded[-1].commit_position, position)
+
+    try:
+        client.append_to_stream(stream, events=[NewEvent(type="X", data=b"{}")], current_version=5)
+        raise AssertionError("expected a wrong-current-version error")
+    except WrongCurrentVersionError:
+        pass
+    try:
+        client.get_stream(f"missing-{uuid.uuid4()}")
+        raise AssertionError("expected not found")
+    except NotFoundError:
+        pass
+
+    # The default filter excludes system events with a negative look-ahead regex.
+    subscription = client.subscribe_to_all(include_caught_up=True, timeout=30)
+    seen = []
+    caught_up = False
+    for event in subscription:
+        if isinstance(event, CaughtUp):
+            if not caught_up:
+                caught_up = True
+                live = NewEvent(type="OrderDelivered", data=b'{"n": 3}')
+                threading.Thread(
+                    target=client.append_to_stream,
+                    args=(stream,),
+                    kwargs={"events": [live], "current_version": 1},
+                ).start()
+            continue
+        assert not event.stream_name.startswith("$"), event
+        seen.append(event.id)
+        if caught_up and event.type == "OrderDelivered":
+            break
+    subscription.stop()
+    assert seen[:2] == [first.id, second.id], seen
+    assert len(seen) == 3, seen
+    client.close()
+    print("python client: ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

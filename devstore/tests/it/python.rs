@@ -1,0 +1,40 @@
+//! The Python `kurrentdbclient` package appends, reads and subscribes against devstore
+//! (`scripts/python_client.py`). Skipped, with a message, where the package is not installed;
+//! `DEVSTORE_PYTHON` chooses the interpreter (default `python3`).
+
+use std::process::Command;
+
+use crate::util::{guard, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_kurrentdbclient_appends_reads_and_subscribes() -> anyhow::Result<()> {
+    let python = std::env::var("DEVSTORE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let probe = Command::new(&python)
+        .args(["-c", "import kurrentdbclient"])
+        .output();
+    if !matches!(&probe, Ok(output) if output.status.success()) {
+        eprintln!(
+            "SKIPPED python_kurrentdbclient: `{python} -c 'import kurrentdbclient'` failed; \
+             install it with `pip install kurrentdbclient` to run this test"
+        );
+        return Ok(());
+    }
+    let (server, _client) = start().await?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/python_client.py");
+    let connection_string = server.connection_string();
+    let output = guard(tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg(script)
+            .arg(connection_string)
+            .output()
+    }))
+    .await???;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "python client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("python client: ok"), "{stdout}");
+    server.shutdown().await
+}
