@@ -1,1 +1,27 @@
-//! Placeholder while the host is written.
+//! Projector streams events from EventStoreDB into sandboxed WebAssembly projection plugins and
+//! stores what they project in SQLite tables that people query with SQL.
+//!
+//! # Layout
+//!
+//! In reading order:
+//! - [`event`]: the events and log positions that flow through everything else.
+//! - [`source`]: where events come from ([`source::EventSource`]), and batching.
+//! - [`runtime`]: the wasmtime host: loading, limiting and calling plugins. Only user of wasmtime.
+//! - [`store`]: the SQLite file of each projection: tables, checkpoint, dead letters, the
+//!   authorizer, and read-only queries. Only user of rusqlite.
+//! - [`value`]: SQL values passed between the runtime and the store.
+//! - [`projection`]: one plugin writing into one database, batch by batch, with its failure
+//!   policy. Where the runtime and the store meet.
+//! - [`pipeline`]: a source connected to projections: tasks, threads, backpressure, shutdown.
+//! - [`config`]: the `projector.toml` file.
+//! - [`cli`]: the `projector` commands.
+
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod pipeline;
+pub mod projection;
+pub mod runtime;
+pub mod source;
+pub mod store;
+pub mod value;

@@ -1,0 +1,97 @@
+//! The `projector` commands: argument definitions and dispatch. Each command lives in its own
+//! file and does little but call the library.
+
+mod print;
+mod query;
+mod run;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Streams EventStoreDB events into sandboxed WebAssembly projection plugins that write SQLite
+/// tables you can query with SQL.
+#[derive(Debug, Parser)]
+#[command(name = "projector", version)]
+pub struct Cli {
+    /// Log filter, e.g. `info`, `warn`, `projector=debug` (RUST_LOG syntax).
+    #[arg(long, global = true, default_value = "info", env = "PROJECTOR_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plugin over a file of events and print the tables it builds.
+    Test(test::Args),
+    /// Run the projections of a config file.
+    Run(run::Args),
+    /// Run a read-only SQL query over the projection databases of a data directory.
+    Query(query::Args),
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text tables.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// The whole program: parses the command line, sets up logging, runs the command, and turns an
+/// error into its full cause chain on stderr and a non-zero exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Test(args) => runtime.block_on(test::run(args)),
+        Command::Run(args) => runtime.block_on(run::run(args)),
+        Command::Query(args) => query::run(args),
+    }
+}
+
+/// Sends logs to stderr, filtered by `filter`.
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Where compiled plugins are cached for a data directory.
+fn compile_cache_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join(".compiled")
+}

@@ -1,0 +1,81 @@
+//! `projector run`: runs every plugin in the configured plugins folder against the configured
+//! source until the source ends or the process is asked to stop.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use super::{compile_cache_dir, shutdown_signal};
+use crate::config::{Config, SourceConfig};
+use crate::pipeline;
+use crate::projection::Projection;
+use crate::runtime::Runtime;
+use crate::source::{EventSource, JsonlSource};
+
+/// Arguments of `projector run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The config file.
+    #[arg(long, default_value = "projector.toml")]
+    pub config: PathBuf,
+}
+
+/// Loads the config and the plugins, then runs the projections.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let runtime = Runtime::new(config.limits.clone(), Some(&compile_cache_dir(&config.data_dir)))?;
+    let projections = open_projections(&runtime, &config)?;
+    let source: Arc<dyn EventSource> = match &config.source {
+        SourceConfig::File(path) => Arc::new(JsonlSource::open(path)?),
+    };
+    tracing::info!(source = source.describe(), projections = projections.len(), data = %config.data_dir.display(), "running");
+    let outcomes =
+        pipeline::run(projections, source, config.batching, config.limits.thread_stack_bytes, shutdown_signal()).await?;
+    let mut failed = false;
+    for outcome in &outcomes {
+        let checkpoint = outcome.checkpoint.map_or("none".to_string(), |p| p.to_string());
+        match &outcome.error {
+            Some(error) => {
+                failed = true;
+                eprintln!("{}: stopped at checkpoint {checkpoint}: {error:#}", outcome.name);
+            }
+            None => eprintln!(
+                "{}: {} events projected, {} failed, checkpoint {checkpoint}",
+                outcome.name, outcome.projected, outcome.failed
+            ),
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Loads every `*.wasm` in the plugins folder and opens its projection; two modules claiming
+/// the same projection name are refused.
+fn open_projections(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Projection>> {
+    let entries = std::fs::read_dir(&config.plugins_dir)
+        .with_context(|| format!("reading plugins folder {}", config.plugins_dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        bail!("no plugins (*.wasm) in {}", config.plugins_dir.display());
+    }
+    let mut projections: Vec<Projection> = Vec::new();
+    for path in paths {
+        let plugin = runtime.load(&path)?;
+        if let Some(other) = projections.iter().find(|p| p.name() == plugin.manifest.name) {
+            bail!(
+                "{} and {} both declare projection {}",
+                other.plugin().source.display(),
+                path.display(),
+                plugin.manifest.name
+            );
+        }
+        let policy = config.error_policy(&plugin.manifest.name);
+        projections.push(Projection::open(runtime, plugin, &config.data_dir, policy)?);
+    }
+    Ok(projections)
+}

@@ -1,0 +1,119 @@
+//! `projector test`: runs one plugin over a JSONL file of events and prints the tables it
+//! builds, the dead letters, and a summary. The plugin author's inner loop.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::{Format, compile_cache_dir, print, shutdown_signal};
+use crate::pipeline;
+use crate::projection::{ErrorPolicy, Projection};
+use crate::runtime::{Limits, Runtime};
+use crate::source::{BatchOptions, JsonlSource};
+use crate::store::Reader;
+
+/// Arguments of `projector test`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plugin component (`.wasm`).
+    pub plugin: PathBuf,
+    /// The events, one JSON object per line (see docs/plugins.md).
+    #[arg(long)]
+    pub events: PathBuf,
+    /// Keep the database here instead of in a temporary directory; a second run resumes.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// What a failing event costs.
+    #[arg(long, value_enum, default_value = "dead-letter")]
+    pub on_error: OnError,
+    /// Most events per batch.
+    #[arg(long, default_value_t = BatchOptions::default().max_events)]
+    pub batch_size: usize,
+}
+
+/// `--on-error` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OnError {
+    /// Record failing events in `_projector_dead_letters` and carry on.
+    DeadLetter,
+    /// Log failing events and carry on.
+    Skip,
+    /// Stop at the first failing event.
+    Stop,
+}
+
+/// Runs the test and prints the result; exits non-zero if the projection stopped on an error.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let temporary = tempfile::tempdir()?;
+    let data_dir = args.data.clone().unwrap_or_else(|| temporary.path().to_path_buf());
+    let limits = Limits::default();
+    let thread_stack = limits.thread_stack_bytes;
+    let runtime = Runtime::new(limits, Some(&compile_cache_dir(&data_dir)))?;
+    let plugin = runtime.load(&args.plugin)?;
+    let source = JsonlSource::open(&args.events)?;
+    let policy = match args.on_error {
+        OnError::DeadLetter => ErrorPolicy::DeadLetter,
+        OnError::Skip => ErrorPolicy::Skip,
+        OnError::Stop => ErrorPolicy::Stop,
+    };
+    let projection = Projection::open(&runtime, plugin.clone(), &data_dir, policy)?;
+    let batching = BatchOptions { max_events: args.batch_size.max(1), ..BatchOptions::default() };
+    let outcomes = pipeline::run(vec![projection], Arc::new(source), batching, thread_stack, shutdown_signal()).await?;
+    let outcome = outcomes.into_iter().next().context("the projection did not report")?;
+
+    let reader = Reader::open(&data_dir)?;
+    let name = &plugin.manifest.name;
+    let tables = reader
+        .query(&format!("SELECT name FROM \"{name}\".sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_projector\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"))?;
+    let dead_letters = reader.query(&format!(
+        "SELECT commit_position AS position, stream_id, event_type, error FROM \"{name}\"._projector_dead_letters ORDER BY commit_position"
+    ))?;
+    let mut printed_tables = Vec::new();
+    for row in &tables.rows {
+        let crate::value::Value::Text(table) = &row[0] else { continue };
+        printed_tables.push((table.clone(), reader.query(&format!("SELECT * FROM \"{name}\".\"{table}\""))?));
+    }
+    let status = match &outcome.error {
+        Some(error) => format!("stopped: {error:#}"),
+        None => "ok".to_string(),
+    };
+    match args.format {
+        Format::Table => {
+            for (table, result) in &printed_tables {
+                println!("{table} ({} rows)\n{}\n", result.rows.len(), print::text_table(result));
+            }
+            if !dead_letters.rows.is_empty() {
+                println!("dead letters ({} events)\n{}\n", dead_letters.rows.len(), print::text_table(&dead_letters));
+            }
+            println!(
+                "{name} {}: {} events projected, {} failed, checkpoint {}; {status}",
+                plugin.manifest.version,
+                outcome.projected,
+                outcome.failed,
+                outcome.checkpoint.map_or("none".to_string(), |p| p.to_string()),
+            );
+        }
+        Format::Json => {
+            let tables: serde_json::Map<String, serde_json::Value> =
+                printed_tables.iter().map(|(table, result)| (table.clone(), print::json_rows(result))).collect();
+            let document = json!({
+                "projection": name,
+                "version": plugin.manifest.version,
+                "tables": tables,
+                "dead_letters": print::json_rows(&dead_letters),
+                "projected": outcome.projected,
+                "failed": outcome.failed,
+                "checkpoint": outcome.checkpoint.map(|p| p.commit),
+                "error": outcome.error.as_ref().map(|e| format!("{e:#}")),
+            });
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
+    }
+    Ok(if outcome.error.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

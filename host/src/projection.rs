@@ -1,0 +1,247 @@
+//! One projection: a plugin instance writing into its database, batch by batch, with the
+//! failure policy deciding what a bad event costs.
+//!
+//! This is where the runtime and the store meet. Each batch runs in one transaction that also
+//! stores the checkpoint; a batch the plugin refuses is rolled back and replayed event by event
+//! under savepoints, so one bad event is dead-lettered and the rest of the batch still commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::event::{Position, RecordedEvent};
+use crate::runtime::{Instance, Plugin, PluginError, Rejection, Runtime};
+use crate::source::Batch;
+use crate::store::{Checkpoint, Db, PluginRecord};
+
+/// What happens to an event the plugin cannot project.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorPolicy {
+    /// Record it in `_projector_dead_letters` with the error, and carry on.
+    #[default]
+    DeadLetter,
+    /// Log it and carry on.
+    Skip,
+    /// Stop the projection; the event is retried on the next start.
+    Stop,
+}
+
+/// What a committed batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Events the plugin projected.
+    pub projected: usize,
+    /// Events dead-lettered or skipped.
+    pub failed: usize,
+    /// The stored position afterwards.
+    pub checkpoint: Option<Position>,
+}
+
+/// A running projection.
+pub struct Projection {
+    /// The plugin module it runs.
+    plugin: Plugin,
+    /// Its database; shared with the instance's `sql` import, used by one thread at a time.
+    db: Arc<Mutex<Db>>,
+    /// The live plugin instance; it replaces itself after a trap.
+    instance: Instance,
+    /// What a failing event costs.
+    policy: ErrorPolicy,
+    /// The stored checkpoint, mirrored to skip re-delivered events without a query.
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Projection {
+    /// Opens (or creates) the projection's database `<data_dir>/<name>.db` and instantiates
+    /// the plugin on it.
+    pub fn open(runtime: &Runtime, plugin: Plugin, data_dir: &Path, policy: ErrorPolicy) -> anyhow::Result<Projection> {
+        let manifest = &plugin.manifest;
+        let record = PluginRecord {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            schema: manifest.schema.clone(),
+            wasm_sha256: plugin.sha256.clone(),
+        };
+        let db = Db::open(&database_path(data_dir, &manifest.name), &record)
+            .with_context(|| format!("opening the database of projection {}", manifest.name))?;
+        let checkpoint = db.checkpoint()?;
+        let db = Arc::new(Mutex::new(db));
+        let instance = runtime.instantiate(&plugin, db.clone())?;
+        Ok(Projection { plugin, db, instance, policy, checkpoint })
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.plugin.manifest.name
+    }
+
+    /// The plugin it runs.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// The stored checkpoint: the source resumes after it.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.checkpoint
+    }
+
+    /// Projects `batch` and commits it with its checkpoint. An error means the projection must
+    /// stop: nothing of the batch was committed, and a restart retries it.
+    pub fn apply(&mut self, batch: &Batch) -> anyhow::Result<BatchReport> {
+        let stored = self.checkpoint.map(|c| c.position);
+        // Events at or before the stored position were committed already: a source that
+        // re-delivers them (after a reconnect, say) must not apply them twice.
+        let first_new = batch.events.partition_point(|e| stored.is_some_and(|s| e.position <= s));
+        let events = &batch.events[first_new..];
+        let position = batch.checkpoint.into_iter().chain(events.last().map(|e| e.position)).max();
+        let Some(position) = position.filter(|p| stored.is_none_or(|s| *p > s)) else {
+            return Ok(BatchReport { checkpoint: stored, ..BatchReport::default() });
+        };
+        let handled = self.checkpoint.map_or(0, |c| c.events_handled) + events.len() as u64;
+        let checkpoint = Checkpoint { position, events_handled: handled };
+        if events.is_empty() {
+            self.db().advance(position)?;
+            self.checkpoint = Some(checkpoint);
+            return Ok(BatchReport { checkpoint: Some(position), ..BatchReport::default() });
+        }
+        self.db().begin()?;
+        let report = match self.instance.handle(events) {
+            Ok(()) => BatchReport { projected: events.len(), failed: 0, checkpoint: Some(position) },
+            Err(error) => {
+                self.db().rollback()?;
+                BatchReport { checkpoint: Some(position), ..self.recover(events, error)? }
+            }
+        };
+        if let Err(error) = self.db().commit(checkpoint) {
+            self.db().rollback()?;
+            return Err(error);
+        }
+        self.checkpoint = Some(checkpoint);
+        Ok(report)
+    }
+
+    /// Finds the events of a refused batch that fail, applies the failure policy to them and
+    /// projects the rest; leaves the batch transaction open for the caller to commit.
+    ///
+    /// When the plugin names the invalid event, the events before it and after it are retried
+    /// as two calls, so a bad event costs two extra calls, not one per event of the batch.
+    /// Otherwise (a trap, an `other` error) the batch is replayed event by event.
+    fn recover(&mut self, events: &[RecordedEvent], error: PluginError) -> anyhow::Result<BatchReport> {
+        let range = describe_range(events);
+        if let PluginError::LimitExceeded(_) = error {
+            bail!("projection {} stopped at {range}: {error}", self.name());
+        }
+        if self.policy == ErrorPolicy::Stop {
+            bail!("projection {} stopped at {range} (on-error = stop): {error}", self.name());
+        }
+        tracing::debug!(projection = self.name(), events = %range, error = %error, "batch refused; finding the failing events");
+        self.db().begin()?;
+        let mut failures = Vec::new();
+        let mut rest = events;
+        let mut pending = Some(error);
+        while let Some(error) = pending.take() {
+            let index = match &error {
+                PluginError::Rejected(Rejection::InvalidEvent { index, .. }) if (*index as usize) < rest.len() => *index as usize,
+                _ => {
+                    self.one_by_one(rest, &mut failures)?;
+                    break;
+                }
+            };
+            if index > 0 && let Err(before) = self.try_handle(&rest[..index])? {
+                tracing::debug!(projection = self.name(), error = %before, "events before a refused one failed too");
+                self.one_by_one(&rest[..index], &mut failures)?;
+            }
+            failures.push((&rest[index], error));
+            rest = &rest[index + 1..];
+            if !rest.is_empty() {
+                pending = self.try_handle(rest)?.err();
+            }
+        }
+        for (event, error) in &failures {
+            let message = error.to_string();
+            let outcome = if self.policy == ErrorPolicy::DeadLetter { "dead-lettered" } else { "skipped" };
+            tracing::warn!(
+                projection = self.name(),
+                position = %event.position,
+                stream = event.stream_id,
+                event_type = event.event_type,
+                error = message,
+                "event not projected; {outcome}"
+            );
+            if self.policy == ErrorPolicy::DeadLetter {
+                let sha256 = self.plugin.sha256.clone();
+                self.db().dead_letter(event, &message, &sha256, 2)?;
+            }
+        }
+        Ok(BatchReport { projected: events.len() - failures.len(), failed: failures.len(), checkpoint: None })
+    }
+
+    /// Calls the plugin on `events` under a savepoint: kept on success, undone on failure.
+    /// A limit stops the projection.
+    fn try_handle(&mut self, events: &[RecordedEvent]) -> anyhow::Result<Result<(), PluginError>> {
+        self.db().savepoint()?;
+        match self.instance.handle(events) {
+            Ok(()) => {
+                self.db().release_savepoint()?;
+                Ok(Ok(()))
+            }
+            Err(error @ PluginError::LimitExceeded(_)) => {
+                self.db().rollback()?;
+                bail!("projection {} stopped at {}: {error}", self.name(), describe_range(events));
+            }
+            Err(error) => {
+                self.db().rollback_to_savepoint()?;
+                Ok(Err(error))
+            }
+        }
+    }
+
+    /// Calls the plugin on each event alone and collects the ones that fail.
+    fn one_by_one<'e>(&mut self, events: &'e [RecordedEvent], failures: &mut Vec<(&'e RecordedEvent, PluginError)>) -> anyhow::Result<()> {
+        let before = failures.len();
+        for event in events {
+            if let Err(error) = self.try_handle(std::slice::from_ref(event))? {
+                failures.push((event, error));
+            }
+        }
+        // Refusing each event as invalid is a plugin's right; trapping or failing on every one
+        // of them is a broken plugin, and dead-lettering the whole log would hide it.
+        let new = &failures[before..];
+        let all_broken = new.len() == events.len()
+            && events.len() > 1
+            && !new.iter().any(|(_, e)| matches!(e, PluginError::Rejected(Rejection::InvalidEvent { .. })));
+        if all_broken {
+            self.db().rollback()?;
+            bail!(
+                "projection {} stopped at {}: the plugin failed on every event of the batch, which \
+                 looks like a fault in the plugin rather than bad events; first error: {}",
+                self.name(),
+                describe_range(events),
+                new[0].1
+            );
+        }
+        Ok(())
+    }
+
+    fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where projection `name` keeps its database in `data_dir`.
+pub fn database_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join(format!("{name}.db"))
+}
+
+fn describe_range(events: &[RecordedEvent]) -> String {
+    match (events.first(), events.last()) {
+        (Some(first), Some(last)) if first.position != last.position => {
+            format!("positions {}..={}", first.position, last.position)
+        }
+        (Some(first), _) => format!("position {}", first.position),
+        _ => "an empty batch".to_string(),
+    }
+}

@@ -1,0 +1,178 @@
+//! One live instance of a plugin: its `Store`, and the calls into it with their limits.
+//!
+//! A trap poisons a wasmtime store for good, so after any call that kills the instance (a trap
+//! or a limit) this module builds a fresh one from the plugin's `ProjectionPre` before
+//! returning the error; callers never see a dead instance.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::{Store, Trap};
+
+use super::bindings::{Error as GuestError, Event, Manifest as GuestManifest, Projection, ProjectionPre};
+use super::error::{PluginError, Rejection};
+use super::host::{HostState, from_guest_error};
+use super::limits::{Limits, MemoryLimitExceeded};
+use super::Runtime;
+use crate::event::RecordedEvent;
+use crate::value::SqlSession;
+
+/// Captured output above this many bytes triggers a fresh instance at the next batch, before
+/// the bounded pipe fills and a write to it would trap.
+const OUTPUT_RECYCLE_BYTES: usize = 32 << 10;
+
+/// A plugin instance and everything needed to replace it.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: Projection,
+    pre: ProjectionPre<HostState>,
+    limits: Limits,
+    /// Bytes of stdout and stderr already copied to the log.
+    logged_stdout: usize,
+    logged_stderr: usize,
+}
+
+impl Instance {
+    pub(super) fn new(
+        runtime: &Runtime,
+        pre: &ProjectionPre<HostState>,
+        projection: &str,
+        sql: Arc<Mutex<dyn SqlSession>>,
+    ) -> anyhow::Result<Instance> {
+        let (store, bindings) = instantiate(runtime.engine(), pre, projection, sql, runtime.limits())?;
+        Ok(Instance {
+            store,
+            bindings,
+            pre: pre.clone(),
+            limits: runtime.limits().clone(),
+            logged_stdout: 0,
+            logged_stderr: 0,
+        })
+    }
+
+    /// Calls `describe`.
+    pub(super) fn describe(&mut self) -> Result<GuestManifest, PluginError> {
+        self.before_call();
+        let result = self.bindings.call_describe(&mut self.store);
+        self.after_call();
+        result.map_err(|error| self.classify_trap(error))
+    }
+
+    /// Calls `handle` with `events`, under the batch deadline.
+    pub fn handle(&mut self, events: &[RecordedEvent]) -> Result<(), PluginError> {
+        let guest_events: Vec<Event> = events.iter().map(to_guest_event).collect();
+        self.before_call();
+        let result = self.bindings.call_handle(&mut self.store, &guest_events);
+        self.after_call();
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(guest_error)) => Err(PluginError::Rejected(from_guest(guest_error))),
+            Err(error) => Err(self.classify_trap(error)),
+        }
+    }
+
+    fn before_call(&mut self) {
+        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        self.store.data_mut().start_call();
+    }
+
+    /// Copies new stdout/stderr output to the log and reports dropped log lines.
+    fn after_call(&mut self) {
+        let state = self.store.data();
+        let projection = state.projection.clone();
+        let stdout = state.stdout.contents();
+        let stderr = state.stderr.contents();
+        for line in String::from_utf8_lossy(&stdout[self.logged_stdout.min(stdout.len())..]).lines() {
+            tracing::info!(projection, stream = "stdout", "{line}");
+        }
+        for line in String::from_utf8_lossy(&stderr[self.logged_stderr.min(stderr.len())..]).lines() {
+            tracing::warn!(projection, stream = "stderr", "{line}");
+        }
+        self.logged_stdout = stdout.len();
+        self.logged_stderr = stderr.len();
+        if state.logs_dropped > 0 {
+            tracing::warn!(projection, dropped = state.logs_dropped, "plugin log lines over the per-call limit were dropped");
+        }
+        if self.logged_stdout > OUTPUT_RECYCLE_BYTES || self.logged_stderr > OUTPUT_RECYCLE_BYTES {
+            // Plugins keep no state between calls, so a fresh instance is invisible to them.
+            if let Err(error) = self.renew() {
+                tracing::warn!(projection, error = format!("{error:#}"), "could not recycle a chatty plugin instance");
+            }
+        }
+    }
+
+    /// Turns a trap into a [`PluginError`] and replaces the dead instance.
+    fn classify_trap(&mut self, error: wasmtime::Error) -> PluginError {
+        let stderr_tail = {
+            let stderr = self.store.data().stderr.contents();
+            let text = String::from_utf8_lossy(&stderr).trim().to_string();
+            text.lines().last().map(str::to_string)
+        };
+        let plugin_error = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            PluginError::LimitExceeded(format!(
+                "the plugin ran past its per-batch deadline of {:?} and was stopped",
+                self.limits.batch_deadline
+            ))
+        } else if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
+            PluginError::LimitExceeded(memory.to_string())
+        } else {
+            let error = anyhow::Error::from(error);
+            PluginError::Trapped(match stderr_tail {
+                Some(line) => error.context(format!("plugin stderr: {line}")),
+                None => error,
+            })
+        };
+        if let Err(renew_error) = self.renew() {
+            tracing::error!(error = format!("{renew_error:#}"), "could not recreate the plugin instance after a trap");
+        }
+        plugin_error
+    }
+
+    /// Replaces the store and instance with fresh ones.
+    fn renew(&mut self) -> anyhow::Result<()> {
+        let state = self.store.data();
+        let projection = state.projection.clone();
+        let sql = Arc::clone(&state.sql);
+        let (store, bindings) = instantiate(self.store.engine(), &self.pre, &projection, sql, &self.limits)?;
+        self.store = store;
+        self.bindings = bindings;
+        self.logged_stdout = 0;
+        self.logged_stderr = 0;
+        Ok(())
+    }
+}
+
+fn instantiate(
+    engine: &wasmtime::Engine,
+    pre: &ProjectionPre<HostState>,
+    projection: &str,
+    sql: Arc<Mutex<dyn SqlSession>>,
+    limits: &Limits,
+) -> anyhow::Result<(Store<HostState>, Projection)> {
+    let mut store = Store::new(engine, HostState::new(projection, sql, limits));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(limits.deadline_ticks());
+    let bindings = pre.instantiate(&mut store)?;
+    Ok((store, bindings))
+}
+
+fn to_guest_event(event: &RecordedEvent) -> Event {
+    Event {
+        stream_id: event.stream_id.clone(),
+        stream_revision: event.stream_revision as i64,
+        position: event.position.commit as i64,
+        event_id: event.event_id.clone(),
+        event_type: event.event_type.clone(),
+        content_type: event.content_type.clone(),
+        created_unix_ms: event.created_unix_ms,
+        data: event.data.clone(),
+        metadata: event.metadata.clone(),
+    }
+}
+
+fn from_guest(error: GuestError) -> Rejection {
+    match error {
+        GuestError::InvalidEvent(invalid) => Rejection::InvalidEvent { index: invalid.index, message: invalid.message },
+        GuestError::Sql(sql) => Rejection::Sql(from_guest_error(sql)),
+        GuestError::Other(message) => Rejection::Other(message),
+    }
+}

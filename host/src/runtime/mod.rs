@@ -1,0 +1,160 @@
+//! Running plugins: one wasmtime `Engine` and `Linker` per process, a compiled `Component` and
+//! `ProjectionPre` per plugin module, and a fresh `Store` per plugin instance.
+//!
+//! This is the only module that uses wasmtime. It knows nothing about SQLite: a plugin's `sql`
+//! import goes to whatever [`SqlSession`] the caller hands to [`Runtime::instantiate`].
+//!
+//! Architecture invariant: a plugin failure (error, trap, time or memory limit) never panics the
+//! host; it comes back as a [`PluginError`] and the instance is replaced before its next call.
+//! Plugins get no ambient capabilities: an empty WASI context and the `sql` and `log` imports.
+
+mod bindings;
+mod cache;
+mod error;
+mod host;
+mod instance;
+mod limits;
+mod manifest;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, OptLevel};
+
+use bindings::{Projection, ProjectionPre};
+use host::HostState;
+
+pub use cache::CompileCache;
+pub use error::{PluginError, Rejection};
+pub use instance::Instance;
+pub use limits::{EPOCH_TICK, Limits};
+pub use manifest::{Manifest, check_name};
+
+use crate::value::{SqlError, SqlSession, Value};
+
+/// The process-wide wasm runtime.
+#[derive(Clone)]
+pub struct Runtime {
+    /// Shared by every plugin; its epoch is advanced by the ticker thread.
+    engine: Engine,
+    /// Every host import (WASI and ours), resolved once per plugin by `instantiate_pre`.
+    linker: Arc<Linker<HostState>>,
+    /// Where compiled plugins are kept between runs, if anywhere.
+    cache: Option<CompileCache>,
+    /// Limits given to every instance.
+    limits: Limits,
+}
+
+/// A loaded, type-checked plugin module, ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    /// Imports resolved and exports checked against the `projection` world.
+    pre: ProjectionPre<HostState>,
+    /// What `describe` returned, validated.
+    pub manifest: Manifest,
+    /// sha256 of the wasm bytes, hex: identifies the module in dead letters and the cache.
+    pub sha256: String,
+    /// Where the module was loaded from, for messages.
+    pub source: PathBuf,
+}
+
+impl Runtime {
+    /// Builds the engine, the linker and the epoch ticker. `cache_dir` keeps compiled plugins.
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.max_wasm_stack(limits::MAX_WASM_STACK);
+        config.cranelift_opt_level(OptLevel::Speed);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Projection::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        limits::start_epoch_ticker(engine.weak());
+        let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        Ok(Runtime { engine, linker: Arc::new(linker), cache, limits })
+    }
+
+    /// The engine every plugin runs on.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits every instance gets.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Loads the plugin module at `path`: reads, compiles (or loads from the cache), type-checks
+    /// it against the `projection` world, and calls `describe` in a scratch instance.
+    pub fn load(&self, path: &Path) -> anyhow::Result<Plugin> {
+        let wasm = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        self.load_bytes(path, &wasm).with_context(|| format!("loading plugin {}", path.display()))
+    }
+
+    /// Like [`Runtime::load`], from bytes already read; `source` is used in messages only.
+    pub fn load_bytes(&self, source: &Path, wasm: &[u8]) -> anyhow::Result<Plugin> {
+        check_is_component(wasm)?;
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let component = match &self.cache {
+            Some(cache) => cache.load(&self.engine, &sha256, wasm),
+            None => wasmtime::component::Component::new(&self.engine, wasm).map_err(anyhow::Error::from),
+        }
+        .context("compiling the component")?;
+        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).context(
+            "the component imports something the host does not provide; plugins may import only \
+             projector:plugin/sql, projector:plugin/log and WASI 0.2",
+        )?;
+        let pre = ProjectionPre::new(pre).map_err(anyhow::Error::from).context(
+            "the component does not implement the projector:plugin/projection@0.1.0 world \
+             (it must export describe and handle); build it against the WIT in wit/",
+        )?;
+        let manifest = self.describe(&pre)?;
+        Ok(Plugin { pre, manifest, sha256, source: source.to_path_buf() })
+    }
+
+    fn describe(&self, pre: &ProjectionPre<HostState>) -> anyhow::Result<Manifest> {
+        let no_sql: Arc<Mutex<dyn SqlSession>> = Arc::new(Mutex::new(NoSql));
+        let mut instance = Instance::new(self, pre, "(describing)", no_sql).context("instantiating the plugin")?;
+        let guest_manifest = instance.describe().context("calling describe")?;
+        Manifest::validate(guest_manifest)
+    }
+
+    /// Creates a fresh instance of `plugin` whose `sql` import goes to `sql`.
+    pub fn instantiate(&self, plugin: &Plugin, sql: Arc<Mutex<dyn SqlSession>>) -> anyhow::Result<Instance> {
+        Instance::new(self, &plugin.pre, &plugin.manifest.name, sql)
+    }
+}
+
+/// Refuses files that are not components before wasmtime's less specific errors would.
+fn check_is_component(wasm: &[u8]) -> anyhow::Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
+    if wasm.len() < 8 || &wasm[..4] != MAGIC {
+        bail!("this is not a WebAssembly file (it does not start with the \\0asm magic bytes)");
+    }
+    if wasm[4..8] == CORE_VERSION {
+        bail!(
+            "this is a core WebAssembly module, not a component; build the plugin for the \
+             wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+        );
+    }
+    if Engine::detect_precompiled(wasm).is_some() {
+        bail!("this is a precompiled artifact; give the host the .wasm component itself");
+    }
+    Ok(())
+}
+
+/// The `sql` import outside a batch: every statement is refused.
+struct NoSql;
+
+impl SqlSession for NoSql {
+    fn execute(&mut self, _: &str, _: &[Value]) -> Result<i64, SqlError> {
+        Err(SqlError::Denied("SQL is only available while handle runs".into()))
+    }
+    fn query(&mut self, _: &str, _: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        Err(SqlError::Denied("SQL is only available while handle runs".into()))
+    }
+}

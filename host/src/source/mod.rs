@@ -1,0 +1,47 @@
+//! Where events come from: the [`EventSource`] interface, its implementations, and the batcher
+//! that groups a source's events into the batches projections commit.
+//!
+//! A source knows nothing about wasm or SQLite. It yields events in log order, strictly after
+//! the position it was asked to start from, plus checkpoints (the log has been read this far,
+//! nothing else matched the filter) and a caught-up marker.
+
+mod batcher;
+mod jsonl;
+mod memory;
+
+use std::pin::Pin;
+
+use futures::Stream;
+
+use crate::event::{EventFilter, Position, RecordedEvent};
+
+pub use batcher::{Batch, BatchOptions, batches};
+pub use jsonl::{JsonlSource, parse_jsonl};
+pub use memory::MemorySource;
+
+/// One thing a subscription yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceItem {
+    /// An event that matches the filter, after every event yielded before it.
+    Event(RecordedEvent),
+    /// The log has been read up to this position; no further matching event lies at or before
+    /// it. A projection may store it so a restart does not re-read the stretch.
+    Checkpoint(Position),
+    /// Every event written before the subscription started has been yielded; what follows is
+    /// live.
+    CaughtUp,
+}
+
+/// A subscription: items in log order, or an error that ends it.
+pub type Subscription = Pin<Box<dyn Stream<Item = anyhow::Result<SourceItem>> + Send>>;
+
+/// Something that can be subscribed to from a position.
+pub trait EventSource: Send + Sync {
+    /// A short description for logs, e.g. the file path or the server address.
+    fn describe(&self) -> String;
+
+    /// Subscribes to the events matching `filter` that come strictly after `after` (from the
+    /// start of the log when `None`). A finite source ends the stream after its last event and
+    /// a `CaughtUp`; a live source keeps it open.
+    fn subscribe(&self, after: Option<Position>, filter: &EventFilter) -> Subscription;
+}

@@ -1,0 +1,177 @@
+//! The SQLite authorizer that confines a plugin to its own tables.
+//!
+//! SQLite asks the authorizer about every table, column, function and command while it
+//! prepares a statement, so a denial here stops a statement before it runs, whatever its text
+//! looks like. One connection serves both the host and the plugin, so the authorizer reads the
+//! current [`Mode`] from a shared flag that the store flips around plugin statements.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+/// Table-name prefix reserved for the host's own tables in every projection database.
+pub const RESERVED_PREFIX: &str = "_projector_";
+
+/// Who is preparing statements on the connection right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// The host itself: everything is allowed.
+    Host = 0,
+    /// The host applying a plugin's declared schema: only creating tables, indexes and views
+    /// with unreserved names in the main database.
+    Schema = 1,
+    /// A plugin's statement during `handle`: reads and writes of unreserved tables only.
+    Plugin = 2,
+    /// A user's query: reads only, on any attached database.
+    ReadOnly = 3,
+}
+
+/// The authorizer's shared state: the current mode and why the last statement was denied.
+#[derive(Debug)]
+pub struct Policy {
+    mode: AtomicU8,
+    last_denial: Mutex<Option<String>>,
+}
+
+impl Policy {
+    /// A policy starting in `mode`.
+    pub fn new(mode: Mode) -> Arc<Policy> {
+        Arc::new(Policy { mode: AtomicU8::new(mode as u8), last_denial: Mutex::new(None) })
+    }
+
+    /// Switches the mode for statements prepared from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// Takes the reason for the most recent denial, if any.
+    pub fn take_denial(&self) -> Option<String> {
+        self.last_denial.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn mode(&self) -> Mode {
+        match self.mode.load(Ordering::Relaxed) {
+            0 => Mode::Host,
+            1 => Mode::Schema,
+            2 => Mode::Plugin,
+            _ => Mode::ReadOnly,
+        }
+    }
+
+    /// Installs this policy as `connection`'s authorizer.
+    pub fn install(self: &Arc<Policy>, connection: &rusqlite::Connection) {
+        let policy = Arc::clone(self);
+        connection.authorizer(Some(move |context: AuthContext<'_>| {
+            match decide(policy.mode(), &context) {
+                Ok(()) => Authorization::Allow,
+                Err(reason) => {
+                    *policy.last_denial.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                    Authorization::Deny
+                }
+            }
+        }));
+    }
+}
+
+/// Decides one authorizer question; `Err` carries the reason shown to the plugin or user.
+pub fn decide(mode: Mode, context: &AuthContext<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    let action = &context.action;
+    // Things no mode but the host may ever do, whatever the table.
+    match action {
+        A::Attach { .. } | A::Detach { .. } if mode != Mode::Host => {
+            return Err("ATTACH and DETACH are not allowed".into());
+        }
+        A::Pragma { pragma_name, .. } if mode != Mode::Host => {
+            return Err(format!("PRAGMA {pragma_name} is not allowed"));
+        }
+        A::Transaction { .. } | A::Savepoint { .. } if mode != Mode::Host => {
+            return Err("transaction control is the host's: every handle call already runs in one transaction".into());
+        }
+        A::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => {
+            return Err("load_extension is not allowed".into());
+        }
+        _ => {}
+    }
+    match mode {
+        Mode::Host => Ok(()),
+        Mode::Schema => decide_schema(context),
+        Mode::Plugin => decide_plugin(context),
+        Mode::ReadOnly => decide_read_only(action),
+    }
+}
+
+fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    let in_main = context.database_name.is_none_or(|db| db == "main");
+    match context.action {
+        A::CreateTable { table_name: name }
+        | A::CreateView { view_name: name }
+        | A::CreateIndex { index_name: name, .. } => {
+            if !in_main {
+                return Err(format!("`{name}` must be created in the projection's own database"));
+            }
+            unreserved(name)
+        }
+        // Creating an object writes its row into sqlite_schema and reads existing tables.
+        A::Insert { table_name } | A::Update { table_name, .. } if is_schema_table(table_name) => {
+            Ok(())
+        }
+        A::Read { table_name, .. } => unreserved(table_name),
+        A::Select | A::Function { .. } | A::Recursive => Ok(()),
+        ref other => Err(format!("a schema may only create tables, indexes and views, not {other:?}")),
+    }
+}
+
+fn decide_plugin(context: &AuthContext<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    let in_main = context.database_name.is_none_or(|db| db == "main");
+    match context.action {
+        A::Select | A::Function { .. } | A::Recursive => Ok(()),
+        A::Read { table_name, .. }
+        | A::Insert { table_name }
+        | A::Update { table_name, .. }
+        | A::Delete { table_name } => {
+            if !in_main {
+                return Err(format!("table `{table_name}` is outside the projection's database"));
+            }
+            // AUTOINCREMENT keeps its counters in sqlite_sequence; that is the plugin's own data.
+            if table_name == "sqlite_sequence" {
+                return Ok(());
+            }
+            if is_schema_table(table_name) {
+                return Err(format!("the schema table `{table_name}` is not the plugin's"));
+            }
+            unreserved(table_name)
+        }
+        ref other => Err(format!(
+            "plugins may only read and write their own tables during handle, not {other:?}; \
+             declare tables and indexes in the manifest's schema"
+        )),
+    }
+}
+
+fn decide_read_only(action: &AuthAction<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    match action {
+        A::Select | A::Read { .. } | A::Function { .. } | A::Recursive => Ok(()),
+        other => Err(format!("queries are read-only: {other:?} is not allowed")),
+    }
+}
+
+fn unreserved(name: &str) -> Result<(), String> {
+    if name.len() >= RESERVED_PREFIX.len()
+        && name[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX)
+    {
+        return Err(format!("`{name}` is reserved for the host (names starting with {RESERVED_PREFIX})"));
+    }
+    Ok(())
+}
+
+fn is_schema_table(name: &str) -> bool {
+    ["sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(name))
+}

@@ -1,0 +1,285 @@
+//! The projection databases: one SQLite file per projection, holding the plugin's tables and
+//! the host's `_projector_` tables (checkpoint, plugin metadata, dead letters).
+//!
+//! This is the only module that uses rusqlite. It knows nothing about wasm: plugins reach it
+//! through [`crate::value::SqlSession`], which [`Db`] implements on its open batch.
+//!
+//! Architecture invariant: a batch's writes and its checkpoint commit in one transaction, so a
+//! stop at any point leaves the database at a batch boundary.
+
+mod authorizer;
+mod reader;
+mod statements;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::event::{Position, RecordedEvent};
+
+pub use authorizer::{Mode, Policy, RESERVED_PREFIX};
+pub use reader::{QueryResult, Reader};
+
+/// What the host records about the plugin that built a database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginRecord {
+    /// The projection's name (the manifest's `name`).
+    pub name: String,
+    /// The manifest's `version`.
+    pub version: String,
+    /// The schema statements the database was created with.
+    pub schema: Vec<String>,
+    /// sha256 of the wasm module currently projecting into it, hex.
+    pub wasm_sha256: String,
+}
+
+/// The stored checkpoint: where the projection is in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The position of the last event applied or skipped; the source resumes after it.
+    pub position: Position,
+    /// How many events the projection has handed to its plugin in all.
+    pub events_handled: u64,
+}
+
+/// One projection's database, open for writing.
+pub struct Db {
+    /// The one writer connection. Statements are prepared once and cached on it.
+    connection: Connection,
+    /// Shared with the connection's authorizer: who is preparing statements now.
+    policy: Arc<Policy>,
+    /// Where the file lives, for messages.
+    path: PathBuf,
+    /// Whether a batch transaction is open; plugin SQL is refused outside one.
+    in_batch: bool,
+}
+
+const HOST_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _projector_plugin (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    schema TEXT NOT NULL,
+    wasm_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _projector_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    commit_position INTEGER NOT NULL,
+    prepare_position INTEGER NOT NULL,
+    events_handled INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _projector_dead_letters (
+    commit_position INTEGER NOT NULL,
+    prepare_position INTEGER NOT NULL,
+    stream_id TEXT NOT NULL,
+    stream_revision INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    error TEXT NOT NULL,
+    wasm_sha256 TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    PRIMARY KEY (commit_position, prepare_position)
+);
+";
+
+impl Db {
+    /// Opens the projection database at `path`, creating it with `plugin.schema` if it is new.
+    ///
+    /// An existing database must have been built by the same projection name and version; a
+    /// different version needs a rebuild, which is refused here rather than mixing two schemas.
+    pub fn open(path: &Path, plugin: &PluginRecord) -> anyhow::Result<Db> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+        }
+        let connection = Connection::open(path)
+            .with_context(|| format!("opening projection database {}", path.display()))?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        // WAL lets readers (queries, the API) run while the projection writes. NORMAL sync is
+        // durable at every checkpoint of the WAL and never corrupts; a power cut can lose the
+        // last commits, which the source then replays from the stored position.
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.set_prepared_statement_cache_capacity(256);
+        let policy = Policy::new(Mode::Host);
+        policy.install(&connection);
+        let mut db = Db { connection, policy, path: path.to_path_buf(), in_batch: false };
+        db.initialise(plugin)?;
+        Ok(db)
+    }
+
+    /// Where the database file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn initialise(&mut self, plugin: &PluginRecord) -> anyhow::Result<()> {
+        let transaction = self.connection.transaction()?;
+        transaction.execute_batch(HOST_SCHEMA)?;
+        let existing: Option<(String, String, String)> = transaction
+            .query_row("SELECT name, version, schema FROM _projector_plugin", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        match existing {
+            None => {
+                self.policy.set_mode(Mode::Schema);
+                let applied = plugin.schema.iter().enumerate().try_for_each(|(index, statement)| {
+                    transaction.execute_batch(statement).map_err(|error| {
+                        let reason = self.policy.take_denial().unwrap_or_else(|| error.to_string());
+                        anyhow::format_err!("schema statement {} ({statement:?}) failed: {reason}", index + 1)
+                    })
+                });
+                self.policy.set_mode(Mode::Host);
+                applied?;
+                transaction.execute(
+                    "INSERT INTO _projector_plugin (id, name, version, schema, wasm_sha256) VALUES (1, ?1, ?2, ?3, ?4)",
+                    params![plugin.name, plugin.version, serde_json::to_string(&plugin.schema)?, plugin.wasm_sha256],
+                )?;
+            }
+            Some((name, version, _)) if name != plugin.name || version != plugin.version => {
+                bail!(
+                    "{} was built by projection {name} version {version}, not {} version {}; \
+                     move the file away to rebuild it from the start of the log",
+                    self.path.display(),
+                    plugin.name,
+                    plugin.version
+                );
+            }
+            Some(_) => {
+                transaction.execute(
+                    "UPDATE _projector_plugin SET wasm_sha256 = ?1 WHERE id = 1",
+                    params![plugin.wasm_sha256],
+                )?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// The stored checkpoint, or `None` if no batch has been committed yet.
+    pub fn checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
+        let checkpoint = self
+            .connection
+            .prepare_cached("SELECT commit_position, prepare_position, events_handled FROM _projector_checkpoint WHERE id = 1")?
+            .query_row([], |row| {
+                Ok(Checkpoint {
+                    position: Position { commit: row.get::<_, i64>(0)? as u64, prepare: row.get::<_, i64>(1)? as u64 },
+                    events_handled: row.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()?;
+        Ok(checkpoint)
+    }
+
+    /// Opens the batch transaction; plugin SQL runs inside it until [`Db::commit`] or
+    /// [`Db::rollback`].
+    pub fn begin(&mut self) -> anyhow::Result<()> {
+        if self.in_batch {
+            bail!("a batch is already open on {}", self.path.display());
+        }
+        self.connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.in_batch = true;
+        Ok(())
+    }
+
+    /// Stores `checkpoint` and commits everything written since [`Db::begin`].
+    pub fn commit(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
+        self.write_checkpoint(checkpoint)?;
+        self.connection.prepare_cached("COMMIT")?.execute([]).with_context(|| {
+            format!("committing a batch to {}", self.path.display())
+        })?;
+        self.in_batch = false;
+        Ok(())
+    }
+
+    /// Discards everything written since [`Db::begin`].
+    pub fn rollback(&mut self) -> anyhow::Result<()> {
+        self.in_batch = false;
+        if !self.connection.is_autocommit() {
+            self.connection.prepare_cached("ROLLBACK")?.execute([])?;
+        }
+        Ok(())
+    }
+
+    /// Moves the checkpoint forward without a batch (the source skipped events the projection
+    /// does not want); commits on its own.
+    pub fn advance(&mut self, position: Position) -> anyhow::Result<()> {
+        let stored = self.checkpoint()?;
+        if stored.is_some_and(|c| c.position >= position) {
+            return Ok(());
+        }
+        let events_handled = stored.map_or(0, |c| c.events_handled);
+        self.write_checkpoint(Checkpoint { position, events_handled })
+    }
+
+    fn write_checkpoint(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO _projector_checkpoint (id, commit_position, prepare_position, events_handled)
+                 VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET commit_position = ?1, prepare_position = ?2, events_handled = ?3",
+            )?
+            .execute(params![
+                checkpoint.position.commit as i64,
+                checkpoint.position.prepare as i64,
+                checkpoint.events_handled as i64
+            ])?;
+        Ok(())
+    }
+
+    /// Marks a point inside the open batch that [`Db::rollback_to_savepoint`] can return to.
+    pub fn savepoint(&mut self) -> anyhow::Result<()> {
+        self.connection.prepare_cached("SAVEPOINT projector_event")?.execute([])?;
+        Ok(())
+    }
+
+    /// Keeps what was written since [`Db::savepoint`].
+    pub fn release_savepoint(&mut self) -> anyhow::Result<()> {
+        self.connection.prepare_cached("RELEASE projector_event")?.execute([])?;
+        Ok(())
+    }
+
+    /// Undoes what was written since [`Db::savepoint`].
+    pub fn rollback_to_savepoint(&mut self) -> anyhow::Result<()> {
+        self.connection.prepare_cached("ROLLBACK TO projector_event")?.execute([])?;
+        self.release_savepoint()
+    }
+
+    /// Records `event` as dead-lettered inside the open batch.
+    pub fn dead_letter(&mut self, event: &RecordedEvent, error: &str, wasm_sha256: &str, attempts: u32) -> anyhow::Result<()> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO _projector_dead_letters
+                 (commit_position, prepare_position, stream_id, stream_revision, event_id, event_type, error, wasm_sha256, attempts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT DO UPDATE SET error = ?7, wasm_sha256 = ?8, attempts = attempts + ?9",
+            )?
+            .execute(params![
+                event.position.commit as i64,
+                event.position.prepare as i64,
+                event.stream_id,
+                event.stream_revision as i64,
+                event.event_id,
+                event.event_type,
+                error,
+                wasm_sha256,
+                attempts
+            ])?;
+        Ok(())
+    }
+
+    /// The names of the plugin's tables (everything but the host's and SQLite's own), sorted.
+    pub fn plugin_tables(&self) -> anyhow::Result<Vec<String>> {
+        let mut statement = self.connection.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_projector\\_%' ESCAPE '\\'
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )?;
+        let names = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+}

@@ -1,0 +1,107 @@
+//! Read-only SQL over every projection database in a data directory.
+//!
+//! Each `<name>.db` is attached read-only under its projection name, so a query can join
+//! projections (`SELECT … FROM order_summary.orders JOIN payments.payments …`). When only one
+//! projection exists its tables are also reachable unqualified. The authorizer allows reads only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OpenFlags};
+
+use super::statements::to_value;
+use super::{Mode, Policy};
+use crate::value::Value;
+
+/// Column names and rows returned by a query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryResult {
+    /// The result columns, in order.
+    pub columns: Vec<String>,
+    /// The rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// A read-only view over the projection databases of one data directory.
+pub struct Reader {
+    connection: Connection,
+    policy: Arc<Policy>,
+    /// The attached projections, by name.
+    projections: Vec<String>,
+}
+
+impl Reader {
+    /// Opens every `*.db` file in `data_dir` for reading.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Reader> {
+        let databases = projection_databases(data_dir)?;
+        let connection = match databases.as_slice() {
+            // With one projection, open it as `main` too, so its tables need no prefix.
+            [(_, path)] => open_read_only(path)?,
+            _ => Connection::open_in_memory()?,
+        };
+        let mut projections = Vec::new();
+        for (name, path) in &databases {
+            let uri = format!("file:{}?mode=ro", path.display());
+            connection
+                .execute("ATTACH DATABASE ?1 AS ?2", rusqlite::params![uri, name])
+                .with_context(|| format!("attaching {}", path.display()))?;
+            projections.push(name.clone());
+        }
+        connection.pragma_update(None, "query_only", true)?;
+        let policy = Policy::new(Mode::ReadOnly);
+        policy.install(&connection);
+        Ok(Reader { connection, policy, projections })
+    }
+
+    /// The names of the attached projections.
+    pub fn projections(&self) -> &[String] {
+        &self.projections
+    }
+
+    /// Runs one read-only statement and returns its columns and all its rows.
+    pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
+        let mut statement = self.connection.prepare(sql).map_err(|error| {
+            match self.policy.take_denial() {
+                Some(reason) => anyhow::format_err!("query denied: {reason}"),
+                None => anyhow::Error::new(error).context("preparing the query"),
+            }
+        })?;
+        let columns: Vec<String> = statement.column_names().iter().map(|c| c.to_string()).collect();
+        let mut rows = statement.raw_query();
+        let mut result = Vec::new();
+        while let Some(row) = rows.next().context("running the query")? {
+            let mut values = Vec::with_capacity(columns.len());
+            for index in 0..columns.len() {
+                values.push(to_value(row.get_ref(index)?));
+            }
+            result.push(values);
+        }
+        Ok(QueryResult { columns, rows: result })
+    }
+}
+
+fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).with_context(|| format!("opening {} read-only", path.display()))
+}
+
+/// The projection databases in `data_dir`: `(projection name, path)`, sorted by name.
+pub fn projection_databases(data_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(data_dir)
+        .with_context(|| format!("reading data directory {}", data_dir.display()))?;
+    let mut databases = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "db")
+            && let Some(name) = path.file_stem().and_then(|s| s.to_str())
+        {
+            databases.push((name.to_string(), path.clone()));
+        }
+    }
+    databases.sort();
+    if databases.is_empty() {
+        bail!("no projection databases (*.db) in {}; run a projection first", data_dir.display());
+    }
+    Ok(databases)
+}
