@@ -6,6 +6,7 @@
 //!   with in-memory storage and once with SQLite storage in a temporary directory;
 //! - catch-up read rate: one `$all` subscription from the start over 200,000 stored events,
 //!   until `caught_up`.
+//!
 //! It prints each run and the median of each figure.
 
 use std::time::{Duration, Instant};
