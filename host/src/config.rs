@@ -102,8 +102,10 @@ pub enum SourceConfig {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        let raw: RawConfig = toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let raw: RawConfig = toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::from_raw(raw, base).with_context(|| format!("config file {}", path.display()))
     }
@@ -115,15 +117,26 @@ impl Config {
         let source = match raw.source.and_then(|s| s.file) {
             Some(file) => Some(SourceConfig::File(resolve(file))),
             None => {
-                problems.push("[source] needs `file`, the JSON Lines file of events to project".to_string());
+                problems.push(
+                    "[source] needs `file`, the JSON Lines file of events to project".to_string(),
+                );
                 None
             }
         };
         let defaults = Limits::default();
         let limits = Limits {
-            memory_bytes: raw.limits.memory_mib.map_or(defaults.memory_bytes, |mib| (mib as usize) << 20),
-            batch_deadline: raw.limits.batch_deadline_ms.map_or(defaults.batch_deadline, Duration::from_millis),
-            log_lines_per_call: raw.limits.log_lines_per_batch.unwrap_or(defaults.log_lines_per_call),
+            memory_bytes: raw
+                .limits
+                .memory_mib
+                .map_or(defaults.memory_bytes, |mib| (mib as usize) << 20),
+            batch_deadline: raw
+                .limits
+                .batch_deadline_ms
+                .map_or(defaults.batch_deadline, Duration::from_millis),
+            log_lines_per_call: raw
+                .limits
+                .log_lines_per_batch
+                .unwrap_or(defaults.log_lines_per_call),
             thread_stack_bytes: defaults.thread_stack_bytes,
         };
         if limits.memory_bytes < 1 << 20 {
@@ -134,8 +147,14 @@ impl Config {
         }
         let default_batching = BatchOptions::default();
         let batching = BatchOptions {
-            max_events: raw.batching.max_events.unwrap_or(default_batching.max_events),
-            max_wait: raw.batching.max_wait_ms.map_or(default_batching.max_wait, Duration::from_millis),
+            max_events: raw
+                .batching
+                .max_events
+                .unwrap_or(default_batching.max_events),
+            max_wait: raw
+                .batching
+                .max_wait_ms
+                .map_or(default_batching.max_wait, Duration::from_millis),
         };
         if batching.max_events == 0 {
             problems.push("[batching] max_events must be at least 1".to_string());
@@ -148,7 +167,11 @@ impl Config {
             error_policies.insert(name, projection.on_error.unwrap_or_default());
         }
         if !problems.is_empty() {
-            bail!("{} problem(s):\n  - {}", problems.len(), problems.join("\n  - "));
+            bail!(
+                "{} problem(s):\n  - {}",
+                problems.len(),
+                problems.join("\n  - ")
+            );
         }
         Ok(Config {
             data_dir: resolve(raw.data_dir.unwrap_or_else(|| "data".into())),
@@ -172,9 +195,15 @@ mod tests {
 
     #[test]
     fn resolves_paths_and_defaults() {
-        let raw: RawConfig = toml::from_str("[source]\nfile = \"events.jsonl\"\n[projections.orders]\non_error = \"stop\"").unwrap();
+        let raw: RawConfig = toml::from_str(
+            "[source]\nfile = \"events.jsonl\"\n[projections.orders]\non_error = \"stop\"",
+        )
+        .unwrap();
         let config = Config::from_raw(raw, Path::new("/etc/projector")).unwrap();
-        assert_eq!(config.source, SourceConfig::File("/etc/projector/events.jsonl".into()));
+        assert_eq!(
+            config.source,
+            SourceConfig::File("/etc/projector/events.jsonl".into())
+        );
         assert_eq!(config.data_dir, Path::new("/etc/projector/data"));
         assert_eq!(config.error_policy("orders"), ErrorPolicy::Stop);
         assert_eq!(config.error_policy("other"), ErrorPolicy::DeadLetter);
@@ -182,15 +211,20 @@ mod tests {
 
     #[test]
     fn unknown_fields_name_their_line() {
-        let error = toml::from_str::<RawConfig>("data_dir = \"d\"\n[limits]\nmemory_mb = 3\n").unwrap_err().to_string();
+        let error = toml::from_str::<RawConfig>("data_dir = \"d\"\n[limits]\nmemory_mb = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("line 3"), "{error}");
         assert!(error.contains("memory_mb"), "{error}");
     }
 
     #[test]
     fn reports_every_problem_at_once() {
-        let raw: RawConfig = toml::from_str("[batching]\nmax_events = 0\n[projections.\"Bad Name\"]\n").unwrap();
-        let error = Config::from_raw(raw, Path::new(".")).unwrap_err().to_string();
+        let raw: RawConfig =
+            toml::from_str("[batching]\nmax_events = 0\n[projections.\"Bad Name\"]\n").unwrap();
+        let error = Config::from_raw(raw, Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("3 problem(s)"), "{error}");
     }
 }

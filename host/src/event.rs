@@ -21,7 +21,10 @@ pub struct Position {
 impl Position {
     /// A position whose commit and prepare parts are equal, as for every non-transactional write.
     pub const fn at(offset: u64) -> Position {
-        Position { commit: offset, prepare: offset }
+        Position {
+            commit: offset,
+            prepare: offset,
+        }
     }
 }
 
@@ -81,9 +84,13 @@ impl EventFilter {
         if event_type.starts_with('$') || stream_id.starts_with('$') {
             return false;
         }
-        let type_ok = self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type);
+        let type_ok =
+            self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type);
         let stream_ok = self.stream_prefixes.is_empty()
-            || self.stream_prefixes.iter().any(|p| stream_id.starts_with(p.as_str()));
+            || self
+                .stream_prefixes
+                .iter()
+                .any(|p| stream_id.starts_with(p.as_str()));
         type_ok && stream_ok
     }
 }
@@ -108,6 +115,13 @@ mod tests {
     #[test]
     fn position_display_collapses_equal_parts() {
         assert_eq!(Position::at(7).to_string(), "7");
-        assert_eq!(Position { commit: 9, prepare: 8 }.to_string(), "9/8");
+        assert_eq!(
+            Position {
+                commit: 9,
+                prepare: 8
+            }
+            .to_string(),
+            "9/8"
+        );
     }
 }

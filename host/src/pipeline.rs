@@ -90,19 +90,37 @@ pub async fn run(
     collect(all_done.await)
 }
 
-fn collect(outcomes: Vec<Result<Outcome, oneshot::error::RecvError>>) -> anyhow::Result<Vec<Outcome>> {
-    outcomes.into_iter().map(|o| o.context("a projection thread ended without reporting")).collect()
+fn collect(
+    outcomes: Vec<Result<Outcome, oneshot::error::RecvError>>,
+) -> anyhow::Result<Vec<Outcome>> {
+    outcomes
+        .into_iter()
+        .map(|o| o.context("a projection thread ended without reporting"))
+        .collect()
 }
 
 /// The body of a projection's thread: apply batches until the channel closes, a stop is
 /// requested, or the projection faults.
-fn project(mut projection: Projection, mut receiver: mpsc::Receiver<anyhow::Result<Batch>>, stopping: &AtomicBool) -> Outcome {
+fn project(
+    mut projection: Projection,
+    mut receiver: mpsc::Receiver<anyhow::Result<Batch>>,
+    stopping: &AtomicBool,
+) -> Outcome {
     let name = projection.name().to_string();
-    let mut outcome = Outcome { name: name.clone(), checkpoint: None, projected: 0, failed: 0, caught_up: false, error: None };
+    let mut outcome = Outcome {
+        name: name.clone(),
+        checkpoint: None,
+        projected: 0,
+        failed: 0,
+        caught_up: false,
+        error: None,
+    };
     let mut last_progress = Instant::now();
     let mut since_progress = 0u64;
     while !stopping.load(Ordering::SeqCst) {
-        let Some(batch) = receiver.blocking_recv() else { break };
+        let Some(batch) = receiver.blocking_recv() else {
+            break;
+        };
         let result = batch.context("reading from the source").and_then(|batch| {
             let report = projection.apply(&batch)?;
             Ok((batch.caught_up, report))
@@ -118,7 +136,11 @@ fn project(mut projection: Projection, mut receiver: mpsc::Receiver<anyhow::Resu
                 outcome.caught_up |= caught_up;
             }
             Err(error) => {
-                tracing::error!(projection = name, error = format!("{error:#}"), "projection stopped");
+                tracing::error!(
+                    projection = name,
+                    error = format!("{error:#}"),
+                    "projection stopped"
+                );
                 outcome.error = Some(error);
                 break;
             }
@@ -126,7 +148,12 @@ fn project(mut projection: Projection, mut receiver: mpsc::Receiver<anyhow::Resu
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             let rate = since_progress as f64 / last_progress.elapsed().as_secs_f64();
             let position = projection.checkpoint().map(|c| c.position.to_string());
-            tracing::info!(projection = name, position, events_per_second = rate.round(), "progress");
+            tracing::info!(
+                projection = name,
+                position,
+                events_per_second = rate.round(),
+                "progress"
+            );
             last_progress = Instant::now();
             since_progress = 0;
         }

@@ -57,7 +57,12 @@ pub struct Projection {
 impl Projection {
     /// Opens (or creates) the projection's database `<data_dir>/<name>.db` and instantiates
     /// the plugin on it.
-    pub fn open(runtime: &Runtime, plugin: Plugin, data_dir: &Path, policy: ErrorPolicy) -> anyhow::Result<Projection> {
+    pub fn open(
+        runtime: &Runtime,
+        plugin: Plugin,
+        data_dir: &Path,
+        policy: ErrorPolicy,
+    ) -> anyhow::Result<Projection> {
         let manifest = &plugin.manifest;
         let record = PluginRecord {
             name: manifest.name.clone(),
@@ -70,7 +75,13 @@ impl Projection {
         let checkpoint = db.checkpoint()?;
         let db = Arc::new(Mutex::new(db));
         let instance = runtime.instantiate(&plugin, db.clone())?;
-        Ok(Projection { plugin, db, instance, policy, checkpoint })
+        Ok(Projection {
+            plugin,
+            db,
+            instance,
+            policy,
+            checkpoint,
+        })
     }
 
     /// The projection's name.
@@ -94,28 +105,51 @@ impl Projection {
         let stored = self.checkpoint.map(|c| c.position);
         // Events at or before the stored position were committed already: a source that
         // re-delivers them (after a reconnect, say) must not apply them twice.
-        let first_new = batch.events.partition_point(|e| stored.is_some_and(|s| e.position <= s));
+        let first_new = batch
+            .events
+            .partition_point(|e| stored.is_some_and(|s| e.position <= s));
         let events = &batch.events[first_new..];
-        let position = batch.checkpoint.into_iter().chain(events.last().map(|e| e.position)).max();
+        let position = batch
+            .checkpoint
+            .into_iter()
+            .chain(events.last().map(|e| e.position))
+            .max();
         let Some(position) = position.filter(|p| stored.is_none_or(|s| *p > s)) else {
-            return Ok(BatchReport { checkpoint: stored, ..BatchReport::default() });
+            return Ok(BatchReport {
+                checkpoint: stored,
+                ..BatchReport::default()
+            });
         };
         let handled = self.checkpoint.map_or(0, |c| c.events_handled) + events.len() as u64;
-        let checkpoint = Checkpoint { position, events_handled: handled };
+        let checkpoint = Checkpoint {
+            position,
+            events_handled: handled,
+        };
         if events.is_empty() {
             self.db().advance(position)?;
             self.checkpoint = Some(checkpoint);
-            return Ok(BatchReport { checkpoint: Some(position), ..BatchReport::default() });
+            return Ok(BatchReport {
+                checkpoint: Some(position),
+                ..BatchReport::default()
+            });
         }
         self.db().begin()?;
         let report = match self.instance.handle(events) {
-            Ok(()) => BatchReport { projected: events.len(), failed: 0, checkpoint: Some(position) },
+            Ok(()) => BatchReport {
+                projected: events.len(),
+                failed: 0,
+                checkpoint: Some(position),
+            },
             Err(error) => {
                 self.db().rollback()?;
-                BatchReport { checkpoint: Some(position), ..self.recover(events, error)? }
+                BatchReport {
+                    checkpoint: Some(position),
+                    ..self.recover(events, error)?
+                }
             }
         };
-        if let Err(error) = self.db().commit(checkpoint) {
+        let committed = self.db().commit(checkpoint);
+        if let Err(error) = committed {
             self.db().rollback()?;
             return Err(error);
         }
@@ -129,13 +163,20 @@ impl Projection {
     /// When the plugin names the invalid event, the events before it and after it are retried
     /// as two calls, so a bad event costs two extra calls, not one per event of the batch.
     /// Otherwise (a trap, an `other` error) the batch is replayed event by event.
-    fn recover(&mut self, events: &[RecordedEvent], error: PluginError) -> anyhow::Result<BatchReport> {
+    fn recover(
+        &mut self,
+        events: &[RecordedEvent],
+        error: PluginError,
+    ) -> anyhow::Result<BatchReport> {
         let range = describe_range(events);
         if let PluginError::LimitExceeded(_) = error {
             bail!("projection {} stopped at {range}: {error}", self.name());
         }
         if self.policy == ErrorPolicy::Stop {
-            bail!("projection {} stopped at {range} (on-error = stop): {error}", self.name());
+            bail!(
+                "projection {} stopped at {range} (on-error = stop): {error}",
+                self.name()
+            );
         }
         tracing::debug!(projection = self.name(), events = %range, error = %error, "batch refused; finding the failing events");
         self.db().begin()?;
@@ -144,13 +185,19 @@ impl Projection {
         let mut pending = Some(error);
         while let Some(error) = pending.take() {
             let index = match &error {
-                PluginError::Rejected(Rejection::InvalidEvent { index, .. }) if (*index as usize) < rest.len() => *index as usize,
+                PluginError::Rejected(Rejection::InvalidEvent { index, .. })
+                    if (*index as usize) < rest.len() =>
+                {
+                    *index as usize
+                }
                 _ => {
                     self.one_by_one(rest, &mut failures)?;
                     break;
                 }
             };
-            if index > 0 && let Err(before) = self.try_handle(&rest[..index])? {
+            if index > 0
+                && let Err(before) = self.try_handle(&rest[..index])?
+            {
                 tracing::debug!(projection = self.name(), error = %before, "events before a refused one failed too");
                 self.one_by_one(&rest[..index], &mut failures)?;
             }
@@ -162,7 +209,11 @@ impl Projection {
         }
         for (event, error) in &failures {
             let message = error.to_string();
-            let outcome = if self.policy == ErrorPolicy::DeadLetter { "dead-lettered" } else { "skipped" };
+            let outcome = if self.policy == ErrorPolicy::DeadLetter {
+                "dead-lettered"
+            } else {
+                "skipped"
+            };
             tracing::warn!(
                 projection = self.name(),
                 position = %event.position,
@@ -176,7 +227,11 @@ impl Projection {
                 self.db().dead_letter(event, &message, &sha256, 2)?;
             }
         }
-        Ok(BatchReport { projected: events.len() - failures.len(), failed: failures.len(), checkpoint: None })
+        Ok(BatchReport {
+            projected: events.len() - failures.len(),
+            failed: failures.len(),
+            checkpoint: None,
+        })
     }
 
     /// Calls the plugin on `events` under a savepoint: kept on success, undone on failure.
@@ -190,7 +245,11 @@ impl Projection {
             }
             Err(error @ PluginError::LimitExceeded(_)) => {
                 self.db().rollback()?;
-                bail!("projection {} stopped at {}: {error}", self.name(), describe_range(events));
+                bail!(
+                    "projection {} stopped at {}: {error}",
+                    self.name(),
+                    describe_range(events)
+                );
             }
             Err(error) => {
                 self.db().rollback_to_savepoint()?;
@@ -200,7 +259,11 @@ impl Projection {
     }
 
     /// Calls the plugin on each event alone and collects the ones that fail.
-    fn one_by_one<'e>(&mut self, events: &'e [RecordedEvent], failures: &mut Vec<(&'e RecordedEvent, PluginError)>) -> anyhow::Result<()> {
+    fn one_by_one<'e>(
+        &mut self,
+        events: &'e [RecordedEvent],
+        failures: &mut Vec<(&'e RecordedEvent, PluginError)>,
+    ) -> anyhow::Result<()> {
         let before = failures.len();
         for event in events {
             if let Err(error) = self.try_handle(std::slice::from_ref(event))? {
@@ -212,7 +275,9 @@ impl Projection {
         let new = &failures[before..];
         let all_broken = new.len() == events.len()
             && events.len() > 1
-            && !new.iter().any(|(_, e)| matches!(e, PluginError::Rejected(Rejection::InvalidEvent { .. })));
+            && !new
+                .iter()
+                .any(|(_, e)| matches!(e, PluginError::Rejected(Rejection::InvalidEvent { .. })));
         if all_broken {
             self.db().rollback()?;
             bail!(

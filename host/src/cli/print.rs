@@ -10,7 +10,9 @@ use crate::value::Value;
 /// Renders `result` as an aligned text table.
 pub fn text_table(result: &QueryResult) -> String {
     let mut table = Table::new();
-    table.load_preset(presets::UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Disabled);
+    table
+        .load_preset(presets::UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled);
     table.set_header(result.columns.iter());
     for row in &result.rows {
         table.add_row(row.iter().map(display));
@@ -21,8 +23,12 @@ pub fn text_table(result: &QueryResult) -> String {
 /// Converts `result` to a JSON array of objects, one per row.
 pub fn json_rows(result: &QueryResult) -> Json {
     let rows = result.rows.iter().map(|row| {
-        let object: Map<String, Json> =
-            result.columns.iter().cloned().zip(row.iter().map(to_json)).collect();
+        let object: Map<String, Json> = result
+            .columns
+            .iter()
+            .cloned()
+            .zip(row.iter().map(to_json))
+            .collect();
         Json::Object(object)
     });
     Json::Array(rows.collect())

@@ -25,7 +25,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let result = reader.query(&args.sql)?;
     match args.format {
         Format::Table => println!("{}", print::text_table(&result)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&print::json_rows(&result))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&print::json_rows(&result))?
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

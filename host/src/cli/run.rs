@@ -25,21 +25,35 @@ pub struct Args {
 /// Loads the config and the plugins, then runs the projections.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    let runtime = Runtime::new(config.limits.clone(), Some(&compile_cache_dir(&config.data_dir)))?;
+    let runtime = Runtime::new(
+        config.limits.clone(),
+        Some(&compile_cache_dir(&config.data_dir)),
+    )?;
     let projections = open_projections(&runtime, &config)?;
     let source: Arc<dyn EventSource> = match &config.source {
         SourceConfig::File(path) => Arc::new(JsonlSource::open(path)?),
     };
     tracing::info!(source = source.describe(), projections = projections.len(), data = %config.data_dir.display(), "running");
-    let outcomes =
-        pipeline::run(projections, source, config.batching, config.limits.thread_stack_bytes, shutdown_signal()).await?;
+    let outcomes = pipeline::run(
+        projections,
+        source,
+        config.batching,
+        config.limits.thread_stack_bytes,
+        shutdown_signal(),
+    )
+    .await?;
     let mut failed = false;
     for outcome in &outcomes {
-        let checkpoint = outcome.checkpoint.map_or("none".to_string(), |p| p.to_string());
+        let checkpoint = outcome
+            .checkpoint
+            .map_or("none".to_string(), |p| p.to_string());
         match &outcome.error {
             Some(error) => {
                 failed = true;
-                eprintln!("{}: stopped at checkpoint {checkpoint}: {error:#}", outcome.name);
+                eprintln!(
+                    "{}: stopped at checkpoint {checkpoint}: {error:#}",
+                    outcome.name
+                );
             }
             None => eprintln!(
                 "{}: {} events projected, {} failed, checkpoint {checkpoint}",
@@ -47,7 +61,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Loads every `*.wasm` in the plugins folder and opens its projection; two modules claiming
@@ -66,7 +84,10 @@ fn open_projections(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Pr
     let mut projections: Vec<Projection> = Vec::new();
     for path in paths {
         let plugin = runtime.load(&path)?;
-        if let Some(other) = projections.iter().find(|p| p.name() == plugin.manifest.name) {
+        if let Some(other) = projections
+            .iter()
+            .find(|p| p.name() == plugin.manifest.name)
+        {
             bail!(
                 "{} and {} both declare projection {}",
                 other.plugin().source.display(),

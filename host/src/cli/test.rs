@@ -51,7 +51,10 @@ pub enum OnError {
 /// Runs the test and prints the result; exits non-zero if the projection stopped on an error.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let temporary = tempfile::tempdir()?;
-    let data_dir = args.data.clone().unwrap_or_else(|| temporary.path().to_path_buf());
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_path_buf());
     let limits = Limits::default();
     let thread_stack = limits.thread_stack_bytes;
     let runtime = Runtime::new(limits, Some(&compile_cache_dir(&data_dir)))?;
@@ -63,9 +66,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         OnError::Stop => ErrorPolicy::Stop,
     };
     let projection = Projection::open(&runtime, plugin.clone(), &data_dir, policy)?;
-    let batching = BatchOptions { max_events: args.batch_size.max(1), ..BatchOptions::default() };
-    let outcomes = pipeline::run(vec![projection], Arc::new(source), batching, thread_stack, shutdown_signal()).await?;
-    let outcome = outcomes.into_iter().next().context("the projection did not report")?;
+    let batching = BatchOptions {
+        max_events: args.batch_size.max(1),
+        ..BatchOptions::default()
+    };
+    let outcomes = pipeline::run(
+        vec![projection],
+        Arc::new(source),
+        batching,
+        thread_stack,
+        shutdown_signal(),
+    )
+    .await?;
+    let outcome = outcomes
+        .into_iter()
+        .next()
+        .context("the projection did not report")?;
 
     let reader = Reader::open(&data_dir)?;
     let name = &plugin.manifest.name;
@@ -76,8 +92,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     ))?;
     let mut printed_tables = Vec::new();
     for row in &tables.rows {
-        let crate::value::Value::Text(table) = &row[0] else { continue };
-        printed_tables.push((table.clone(), reader.query(&format!("SELECT * FROM \"{name}\".\"{table}\""))?));
+        let crate::value::Value::Text(table) = &row[0] else {
+            continue;
+        };
+        printed_tables.push((
+            table.clone(),
+            reader.query(&format!("SELECT * FROM \"{name}\".\"{table}\""))?,
+        ));
     }
     let status = match &outcome.error {
         Some(error) => format!("stopped: {error:#}"),
@@ -86,22 +107,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Table => {
             for (table, result) in &printed_tables {
-                println!("{table} ({} rows)\n{}\n", result.rows.len(), print::text_table(result));
+                println!(
+                    "{table} ({} rows)\n{}\n",
+                    result.rows.len(),
+                    print::text_table(result)
+                );
             }
             if !dead_letters.rows.is_empty() {
-                println!("dead letters ({} events)\n{}\n", dead_letters.rows.len(), print::text_table(&dead_letters));
+                println!(
+                    "dead letters ({} events)\n{}\n",
+                    dead_letters.rows.len(),
+                    print::text_table(&dead_letters)
+                );
             }
             println!(
                 "{name} {}: {} events projected, {} failed, checkpoint {}; {status}",
                 plugin.manifest.version,
                 outcome.projected,
                 outcome.failed,
-                outcome.checkpoint.map_or("none".to_string(), |p| p.to_string()),
+                outcome
+                    .checkpoint
+                    .map_or("none".to_string(), |p| p.to_string()),
             );
         }
         Format::Json => {
-            let tables: serde_json::Map<String, serde_json::Value> =
-                printed_tables.iter().map(|(table, result)| (table.clone(), print::json_rows(result))).collect();
+            let tables: serde_json::Map<String, serde_json::Value> = printed_tables
+                .iter()
+                .map(|(table, result)| (table.clone(), print::json_rows(result)))
+                .collect();
             let document = json!({
                 "projection": name,
                 "version": plugin.manifest.version,
@@ -115,5 +148,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&document)?);
         }
     }
-    Ok(if outcome.error.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if outcome.error.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -25,20 +25,27 @@ impl CompileCache {
     pub fn new(dir: &Path, engine: &Engine) -> CompileCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        CompileCache { dir: dir.to_path_buf(), engine_hash: format!("{:016x}", hasher.finish()) }
+        CompileCache {
+            dir: dir.to_path_buf(),
+            engine_hash: format!("{:016x}", hasher.finish()),
+        }
     }
 
     /// Loads the component for `wasm` (whose sha256 is `sha256`) from the cache, compiling and
     /// storing it on a miss. A cache that cannot be written only costs the next start a compile.
     pub fn load(&self, engine: &Engine, sha256: &str, wasm: &[u8]) -> anyhow::Result<Component> {
-        let path = self.dir.join(format!("{sha256}-{}.cwasm", self.engine_hash));
+        let path = self
+            .dir
+            .join(format!("{sha256}-{}.cwasm", self.engine_hash));
         if path.exists() {
             // SAFETY: the file was written by `store` below from `Engine::precompile_component`
             // output for an engine with the same compatibility hash, and is never modified in
             // place (entries are immutable and renamed into place whole).
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(error) => tracing::warn!(path = %path.display(), error = %error, "compiled plugin cache entry unusable; recompiling"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), error = %error, "compiled plugin cache entry unusable; recompiling")
+                }
             }
         }
         let compiled = engine.precompile_component(wasm)?;
@@ -51,7 +58,8 @@ impl CompileCache {
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
         let temporary = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::fs::write(temporary.path(), compiled)?;
         temporary.persist(path)?;

@@ -10,9 +10,10 @@ pub enum PluginError {
     #[error("{0}")]
     Rejected(Rejection),
     /// The plugin trapped (a panic, an out-of-bounds access, a failed host call). Its instance
-    /// is dead and must be recreated before the next call.
-    #[error("the plugin trapped: {0:#}")]
-    Trapped(anyhow::Error),
+    /// is dead and must be recreated before the next call. The message names the trap and
+    /// carries what the plugin wrote to stderr (a panic message, typically).
+    #[error("the plugin trapped: {0}")]
+    Trapped(String),
     /// The plugin hit a resource limit (time or memory). Its instance is dead too.
     #[error("{0}")]
     LimitExceeded(String),
@@ -22,7 +23,7 @@ pub enum PluginError {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Rejection {
     /// One event of the batch cannot be projected.
-    #[error("event {index} of the batch was refused: {message}")]
+    #[error("the plugin refused the event: {message}")]
     InvalidEvent {
         /// Its index in the batch.
         index: u32,

@@ -109,16 +109,26 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl types::Host for HostState {}
 
 impl sql::Host for HostState {
-    fn execute(&mut self, statement: String, params: Vec<GuestValue>) -> wasmtime::Result<Result<i64, GuestSqlError>> {
+    fn execute(
+        &mut self,
+        statement: String,
+        params: Vec<GuestValue>,
+    ) -> wasmtime::Result<Result<i64, GuestSqlError>> {
         let params: Vec<Value> = params.into_iter().map(from_guest_value).collect();
-        Ok(self.session().execute(&statement, &params).map_err(to_guest_error))
+        Ok(self
+            .session()
+            .execute(&statement, &params)
+            .map_err(to_guest_error))
     }
 
     fn query(
@@ -129,7 +139,11 @@ impl sql::Host for HostState {
         let params: Vec<Value> = params.into_iter().map(from_guest_value).collect();
         let rows = self.session().query(&statement, &params);
         Ok(rows
-            .map(|rows| rows.into_iter().map(|row| row.into_iter().map(to_guest_value).collect()).collect())
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|row| row.into_iter().map(to_guest_value).collect())
+                    .collect()
+            })
             .map_err(to_guest_error))
     }
 }

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::{Error as GuestError, Event, Manifest as GuestManifest, Projection, ProjectionPre};
+use super::Runtime;
+use super::bindings::{
+    Error as GuestError, Event, Manifest as GuestManifest, Projection, ProjectionPre,
+};
 use super::error::{PluginError, Rejection};
 use super::host::{HostState, from_guest_error};
 use super::limits::{Limits, MemoryLimitExceeded};
-use super::Runtime;
 use crate::event::RecordedEvent;
 use crate::value::SqlSession;
 
@@ -29,6 +31,8 @@ pub struct Instance {
     /// Bytes of stdout and stderr already copied to the log.
     logged_stdout: usize,
     logged_stderr: usize,
+    /// Where stderr stood when the current call began: what follows is this call's.
+    logged_stderr_at_call: usize,
 }
 
 impl Instance {
@@ -38,7 +42,8 @@ impl Instance {
         projection: &str,
         sql: Arc<Mutex<dyn SqlSession>>,
     ) -> anyhow::Result<Instance> {
-        let (store, bindings) = instantiate(runtime.engine(), pre, projection, sql, runtime.limits())?;
+        let (store, bindings) =
+            instantiate(runtime.engine(), pre, projection, sql, runtime.limits())?;
         Ok(Instance {
             store,
             bindings,
@@ -46,6 +51,7 @@ impl Instance {
             limits: runtime.limits().clone(),
             logged_stdout: 0,
             logged_stderr: 0,
+            logged_stderr_at_call: 0,
         })
     }
 
@@ -71,6 +77,7 @@ impl Instance {
     }
 
     fn before_call(&mut self) {
+        self.logged_stderr_at_call = self.logged_stderr;
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
         self.store.data_mut().start_call();
     }
@@ -81,32 +88,37 @@ impl Instance {
         let projection = state.projection.clone();
         let stdout = state.stdout.contents();
         let stderr = state.stderr.contents();
-        for line in String::from_utf8_lossy(&stdout[self.logged_stdout.min(stdout.len())..]).lines() {
+        for line in String::from_utf8_lossy(&stdout[self.logged_stdout.min(stdout.len())..]).lines()
+        {
             tracing::info!(projection, stream = "stdout", "{line}");
         }
-        for line in String::from_utf8_lossy(&stderr[self.logged_stderr.min(stderr.len())..]).lines() {
+        for line in String::from_utf8_lossy(&stderr[self.logged_stderr.min(stderr.len())..]).lines()
+        {
             tracing::warn!(projection, stream = "stderr", "{line}");
         }
         self.logged_stdout = stdout.len();
         self.logged_stderr = stderr.len();
         if state.logs_dropped > 0 {
-            tracing::warn!(projection, dropped = state.logs_dropped, "plugin log lines over the per-call limit were dropped");
+            tracing::warn!(
+                projection,
+                dropped = state.logs_dropped,
+                "plugin log lines over the per-call limit were dropped"
+            );
         }
         if self.logged_stdout > OUTPUT_RECYCLE_BYTES || self.logged_stderr > OUTPUT_RECYCLE_BYTES {
             // Plugins keep no state between calls, so a fresh instance is invisible to them.
             if let Err(error) = self.renew() {
-                tracing::warn!(projection, error = format!("{error:#}"), "could not recycle a chatty plugin instance");
+                tracing::warn!(
+                    projection,
+                    error = format!("{error:#}"),
+                    "could not recycle a chatty plugin instance"
+                );
             }
         }
     }
 
     /// Turns a trap into a [`PluginError`] and replaces the dead instance.
     fn classify_trap(&mut self, error: wasmtime::Error) -> PluginError {
-        let stderr_tail = {
-            let stderr = self.store.data().stderr.contents();
-            let text = String::from_utf8_lossy(&stderr).trim().to_string();
-            text.lines().last().map(str::to_string)
-        };
         let plugin_error = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             PluginError::LimitExceeded(format!(
                 "the plugin ran past its per-batch deadline of {:?} and was stopped",
@@ -115,14 +127,27 @@ impl Instance {
         } else if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
             PluginError::LimitExceeded(memory.to_string())
         } else {
-            let error = anyhow::Error::from(error);
-            PluginError::Trapped(match stderr_tail {
-                Some(line) => error.context(format!("plugin stderr: {line}")),
-                None => error,
+            // The trap code says what happened; the wasm backtrace (also in the error's chain)
+            // is noise to an operator reading a dead letter, so it goes to the debug log only.
+            tracing::debug!(error = format!("{error:?}"), "plugin trap");
+            let what = match error.downcast_ref::<Trap>() {
+                Some(trap) => trap.to_string(),
+                None => anyhow::Error::from(error).root_cause().to_string(),
+            };
+            let stderr = self.store.data().stderr.contents();
+            let said = panic_message(&String::from_utf8_lossy(
+                &stderr[self.logged_stderr_at_call.min(stderr.len())..],
+            ));
+            PluginError::Trapped(match said {
+                Some(said) => format!("{what}; it said: {said}"),
+                None => what,
             })
         };
         if let Err(renew_error) = self.renew() {
-            tracing::error!(error = format!("{renew_error:#}"), "could not recreate the plugin instance after a trap");
+            tracing::error!(
+                error = format!("{renew_error:#}"),
+                "could not recreate the plugin instance after a trap"
+            );
         }
         plugin_error
     }
@@ -132,11 +157,18 @@ impl Instance {
         let state = self.store.data();
         let projection = state.projection.clone();
         let sql = Arc::clone(&state.sql);
-        let (store, bindings) = instantiate(self.store.engine(), &self.pre, &projection, sql, &self.limits)?;
+        let (store, bindings) = instantiate(
+            self.store.engine(),
+            &self.pre,
+            &projection,
+            sql,
+            &self.limits,
+        )?;
         self.store = store;
         self.bindings = bindings;
         self.logged_stdout = 0;
         self.logged_stderr = 0;
+        self.logged_stderr_at_call = 0;
         Ok(())
     }
 }
@@ -155,6 +187,22 @@ fn instantiate(
     Ok((store, bindings))
 }
 
+/// What a call wrote to stderr, without Rust's backtrace hint: for a panic, its location and
+/// message. Bounded, so a plugin cannot flood a dead letter.
+fn panic_message(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let joined = lines.join(" ");
+    let mut said: String = joined.chars().take(1000).collect();
+    if said.len() < joined.len() {
+        said.push('…');
+    }
+    (!said.is_empty()).then_some(said)
+}
+
 fn to_guest_event(event: &RecordedEvent) -> Event {
     Event {
         stream_id: event.stream_id.clone(),
@@ -171,7 +219,10 @@ fn to_guest_event(event: &RecordedEvent) -> Event {
 
 fn from_guest(error: GuestError) -> Rejection {
     match error {
-        GuestError::InvalidEvent(invalid) => Rejection::InvalidEvent { index: invalid.index, message: invalid.message },
+        GuestError::InvalidEvent(invalid) => Rejection::InvalidEvent {
+            index: invalid.index,
+            message: invalid.message,
+        },
         GuestError::Sql(sql) => Rejection::Sql(from_guest_error(sql)),
         GuestError::Other(message) => Rejection::Other(message),
     }

@@ -53,7 +53,9 @@ pub struct Limiter {
 impl Limiter {
     /// A limiter enforcing `limits`.
     pub fn new(limits: &Limits) -> Limiter {
-        Limiter { memory_bytes: limits.memory_bytes }
+        Limiter {
+            memory_bytes: limits.memory_bytes,
+        }
     }
 }
 
@@ -68,16 +70,30 @@ pub struct MemoryLimitExceeded {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             // Trap rather than fail the grow: a guest allocator that sees a failed grow usually
             // aborts with an opaque `unreachable`, which hides the cause from the operator.
-            return Err(MemoryLimitExceeded { desired, limit: self.memory_bytes }.into());
+            return Err(MemoryLimitExceeded {
+                desired,
+                limit: self.memory_bytes,
+            }
+            .into());
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }

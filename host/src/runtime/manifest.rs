@@ -34,10 +34,16 @@ impl Manifest {
             problems.push("the schema declares no tables".to_string());
         }
         for (index, statement) in guest.schema.iter().enumerate() {
-            let first_words: Vec<String> =
-                statement.split_whitespace().take(4).map(|w| w.to_ascii_uppercase()).collect();
+            let first_words: Vec<String> = statement
+                .split_whitespace()
+                .take(4)
+                .map(|w| w.to_ascii_uppercase())
+                .collect();
             let creates = first_words.first().is_some_and(|w| w == "CREATE")
-                && first_words.iter().skip(1).any(|w| matches!(w.as_str(), "TABLE" | "INDEX" | "VIEW"));
+                && first_words
+                    .iter()
+                    .skip(1)
+                    .any(|w| matches!(w.as_str(), "TABLE" | "INDEX" | "VIEW"));
             if !creates {
                 problems.push(format!(
                     "schema statement {} is not a CREATE TABLE, INDEX or VIEW: {statement:?}",
@@ -47,7 +53,9 @@ impl Manifest {
         }
         for event_type in &guest.event_types {
             if event_type.is_empty() || event_type.starts_with('$') {
-                problems.push(format!("event type {event_type:?} is empty or a system type"));
+                problems.push(format!(
+                    "event type {event_type:?} is empty or a system type"
+                ));
             }
         }
         if !problems.is_empty() {
@@ -57,7 +65,10 @@ impl Manifest {
             name: guest.name,
             version: guest.version,
             description: guest.description,
-            filter: EventFilter { event_types: guest.event_types, stream_prefixes: guest.stream_prefixes },
+            filter: EventFilter {
+                event_types: guest.event_types,
+                stream_prefixes: guest.stream_prefixes,
+            },
             schema: guest.schema,
         })
     }
@@ -67,7 +78,9 @@ impl Manifest {
 pub fn check_name(name: &str) -> Result<(), String> {
     let valid = (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if valid {
         Ok(())
     } else {
@@ -94,14 +107,22 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_manifest() {
-        let manifest = Manifest::validate(guest("orders", &["CREATE TABLE t (a)", "create unique index i on t (a)"]));
+        let manifest = Manifest::validate(guest(
+            "orders",
+            &["CREATE TABLE t (a)", "create unique index i on t (a)"],
+        ));
         assert_eq!(manifest.unwrap().name, "orders");
     }
 
     #[test]
     fn reports_every_problem_at_once() {
-        let error = Manifest::validate(guest("../etc", &["DROP TABLE x"])).unwrap_err().to_string();
+        let error = Manifest::validate(guest("../etc", &["DROP TABLE x"]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("the name \"../etc\""), "{error}");
-        assert!(error.contains("schema statement 1 is not a CREATE"), "{error}");
+        assert!(
+            error.contains("schema statement 1 is not a CREATE"),
+            "{error}"
+        );
     }
 }

@@ -74,7 +74,12 @@ impl Runtime {
         Projection::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         limits::start_epoch_ticker(engine.weak());
         let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
-        Ok(Runtime { engine, linker: Arc::new(linker), cache, limits })
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+            cache,
+            limits,
+        })
     }
 
     /// The engine every plugin runs on.
@@ -90,8 +95,10 @@ impl Runtime {
     /// Loads the plugin module at `path`: reads, compiles (or loads from the cache), type-checks
     /// it against the `projection` world, and calls `describe` in a scratch instance.
     pub fn load(&self, path: &Path) -> anyhow::Result<Plugin> {
-        let wasm = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        self.load_bytes(path, &wasm).with_context(|| format!("loading plugin {}", path.display()))
+        let wasm =
+            std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        self.load_bytes(path, &wasm)
+            .with_context(|| format!("loading plugin {}", path.display()))
     }
 
     /// Like [`Runtime::load`], from bytes already read; `source` is used in messages only.
@@ -100,30 +107,44 @@ impl Runtime {
         let sha256 = hex::encode(Sha256::digest(wasm));
         let component = match &self.cache {
             Some(cache) => cache.load(&self.engine, &sha256, wasm),
-            None => wasmtime::component::Component::new(&self.engine, wasm).map_err(anyhow::Error::from),
+            None => {
+                wasmtime::component::Component::new(&self.engine, wasm).map_err(anyhow::Error::from)
+            }
         }
         .context("compiling the component")?;
         let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).context(
             "the component imports something the host does not provide; plugins may import only \
              projector:plugin/sql, projector:plugin/log and WASI 0.2",
         )?;
-        let pre = ProjectionPre::new(pre).map_err(anyhow::Error::from).context(
-            "the component does not implement the projector:plugin/projection@0.1.0 world \
+        let pre = ProjectionPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context(
+                "the component does not implement the projector:plugin/projection@0.1.0 world \
              (it must export describe and handle); build it against the WIT in wit/",
-        )?;
+            )?;
         let manifest = self.describe(&pre)?;
-        Ok(Plugin { pre, manifest, sha256, source: source.to_path_buf() })
+        Ok(Plugin {
+            pre,
+            manifest,
+            sha256,
+            source: source.to_path_buf(),
+        })
     }
 
     fn describe(&self, pre: &ProjectionPre<HostState>) -> anyhow::Result<Manifest> {
         let no_sql: Arc<Mutex<dyn SqlSession>> = Arc::new(Mutex::new(NoSql));
-        let mut instance = Instance::new(self, pre, "(describing)", no_sql).context("instantiating the plugin")?;
+        let mut instance =
+            Instance::new(self, pre, "(describing)", no_sql).context("instantiating the plugin")?;
         let guest_manifest = instance.describe().context("calling describe")?;
         Manifest::validate(guest_manifest)
     }
 
     /// Creates a fresh instance of `plugin` whose `sql` import goes to `sql`.
-    pub fn instantiate(&self, plugin: &Plugin, sql: Arc<Mutex<dyn SqlSession>>) -> anyhow::Result<Instance> {
+    pub fn instantiate(
+        &self,
+        plugin: &Plugin,
+        sql: Arc<Mutex<dyn SqlSession>>,
+    ) -> anyhow::Result<Instance> {
         Instance::new(self, &plugin.pre, &plugin.manifest.name, sql)
     }
 }
@@ -152,9 +173,13 @@ struct NoSql;
 
 impl SqlSession for NoSql {
     fn execute(&mut self, _: &str, _: &[Value]) -> Result<i64, SqlError> {
-        Err(SqlError::Denied("SQL is only available while handle runs".into()))
+        Err(SqlError::Denied(
+            "SQL is only available while handle runs".into(),
+        ))
     }
     fn query(&mut self, _: &str, _: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
-        Err(SqlError::Denied("SQL is only available while handle runs".into()))
+        Err(SqlError::Denied(
+            "SQL is only available while handle runs".into(),
+        ))
     }
 }

@@ -25,7 +25,10 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> BatchOptions {
-        BatchOptions { max_events: 500, max_wait: Duration::from_millis(20) }
+        BatchOptions {
+            max_events: 500,
+            max_wait: Duration::from_millis(20),
+        }
     }
 }
 
@@ -42,7 +45,11 @@ pub struct Batch {
 
 /// Reads `subscription` and sends its batches to `sender` until the subscription ends, fails
 /// (the error is sent as the last item), or the receiver goes away.
-pub async fn batches(mut subscription: Subscription, options: BatchOptions, sender: mpsc::Sender<anyhow::Result<Batch>>) {
+pub async fn batches(
+    mut subscription: Subscription,
+    options: BatchOptions,
+    sender: mpsc::Sender<anyhow::Result<Batch>>,
+) {
     let mut batch = Batch::default();
     let mut deadline: Option<Instant> = None;
     loop {
@@ -133,7 +140,15 @@ mod tests {
     async fn collect(items: Vec<SourceItem>, max_events: usize) -> Vec<Batch> {
         let subscription: Subscription = Box::pin(futures::stream::iter(items.into_iter().map(Ok)));
         let (sender, mut receiver) = mpsc::channel(100);
-        batches(subscription, BatchOptions { max_events, max_wait: Duration::from_secs(60) }, sender).await;
+        batches(
+            subscription,
+            BatchOptions {
+                max_events,
+                max_wait: Duration::from_secs(60),
+            },
+            sender,
+        )
+        .await;
         let mut out = Vec::new();
         while let Some(batch) = receiver.recv().await {
             out.push(batch.unwrap());
@@ -159,15 +174,23 @@ mod tests {
         let (item_sender, item_receiver) = mpsc::channel::<anyhow::Result<SourceItem>>(10);
         let subscription: Subscription = Box::pin(tokio_stream_from(item_receiver));
         let (sender, mut receiver) = mpsc::channel(10);
-        let options = BatchOptions { max_events: 100, max_wait: Duration::from_millis(20) };
+        let options = BatchOptions {
+            max_events: 100,
+            max_wait: Duration::from_millis(20),
+        };
         tokio::spawn(batches(subscription, options, sender));
-        item_sender.send(Ok(SourceItem::Event(event(1)))).await.unwrap();
+        item_sender
+            .send(Ok(SourceItem::Event(event(1))))
+            .await
+            .unwrap();
         let batch = receiver.recv().await.unwrap().unwrap();
         assert_eq!(batch.events.len(), 1);
         drop(item_sender);
     }
 
-    fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
+    fn tokio_stream_from<T: Send + 'static>(
+        mut receiver: mpsc::Receiver<T>,
+    ) -> impl futures::Stream<Item = T> + Send {
         futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
     }
 }

@@ -24,9 +24,13 @@ pub struct JsonlSource {
 impl JsonlSource {
     /// Reads and parses the whole file; any malformed line is an error naming its line.
     pub fn open(path: &Path) -> anyhow::Result<JsonlSource> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading events file {}", path.display()))?;
-        let events = parse_jsonl(&text).with_context(|| format!("parsing events file {}", path.display()))?;
-        Ok(JsonlSource { events: MemorySource::new(&path.display().to_string(), events) })
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading events file {}", path.display()))?;
+        let events = parse_jsonl(&text)
+            .with_context(|| format!("parsing events file {}", path.display()))?;
+        Ok(JsonlSource {
+            events: MemorySource::new(&path.display().to_string(), events),
+        })
     }
 
     /// The parsed events.
@@ -68,13 +72,18 @@ pub fn parse_jsonl(text: &str) -> anyhow::Result<Vec<RecordedEvent>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let event = parse_line(trimmed, line_number, &mut revisions).with_context(|| format!("line {line_number}"))?;
+        let event = parse_line(trimmed, line_number, &mut revisions)
+            .with_context(|| format!("line {line_number}"))?;
         events.push(event);
     }
     Ok(events)
 }
 
-fn parse_line(text: &str, line_number: u64, revisions: &mut HashMap<String, u64>) -> anyhow::Result<RecordedEvent> {
+fn parse_line(
+    text: &str,
+    line_number: u64,
+    revisions: &mut HashMap<String, u64>,
+) -> anyhow::Result<RecordedEvent> {
     let line: Line = serde_json::from_str(text)?;
     if line.stream.is_empty() || line.event_type.is_empty() {
         bail!("`stream` and `type` must not be empty");
@@ -83,7 +92,9 @@ fn parse_line(text: &str, line_number: u64, revisions: &mut HashMap<String, u64>
         (Some(_), Some(_)) => bail!("give either `data` or `data_base64`, not both"),
         (Some(value), None) => (serde_json::to_vec(&value)?, CONTENT_TYPE_JSON),
         (None, Some(encoded)) => (
-            base64::engine::general_purpose::STANDARD.decode(encoded).context("`data_base64` is not valid base64")?,
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .context("`data_base64` is not valid base64")?,
             CONTENT_TYPE_BINARY,
         ),
         (None, None) => (b"{}".to_vec(), CONTENT_TYPE_JSON),
@@ -94,14 +105,19 @@ fn parse_line(text: &str, line_number: u64, revisions: &mut HashMap<String, u64>
     };
     let created_unix_ms = match line.created {
         Some(created) => {
-            let parsed = time::OffsetDateTime::parse(&created, &time::format_description::well_known::Rfc3339)
-                .with_context(|| format!("`created` {created:?} is not an RFC 3339 time"))?;
+            let parsed = time::OffsetDateTime::parse(
+                &created,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .with_context(|| format!("`created` {created:?} is not an RFC 3339 time"))?;
             (parsed.unix_timestamp_nanos() / 1_000_000) as i64
         }
         None => 0,
     };
     // Without an id, derive one from the line number so the same file always yields the same ids.
-    let event_id = line.id.unwrap_or_else(|| uuid::Uuid::from_u64_pair(0x7072_6f6a_6563_746f, line_number));
+    let event_id = line
+        .id
+        .unwrap_or_else(|| uuid::Uuid::from_u64_pair(0x7072_6f6a_6563_746f, line_number));
     let revision = revisions.entry(line.stream.clone()).or_insert(0);
     let stream_revision = *revision;
     *revision += 1;
@@ -135,9 +151,15 @@ mod tests {
         assert_eq!(events[0].position, Position::at(3));
         assert_eq!(events[0].created_unix_ms, 1_767_225_601_000);
         assert_eq!(events[0].data, br#"{"a":1}"#);
-        assert_eq!((events[1].stream_revision, events[1].content_type.as_str()), (1, CONTENT_TYPE_BINARY));
+        assert_eq!(
+            (events[1].stream_revision, events[1].content_type.as_str()),
+            (1, CONTENT_TYPE_BINARY)
+        );
         assert_eq!(events[1].data, vec![0, 1]);
-        assert_eq!((events[2].stream_revision, events[2].metadata.as_slice()), (0, br#"{"m":true}"#.as_slice()));
+        assert_eq!(
+            (events[2].stream_revision, events[2].metadata.as_slice()),
+            (0, br#"{"m":true}"#.as_slice())
+        );
         assert_ne!(events[0].event_id, events[2].event_id);
     }
 

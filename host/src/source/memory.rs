@@ -16,7 +16,10 @@ impl MemorySource {
     /// A source over `events`, which must be in increasing position order.
     pub fn new(name: &str, events: Vec<RecordedEvent>) -> MemorySource {
         debug_assert!(events.windows(2).all(|w| w[0].position < w[1].position));
-        MemorySource { events: Arc::new(events), name: name.to_string() }
+        MemorySource {
+            events: Arc::new(events),
+            name: name.to_string(),
+        }
     }
 
     /// The events, in order.
@@ -40,10 +43,14 @@ impl EventSource for MemorySource {
         let last = events.last().map(|e| e.position);
         let matching = (start..events.len()).filter_map(move |index| {
             let event = &events[index];
-            filter.matches(&event.stream_id, &event.event_type).then(|| Ok(SourceItem::Event(event.clone())))
+            filter
+                .matches(&event.stream_id, &event.event_type)
+                .then(|| Ok(SourceItem::Event(event.clone())))
         });
         // The closing checkpoint lets a projection whose events are rare skip the tail next time.
-        let tail = last.filter(|last| after.is_none_or(|after| *last > after)).map(|last| Ok(SourceItem::Checkpoint(last)));
+        let tail = last
+            .filter(|last| after.is_none_or(|after| *last > after))
+            .map(|last| Ok(SourceItem::Checkpoint(last)));
         let stream = futures::stream::iter(matching.chain(tail).chain([Ok(SourceItem::CaughtUp)]));
         Box::pin(stream)
     }

@@ -38,7 +38,10 @@ pub struct Policy {
 impl Policy {
     /// A policy starting in `mode`.
     pub fn new(mode: Mode) -> Arc<Policy> {
-        Arc::new(Policy { mode: AtomicU8::new(mode as u8), last_denial: Mutex::new(None) })
+        Arc::new(Policy {
+            mode: AtomicU8::new(mode as u8),
+            last_denial: Mutex::new(None),
+        })
     }
 
     /// Switches the mode for statements prepared from now on.
@@ -48,7 +51,10 @@ impl Policy {
 
     /// Takes the reason for the most recent denial, if any.
     pub fn take_denial(&self) -> Option<String> {
-        self.last_denial.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.last_denial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn mode(&self) -> Mode {
@@ -109,9 +115,13 @@ fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
     match context.action {
         A::CreateTable { table_name: name }
         | A::CreateView { view_name: name }
-        | A::CreateIndex { index_name: name, .. } => {
+        | A::CreateIndex {
+            index_name: name, ..
+        } => {
             if !in_main {
-                return Err(format!("`{name}` must be created in the projection's own database"));
+                return Err(format!(
+                    "`{name}` must be created in the projection's own database"
+                ));
             }
             unreserved(name)
         }
@@ -121,7 +131,9 @@ fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
         }
         A::Read { table_name, .. } => unreserved(table_name),
         A::Select | A::Function { .. } | A::Recursive => Ok(()),
-        ref other => Err(format!("a schema may only create tables, indexes and views, not {other:?}")),
+        ref other => Err(format!(
+            "a schema may only create tables, indexes and views, not {other:?}"
+        )),
     }
 }
 
@@ -135,14 +147,18 @@ fn decide_plugin(context: &AuthContext<'_>) -> Result<(), String> {
         | A::Update { table_name, .. }
         | A::Delete { table_name } => {
             if !in_main {
-                return Err(format!("table `{table_name}` is outside the projection's database"));
+                return Err(format!(
+                    "table `{table_name}` is outside the projection's database"
+                ));
             }
             // AUTOINCREMENT keeps its counters in sqlite_sequence; that is the plugin's own data.
             if table_name == "sqlite_sequence" {
                 return Ok(());
             }
             if is_schema_table(table_name) {
-                return Err(format!("the schema table `{table_name}` is not the plugin's"));
+                return Err(format!(
+                    "the schema table `{table_name}` is not the plugin's"
+                ));
             }
             unreserved(table_name)
         }
@@ -165,13 +181,20 @@ fn unreserved(name: &str) -> Result<(), String> {
     if name.len() >= RESERVED_PREFIX.len()
         && name[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX)
     {
-        return Err(format!("`{name}` is reserved for the host (names starting with {RESERVED_PREFIX})"));
+        return Err(format!(
+            "`{name}` is reserved for the host (names starting with {RESERVED_PREFIX})"
+        ));
     }
     Ok(())
 }
 
 fn is_schema_table(name: &str) -> bool {
-    ["sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"]
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(name))
+    [
+        "sqlite_master",
+        "sqlite_schema",
+        "sqlite_temp_master",
+        "sqlite_temp_schema",
+    ]
+    .iter()
+    .any(|t| t.eq_ignore_ascii_case(name))
 }

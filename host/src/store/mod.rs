@@ -46,6 +46,11 @@ pub struct Checkpoint {
 }
 
 /// One projection's database, open for writing.
+///
+/// The connection's statement cache holds plugin statements only, each authorized under the
+/// plugin policy when it was prepared. The host prepares its own statements afresh every time:
+/// were they cached, a plugin sending the same text (`COMMIT`, or the checkpoint upsert) would
+/// get the host's already-authorized statement back from the cache.
 pub struct Db {
     /// The one writer connection. Statements are prepared once and cached on it.
     connection: Connection,
@@ -107,7 +112,12 @@ impl Db {
         connection.set_prepared_statement_cache_capacity(256);
         let policy = Policy::new(Mode::Host);
         policy.install(&connection);
-        let mut db = Db { connection, policy, path: path.to_path_buf(), in_batch: false };
+        let mut db = Db {
+            connection,
+            policy,
+            path: path.to_path_buf(),
+            in_batch: false,
+        };
         db.initialise(plugin)?;
         Ok(db)
     }
@@ -121,19 +131,32 @@ impl Db {
         let transaction = self.connection.transaction()?;
         transaction.execute_batch(HOST_SCHEMA)?;
         let existing: Option<(String, String, String)> = transaction
-            .query_row("SELECT name, version, schema FROM _projector_plugin", [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
+            .query_row(
+                "SELECT name, version, schema FROM _projector_plugin",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
             .optional()?;
         match existing {
             None => {
                 self.policy.set_mode(Mode::Schema);
-                let applied = plugin.schema.iter().enumerate().try_for_each(|(index, statement)| {
-                    transaction.execute_batch(statement).map_err(|error| {
-                        let reason = self.policy.take_denial().unwrap_or_else(|| error.to_string());
-                        anyhow::format_err!("schema statement {} ({statement:?}) failed: {reason}", index + 1)
-                    })
-                });
+                let applied =
+                    plugin
+                        .schema
+                        .iter()
+                        .enumerate()
+                        .try_for_each(|(index, statement)| {
+                            transaction.execute_batch(statement).map_err(|error| {
+                                let reason = self
+                                    .policy
+                                    .take_denial()
+                                    .unwrap_or_else(|| error.to_string());
+                                anyhow::format_err!(
+                                    "schema statement {} ({statement:?}) failed: {reason}",
+                                    index + 1
+                                )
+                            })
+                        });
                 self.policy.set_mode(Mode::Host);
                 applied?;
                 transaction.execute(
@@ -165,7 +188,7 @@ impl Db {
     pub fn checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
         let checkpoint = self
             .connection
-            .prepare_cached("SELECT commit_position, prepare_position, events_handled FROM _projector_checkpoint WHERE id = 1")?
+            .prepare("SELECT commit_position, prepare_position, events_handled FROM _projector_checkpoint WHERE id = 1")?
             .query_row([], |row| {
                 Ok(Checkpoint {
                     position: Position { commit: row.get::<_, i64>(0)? as u64, prepare: row.get::<_, i64>(1)? as u64 },
@@ -182,7 +205,7 @@ impl Db {
         if self.in_batch {
             bail!("a batch is already open on {}", self.path.display());
         }
-        self.connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.connection.prepare("BEGIN IMMEDIATE")?.execute([])?;
         self.in_batch = true;
         Ok(())
     }
@@ -190,9 +213,10 @@ impl Db {
     /// Stores `checkpoint` and commits everything written since [`Db::begin`].
     pub fn commit(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
         self.write_checkpoint(checkpoint)?;
-        self.connection.prepare_cached("COMMIT")?.execute([]).with_context(|| {
-            format!("committing a batch to {}", self.path.display())
-        })?;
+        self.connection
+            .prepare("COMMIT")?
+            .execute([])
+            .with_context(|| format!("committing a batch to {}", self.path.display()))?;
         self.in_batch = false;
         Ok(())
     }
@@ -201,7 +225,7 @@ impl Db {
     pub fn rollback(&mut self) -> anyhow::Result<()> {
         self.in_batch = false;
         if !self.connection.is_autocommit() {
-            self.connection.prepare_cached("ROLLBACK")?.execute([])?;
+            self.connection.prepare("ROLLBACK")?.execute([])?;
         }
         Ok(())
     }
@@ -214,12 +238,15 @@ impl Db {
             return Ok(());
         }
         let events_handled = stored.map_or(0, |c| c.events_handled);
-        self.write_checkpoint(Checkpoint { position, events_handled })
+        self.write_checkpoint(Checkpoint {
+            position,
+            events_handled,
+        })
     }
 
     fn write_checkpoint(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
         self.connection
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO _projector_checkpoint (id, commit_position, prepare_position, events_handled)
                  VALUES (1, ?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET commit_position = ?1, prepare_position = ?2, events_handled = ?3",
@@ -234,26 +261,38 @@ impl Db {
 
     /// Marks a point inside the open batch that [`Db::rollback_to_savepoint`] can return to.
     pub fn savepoint(&mut self) -> anyhow::Result<()> {
-        self.connection.prepare_cached("SAVEPOINT projector_event")?.execute([])?;
+        self.connection
+            .prepare("SAVEPOINT projector_event")?
+            .execute([])?;
         Ok(())
     }
 
     /// Keeps what was written since [`Db::savepoint`].
     pub fn release_savepoint(&mut self) -> anyhow::Result<()> {
-        self.connection.prepare_cached("RELEASE projector_event")?.execute([])?;
+        self.connection
+            .prepare("RELEASE projector_event")?
+            .execute([])?;
         Ok(())
     }
 
     /// Undoes what was written since [`Db::savepoint`].
     pub fn rollback_to_savepoint(&mut self) -> anyhow::Result<()> {
-        self.connection.prepare_cached("ROLLBACK TO projector_event")?.execute([])?;
+        self.connection
+            .prepare("ROLLBACK TO projector_event")?
+            .execute([])?;
         self.release_savepoint()
     }
 
     /// Records `event` as dead-lettered inside the open batch.
-    pub fn dead_letter(&mut self, event: &RecordedEvent, error: &str, wasm_sha256: &str, attempts: u32) -> anyhow::Result<()> {
+    pub fn dead_letter(
+        &mut self,
+        event: &RecordedEvent,
+        error: &str,
+        wasm_sha256: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
         self.connection
-            .prepare_cached(
+            .prepare(
                 "INSERT INTO _projector_dead_letters
                  (commit_position, prepare_position, stream_id, stream_revision, event_id, event_type, error, wasm_sha256, attempts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -279,7 +318,9 @@ impl Db {
             "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '\\_projector\\_%' ESCAPE '\\'
              AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
         )?;
-        let names = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        let names = statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
 }

@@ -51,7 +51,11 @@ impl Reader {
         connection.pragma_update(None, "query_only", true)?;
         let policy = Policy::new(Mode::ReadOnly);
         policy.install(&connection);
-        Ok(Reader { connection, policy, projections })
+        Ok(Reader {
+            connection,
+            policy,
+            projections,
+        })
     }
 
     /// The names of the attached projections.
@@ -61,13 +65,18 @@ impl Reader {
 
     /// Runs one read-only statement and returns its columns and all its rows.
     pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
-        let mut statement = self.connection.prepare(sql).map_err(|error| {
-            match self.policy.take_denial() {
-                Some(reason) => anyhow::format_err!("query denied: {reason}"),
-                None => anyhow::Error::new(error).context("preparing the query"),
-            }
-        })?;
-        let columns: Vec<String> = statement.column_names().iter().map(|c| c.to_string()).collect();
+        let mut statement =
+            self.connection
+                .prepare(sql)
+                .map_err(|error| match self.policy.take_denial() {
+                    Some(reason) => anyhow::format_err!("query denied: {reason}"),
+                    None => anyhow::Error::new(error).context("preparing the query"),
+                })?;
+        let columns: Vec<String> = statement
+            .column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         let mut rows = statement.raw_query();
         let mut result = Vec::new();
         while let Some(row) = rows.next().context("running the query")? {
@@ -77,13 +86,19 @@ impl Reader {
             }
             result.push(values);
         }
-        Ok(QueryResult { columns, rows: result })
+        Ok(QueryResult {
+            columns,
+            rows: result,
+        })
     }
 }
 
 fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(path, flags).with_context(|| format!("opening {} read-only", path.display()))
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags)
+        .with_context(|| format!("opening {} read-only", path.display()))
 }
 
 /// The projection databases in `data_dir`: `(projection name, path)`, sorted by name.
@@ -101,7 +116,10 @@ pub fn projection_databases(data_dir: &Path) -> anyhow::Result<Vec<(String, Path
     }
     databases.sort();
     if databases.is_empty() {
-        bail!("no projection databases (*.db) in {}; run a projection first", data_dir.display());
+        bail!(
+            "no projection databases (*.db) in {}; run a projection first",
+            data_dir.display()
+        );
     }
     Ok(databases)
 }

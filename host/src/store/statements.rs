@@ -12,6 +12,7 @@ use crate::value::{SqlError, SqlSession, Value};
 
 impl SqlSession for Db {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError> {
+        let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
         match prepared.raw_execute() {
             Ok(_) => {}
@@ -28,6 +29,7 @@ impl SqlSession for Db {
     }
 
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
         let columns = prepared.column_count();
         let mut rows = prepared.raw_query();
@@ -43,7 +45,9 @@ impl SqlSession for Db {
             };
             let mut values = Vec::with_capacity(columns);
             for index in 0..columns {
-                let value = row.get_ref(index).map_err(|e| SqlError::Other(e.to_string()))?;
+                let value = row
+                    .get_ref(index)
+                    .map_err(|e| SqlError::Other(e.to_string()))?;
                 values.push(to_value(value));
             }
             result.push(values);
@@ -52,17 +56,43 @@ impl SqlSession for Db {
     }
 }
 
+/// Keeps the authorizer in plugin mode while a plugin statement is prepared and stepped: SQLite
+/// may re-prepare a statement mid-step (after a schema change), and that must be judged as the
+/// plugin's too.
+struct PluginMode(std::sync::Arc<super::Policy>);
+
+impl PluginMode {
+    fn enter(db: &Db) -> PluginMode {
+        db.policy.take_denial();
+        db.policy.set_mode(Mode::Plugin);
+        PluginMode(std::sync::Arc::clone(&db.policy))
+    }
+}
+
+impl Drop for PluginMode {
+    fn drop(&mut self) {
+        self.0.set_mode(Mode::Host);
+    }
+}
+
 impl Db {
     /// Prepares (or fetches from the cache) a plugin statement under the plugin policy and
     /// binds its parameters.
-    fn prepare_plugin_statement(&self, statement: &str, params: &[Value]) -> Result<CachedStatement<'_>, SqlError> {
+    fn prepare_plugin_statement(
+        &self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<CachedStatement<'_>, SqlError> {
         if !self.in_batch {
-            return Err(SqlError::Denied("SQL is only available while handle runs".into()));
+            return Err(SqlError::Denied(
+                "SQL is only available while handle runs".into(),
+            ));
         }
-        self.policy.set_mode(Mode::Plugin);
-        let prepared = self.connection.prepare_cached(statement);
-        self.policy.set_mode(Mode::Host);
-        let mut prepared = prepared.map_err(|e| self.classify(e))?;
+        // Cached statements were all prepared here, under the plugin policy (see `Db`).
+        let mut prepared = self
+            .connection
+            .prepare_cached(statement)
+            .map_err(|e| self.classify(e))?;
         let expected = prepared.parameter_count();
         if expected != params.len() {
             return Err(SqlError::Invalid(format!(
@@ -71,7 +101,9 @@ impl Db {
             )));
         }
         for (index, value) in params.iter().enumerate() {
-            prepared.raw_bind_parameter(index + 1, to_value_ref(value)).map_err(|e| self.classify(e))?;
+            prepared
+                .raw_bind_parameter(index + 1, to_value_ref(value))
+                .map_err(|e| self.classify(e))?;
         }
         Ok(prepared)
     }
@@ -79,14 +111,17 @@ impl Db {
     /// Sorts a rusqlite error into a plugin-visible category, with the authorizer's reason
     /// when the statement was denied.
     fn classify(&self, error: rusqlite::Error) -> SqlError {
-        let denial = self.policy.take_denial();
+        // Whatever code SQLite reports (SQLITE_AUTH, or SQLITE_ERROR for a denied function), a
+        // denial recorded while preparing this statement is the reason.
+        if let Some(reason) = self.policy.take_denial() {
+            return SqlError::Denied(reason);
+        }
         match &error {
             rusqlite::Error::SqliteFailure(failure, message) => {
                 let text = message.clone().unwrap_or_else(|| failure.to_string());
                 match failure.code {
-                    ErrorCode::AuthorizationForStatementDenied => SqlError::Denied(denial.unwrap_or(text)),
+                    ErrorCode::AuthorizationForStatementDenied => SqlError::Denied(text),
                     ErrorCode::ConstraintViolation => SqlError::Constraint(text),
-                    ErrorCode::Unknown if denial.is_some() => SqlError::Denied(denial.unwrap_or(text)),
                     ErrorCode::Unknown => SqlError::Invalid(text),
                     _ => SqlError::Other(text),
                 }
@@ -94,9 +129,8 @@ impl Db {
             rusqlite::Error::MultipleStatement => {
                 SqlError::Invalid("one statement per call: the text holds more than one".into())
             }
-            rusqlite::Error::InvalidParameterCount(..) | rusqlite::Error::InvalidColumnIndex(..) => {
-                SqlError::Invalid(error.to_string())
-            }
+            rusqlite::Error::InvalidParameterCount(..)
+            | rusqlite::Error::InvalidColumnIndex(..) => SqlError::Invalid(error.to_string()),
             _ => SqlError::Other(error.to_string()),
         }
     }
@@ -120,5 +154,133 @@ pub(super) fn to_value(value: ValueRef<'_>) -> Value {
         ValueRef::Real(r) => Value::Real(r),
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Position;
+    use crate::store::{Checkpoint, PluginRecord};
+
+    fn open() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PluginRecord {
+            name: "t".into(),
+            version: "1".into(),
+            schema: vec!["CREATE TABLE items (id INTEGER PRIMARY KEY, value)".into()],
+            wasm_sha256: "0".into(),
+        };
+        let db = Db::open(&dir.path().join("t.db"), &record).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn values_round_trip_in_every_storage_class() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        let values = [
+            Value::Null,
+            Value::Integer(-7),
+            Value::Real(1.5),
+            Value::Text("é".into()),
+            Value::Blob(vec![0, 255]),
+        ];
+        for (id, value) in values.iter().enumerate() {
+            let changed = db.execute(
+                "INSERT INTO items (id, value) VALUES (?1, ?2)",
+                &[Value::Integer(id as i64), value.clone()],
+            );
+            assert_eq!(changed, Ok(1));
+        }
+        let rows = db
+            .query("SELECT value FROM items ORDER BY id", &[])
+            .unwrap();
+        assert_eq!(
+            rows.into_iter()
+                .map(|mut r| r.remove(0))
+                .collect::<Vec<_>>(),
+            values
+        );
+    }
+
+    /// The statement cache must never hand a plugin one of the host's statements: the host's
+    /// own texts are refused like any other.
+    #[test]
+    fn a_plugin_cannot_borrow_the_hosts_statements() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        db.commit(Checkpoint {
+            position: Position::at(1),
+            events_handled: 1,
+        })
+        .unwrap();
+        db.begin().unwrap();
+        for text in [
+            "COMMIT",
+            "ROLLBACK",
+            "BEGIN IMMEDIATE",
+            "SAVEPOINT projector_event",
+        ] {
+            assert!(
+                matches!(db.execute(text, &[]), Err(SqlError::Denied(_))),
+                "{text}"
+            );
+        }
+        let checkpoint = "INSERT INTO _projector_checkpoint (id, commit_position, prepare_position, events_handled)
+                 VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET commit_position = ?1, prepare_position = ?2, events_handled = ?3";
+        let error = db
+            .execute(
+                checkpoint,
+                &[Value::Integer(0), Value::Integer(0), Value::Integer(0)],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&error, SqlError::Denied(m) if m.contains("_projector_checkpoint")),
+            "{error}"
+        );
+        db.commit(Checkpoint {
+            position: Position::at(2),
+            events_handled: 2,
+        })
+        .unwrap();
+        assert_eq!(
+            db.checkpoint().unwrap().map(|c| c.position),
+            Some(Position::at(2))
+        );
+    }
+
+    #[test]
+    fn plugin_sql_outside_a_batch_is_denied() {
+        let (_dir, mut db) = open();
+        assert!(matches!(
+            db.execute("INSERT INTO items (id) VALUES (1)", &[]),
+            Err(SqlError::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn errors_fall_into_the_plugin_visible_categories() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        assert!(matches!(
+            db.execute("INSERT INTO nowhere VALUES (1)", &[]),
+            Err(SqlError::Invalid(_))
+        ));
+        assert!(matches!(
+            db.execute("INSERT INTO items (id) VALUES (?1)", &[]),
+            Err(SqlError::Invalid(_))
+        ));
+        db.execute("INSERT INTO items (id) VALUES (1)", &[])
+            .unwrap();
+        assert!(matches!(
+            db.execute("INSERT INTO items (id) VALUES (1)", &[]),
+            Err(SqlError::Constraint(_))
+        ));
+        assert!(matches!(
+            db.execute("SELECT 1; SELECT 2", &[]),
+            Err(SqlError::Invalid(_))
+        ));
     }
 }

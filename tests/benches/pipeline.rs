@@ -1,0 +1,201 @@
+//! Throughput of the projection pipeline: order events from an in-memory source through the
+//! `order-summary` wasm plugin into SQLite, side by side with the same plugin logic compiled
+//! natively and writing through the same store (the ceiling wasm is measured against).
+//!
+//! Run with `cargo bench -p projector-tests --bench pipeline` (add `-- EVENTS ROUNDS` to change
+//! the defaults of 200000 events and 5 rounds). Prints the median of the rounds for each path and
+//! their ratio; docs/BENCHMARKS.md records the figures.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use projector::event::RecordedEvent;
+use projector::pipeline;
+use projector::projection::{ErrorPolicy, Projection};
+use projector::runtime::{Limits, Runtime};
+use projector::source::{BatchOptions, MemorySource, parse_jsonl};
+use projector::store::{Checkpoint, Db, PluginRecord};
+use projector::value::{SqlError, SqlSession, Value};
+use projector_tests::{guests, shop};
+
+const BATCH: usize = 500;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let count = args.first().copied().unwrap_or(200_000);
+    let rounds = args.get(1).copied().unwrap_or(5);
+    // Clean events only: both paths then do the same work, one call per batch.
+    let all = parse_jsonl(&shop::to_jsonl(&shop::generate_with(
+        count * 4 / 3,
+        3,
+        false,
+    )))?;
+    let events: Vec<RecordedEvent> = all
+        .into_iter()
+        .filter(|e| e.stream_id.starts_with("order-"))
+        .take(count)
+        .collect();
+    println!(
+        "{} order events, batches of {BATCH}, {rounds} rounds",
+        events.len()
+    );
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let runtime = Runtime::new(Limits::default(), None)?;
+    let mut wasm_rates = Vec::new();
+    let mut native_rates = Vec::new();
+    for round in 1..=rounds {
+        let dir = tempfile::tempdir()?;
+        let wasm = tokio.block_on(wasm_pipeline(&runtime, &dir.path().join("wasm"), &events))?;
+        let native = native_ceiling(&dir.path().join("native"), &events)?;
+        println!(
+            "round {round}: wasm pipeline {wasm:>9.0} events/s   native logic {native:>9.0} events/s"
+        );
+        wasm_rates.push(wasm);
+        native_rates.push(native);
+    }
+    let (wasm, native) = (median(&mut wasm_rates), median(&mut native_rates));
+    println!(
+        "median: wasm pipeline {wasm:.0} events/s, native logic {native:.0} events/s, native/wasm {:.2}x",
+        native / wasm
+    );
+    Ok(())
+}
+
+/// The whole pipeline: source task, batcher, channel, projection thread, wasm, SQLite.
+async fn wasm_pipeline(
+    runtime: &Runtime,
+    data: &Path,
+    events: &[RecordedEvent],
+) -> anyhow::Result<f64> {
+    let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
+    let projection = Projection::open(runtime, plugin, data, ErrorPolicy::DeadLetter)?;
+    let source = Arc::new(MemorySource::new("memory", events.to_vec()));
+    let options = BatchOptions {
+        max_events: BATCH,
+        ..BatchOptions::default()
+    };
+    let started = Instant::now();
+    let outcomes = pipeline::run(
+        vec![projection],
+        source,
+        options,
+        8 << 20,
+        std::future::pending(),
+    )
+    .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let outcome = &outcomes[0];
+    anyhow::ensure!(
+        outcome.error.is_none(),
+        "wasm run failed: {:?}",
+        outcome.error
+    );
+    Ok((outcome.projected + outcome.failed) as f64 / elapsed)
+}
+
+/// The same plugin logic, native, through the same store: one transaction per batch.
+fn native_ceiling(data: &Path, events: &[RecordedEvent]) -> anyhow::Result<f64> {
+    let manifest = order_summary::manifest();
+    let record = PluginRecord {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        schema: manifest.schema.clone(),
+        wasm_sha256: "native".into(),
+    };
+    let mut db = Db::open(&data.join("order_summary.db"), &record)?;
+    let started = Instant::now();
+    let mut handled = 0u64;
+    for batch in events.chunks(BATCH) {
+        let guest_events: Vec<projector_sdk::Event> = batch.iter().map(to_sdk_event).collect();
+        db.begin()?;
+        let mut sql = NativeSql(&mut db);
+        order_summary::handle(&mut sql, &guest_events)
+            .map_err(|e| anyhow::format_err!("native run failed: {e:?}"))?;
+        handled += batch.len() as u64;
+        db.commit(Checkpoint {
+            position: batch.last().unwrap().position,
+            events_handled: handled,
+        })?;
+    }
+    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+struct NativeSql<'a>(&'a mut Db);
+
+impl projector_sdk::Sql for NativeSql<'_> {
+    fn execute(
+        &mut self,
+        statement: &str,
+        params: &[projector_sdk::Value],
+    ) -> Result<i64, projector_sdk::SqlError> {
+        let params: Vec<Value> = params.iter().map(to_host_value).collect();
+        self.0.execute(statement, &params).map_err(to_sdk_error)
+    }
+
+    fn query(
+        &mut self,
+        statement: &str,
+        params: &[projector_sdk::Value],
+    ) -> Result<Vec<Vec<projector_sdk::Value>>, projector_sdk::SqlError> {
+        let params: Vec<Value> = params.iter().map(to_host_value).collect();
+        let rows = self.0.query(statement, &params).map_err(to_sdk_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_iter().map(to_sdk_value).collect())
+            .collect())
+    }
+}
+
+fn to_sdk_event(event: &RecordedEvent) -> projector_sdk::Event {
+    projector_sdk::Event {
+        stream_id: event.stream_id.clone(),
+        stream_revision: event.stream_revision as i64,
+        position: event.position.commit as i64,
+        event_id: event.event_id.clone(),
+        event_type: event.event_type.clone(),
+        content_type: event.content_type.clone(),
+        created_unix_ms: event.created_unix_ms,
+        data: event.data.clone(),
+        metadata: event.metadata.clone(),
+    }
+}
+
+fn to_host_value(value: &projector_sdk::Value) -> Value {
+    match value {
+        projector_sdk::Value::Null => Value::Null,
+        projector_sdk::Value::Integer(i) => Value::Integer(*i),
+        projector_sdk::Value::Real(r) => Value::Real(*r),
+        projector_sdk::Value::Text(t) => Value::Text(t.clone()),
+        projector_sdk::Value::Blob(b) => Value::Blob(b.clone()),
+    }
+}
+
+fn to_sdk_value(value: Value) -> projector_sdk::Value {
+    match value {
+        Value::Null => projector_sdk::Value::Null,
+        Value::Integer(i) => projector_sdk::Value::Integer(i),
+        Value::Real(r) => projector_sdk::Value::Real(r),
+        Value::Text(t) => projector_sdk::Value::Text(t),
+        Value::Blob(b) => projector_sdk::Value::Blob(b),
+    }
+}
+
+fn to_sdk_error(error: SqlError) -> projector_sdk::SqlError {
+    match error {
+        SqlError::Denied(m) => projector_sdk::SqlError::Denied(m),
+        SqlError::Invalid(m) => projector_sdk::SqlError::Invalid(m),
+        SqlError::Constraint(m) => projector_sdk::SqlError::Constraint(m),
+        SqlError::Other(m) => projector_sdk::SqlError::Other(m),
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}

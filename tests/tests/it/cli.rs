@@ -1,0 +1,209 @@
+//! The `projector` binary as users run it: `test`, `query` and `run`, including a run killed
+//! with SIGKILL again and again mid-stream.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use projector_tests::{guests, shop, tables};
+
+const PROJECTOR: &str = env!("CARGO_BIN_EXE_projector");
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/shop.jsonl");
+
+fn projector(args: &[&str]) -> Output {
+    Command::new(PROJECTOR)
+        .args(args)
+        .env("PROJECTOR_LOG", "warn")
+        .output()
+        .expect("running projector")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `projector test` prints the plugin's tables; their content is the model's.
+#[test]
+fn test_command_prints_the_tables() -> anyhow::Result<()> {
+    let output = projector(&[
+        "test",
+        guests::ORDER_SUMMARY,
+        "--events",
+        FIXTURE,
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let expected = shop::expected(&shop::generate(2000, 42));
+    assert_eq!(
+        document["tables"]["orders"].as_array().map(Vec::len),
+        Some(expected.orders.len())
+    );
+    assert_eq!(
+        document["tables"]["customer_totals"]
+            .as_array()
+            .map(Vec::len),
+        Some(expected.customer_totals.len())
+    );
+    assert_eq!(
+        document["dead_letters"].as_array().map(Vec::len),
+        Some(expected.order_dead_letters.len())
+    );
+    assert_eq!(document["error"], serde_json::Value::Null);
+
+    let table = projector(&["test", guests::PAYMENTS, "--events", FIXTURE]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let stdout = text(&table.stdout);
+    assert!(
+        stdout.contains("customer_daily (") && stdout.contains("payments 1.0.0:"),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+/// A module of the wrong world fails with the whole cause chain and a non-zero exit code.
+#[test]
+fn test_command_refuses_a_wrong_module_with_the_reason() {
+    let output = projector(&["test", guests::WRONG_WORLD, "--events", FIXTURE]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: loading plugin"), "{stderr}");
+    assert!(
+        stderr.contains("does not implement the projector:plugin/projection@0.1.0 world"),
+        "{stderr}"
+    );
+}
+
+/// `projector query` reads across projections and refuses to write.
+#[test]
+fn query_reads_but_never_writes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().to_str().unwrap();
+    for plugin in [guests::ORDER_SUMMARY, guests::PAYMENTS] {
+        let output = projector(&["test", plugin, "--events", FIXTURE, "--data", data]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let expected = shop::expected(&shop::generate(2000, 42));
+    let joined = projector(&[
+        "query",
+        "--data",
+        data,
+        "--format",
+        "json",
+        "SELECT count(*) AS orders, (SELECT count(*) FROM payments.payments) AS payments FROM order_summary.orders",
+    ]);
+    assert!(joined.status.success(), "{}", text(&joined.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&joined.stdout)?;
+    assert_eq!(rows[0]["orders"], expected.orders.len());
+    assert_eq!(rows[0]["payments"], expected.payments.len());
+
+    let write = projector(&["query", "--data", data, "DELETE FROM order_summary.orders"]);
+    assert!(!write.status.success());
+    assert!(
+        text(&write.stderr).contains("read-only"),
+        "{}",
+        text(&write.stderr)
+    );
+    let count = projector(&[
+        "query",
+        "--data",
+        data,
+        "--format",
+        "json",
+        "SELECT count(*) AS n FROM order_summary.orders",
+    ]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&count.stdout)?[0]["n"],
+        expected.orders.len()
+    );
+    Ok(())
+}
+
+fn write_config(dir: &Path, events: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(guests::ORDER_SUMMARY, plugins.join("order_summary.wasm"))?;
+    std::fs::copy(guests::PAYMENTS, plugins.join("payments.wasm"))?;
+    let config = dir.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\nplugins_dir = \"plugins\"\n[source]\nfile = {:?}\n[batching]\nmax_events = 25\n",
+            events.display()
+        ),
+    )?;
+    Ok(config)
+}
+
+/// `projector run` killed with SIGKILL at arbitrary moments and restarted each time ends with
+/// tables identical to a run that was never interrupted: nothing lost, nothing applied twice.
+#[test]
+fn run_survives_sigkill_at_any_moment() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, shop::to_jsonl(&shop::generate(20_000, 5)))?;
+
+    let calm = dir.path().join("calm");
+    let config = write_config(&calm, &events)?;
+    let output = Command::new(PROJECTOR)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("PROJECTOR_LOG", "warn")
+        .output()?;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let killed = dir.path().join("killed");
+    let config = write_config(&killed, &events)?;
+    let mut kills = 0;
+    let mut delay_ms = 150u64;
+    loop {
+        let mut child = Command::new(PROJECTOR)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("PROJECTOR_LOG", "warn")
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let started = Instant::now();
+        let finished = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if started.elapsed() >= Duration::from_millis(delay_ms) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        match finished {
+            Some(status) => {
+                assert!(status.success(), "the last run failed");
+                break;
+            }
+            None => {
+                child.kill()?; // SIGKILL
+                child.wait()?;
+                kills += 1;
+                // Vary the moment of death; after a dozen kills let it finish.
+                delay_ms = if kills >= 12 {
+                    600_000
+                } else {
+                    100 + (delay_ms * 7919) % 400
+                };
+            }
+        }
+    }
+    assert!(
+        kills >= 3,
+        "the run finished before it could be killed a few times ({kills})"
+    );
+    for name in ["order_summary", "payments"] {
+        let calm_dump = tables::dump(&calm.join("data"), name)?;
+        assert!(
+            tables::dump(&killed.join("data"), name)? == calm_dump,
+            "{name} differs after {kills} kills"
+        );
+        assert_eq!(
+            tables::dead_letters(&killed.join("data"), name)?,
+            tables::dead_letters(&calm.join("data"), name)?
+        );
+    }
+    Ok(())
+}

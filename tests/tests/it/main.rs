@@ -1,0 +1,8 @@
+//! End-to-end tests of the projector host with real compiled plugins and real SQLite files.
+//! One test binary; each module is one area.
+
+mod cli;
+mod pipeline;
+mod resume;
+mod sandbox;
+mod util;

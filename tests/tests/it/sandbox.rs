@@ -1,0 +1,266 @@
+//! Plugins that misbehave: traps, endless loops, memory hogs and SQL outside their own tables
+//! are stopped with a clear error, nothing half-done is committed, and the host carries on.
+
+use std::path::Path;
+use std::time::Duration;
+
+use projector::event::RecordedEvent;
+use projector::projection::{ErrorPolicy, Projection};
+use projector::runtime::{Limits, Runtime};
+use projector::source::Batch;
+use projector_tests::{guests, tables};
+
+use crate::util::{self, event};
+
+fn batch(events: Vec<RecordedEvent>) -> Batch {
+    Batch {
+        events,
+        checkpoint: None,
+        caught_up: false,
+    }
+}
+
+fn positions(data: &Path) -> anyhow::Result<Vec<i64>> {
+    Ok(tables::rows(data, "misbehave", "items")?
+        .into_iter()
+        .map(|row| match row[0] {
+            projector::value::Value::Integer(p) => p,
+            ref other => panic!("unexpected {other:?}"),
+        })
+        .collect())
+}
+
+fn misbehave(runtime: &Runtime, data: &Path, policy: ErrorPolicy) -> anyhow::Result<Projection> {
+    util::open(runtime, guests::MISBEHAVE, data, policy)
+}
+
+/// A panic in the plugin costs only the event that caused it: it is dead-lettered with the
+/// panic message, the rest of the batch commits, and the next batch runs on a fresh instance.
+#[test]
+fn a_trapping_event_is_dead_lettered_and_the_rest_commits() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let report = projection.apply(&batch(vec![
+        event(1, "Ok", ""),
+        event(2, "Trap", ""),
+        event(3, "Ok", ""),
+    ]))?;
+    assert_eq!((report.projected, report.failed), (2, 1));
+    projection.apply(&batch(vec![event(4, "Ok", "")]))?;
+    assert_eq!(positions(dir.path())?, vec![1, 3, 4]);
+    let dead = tables::dead_letters(dir.path(), "misbehave")?;
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].0, dead[0].1.as_str()), (2, "Trap"));
+    assert!(
+        dead[0]
+            .2
+            .contains("misbehave was told to trap at position 2"),
+        "{}",
+        dead[0].2
+    );
+    Ok(())
+}
+
+/// With `on-error = stop` the same trap stops the projection and commits nothing of the batch.
+#[test]
+fn the_stop_policy_commits_nothing_of_a_failing_batch() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::Stop)?;
+    let error = projection
+        .apply(&batch(vec![event(1, "Ok", ""), event(2, "Trap", "")]))
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("on-error = stop"),
+        "{error:#}"
+    );
+    assert!(projection.checkpoint().is_none());
+    assert!(positions(dir.path())?.is_empty());
+    Ok(())
+}
+
+/// A plugin that never returns is interrupted at the batch deadline; the batch is rolled back,
+/// the checkpoint stays, and the host (and the projection's next instance) keep working.
+#[test]
+fn an_endless_loop_is_stopped_at_the_deadline() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let limits = Limits {
+        batch_deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(limits, None)?;
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    projection.apply(&batch(vec![event(1, "Ok", "")]))?;
+    let error = projection
+        .apply(&batch(vec![event(2, "Ok", ""), event(3, "Loop", "")]))
+        .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("per-batch deadline of 300ms"), "{message}");
+    assert_eq!(projection.checkpoint().map(|c| c.position.commit), Some(1));
+    assert_eq!(positions(dir.path())?, vec![1]);
+    projection.apply(&batch(vec![event(4, "Ok", "")]))?;
+    assert_eq!(positions(dir.path())?, vec![1, 4]);
+    Ok(())
+}
+
+/// A plugin that allocates without end is stopped at its memory cap with a message that says so.
+#[test]
+fn memory_growth_past_the_cap_is_stopped() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(limits, None)?;
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let error = projection
+        .apply(&batch(vec![event(1, "Ok", ""), event(2, "Grow", "")]))
+        .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("over its limit of 16777216 bytes"),
+        "{message}"
+    );
+    assert!(positions(dir.path())?.is_empty());
+    projection.apply(&batch(vec![event(3, "Ok", "")]))?;
+    assert_eq!(positions(dir.path())?, vec![3]);
+    Ok(())
+}
+
+/// Every way out of the plugin's own tables is denied, with the reason in the dead letter, and
+/// none of them changes anything.
+#[test]
+fn statements_outside_the_plugins_tables_are_denied() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let escape = dir.path().join("escape.db");
+    let copy = dir.path().join("copy.db");
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let statements = [
+        "SELECT * FROM _projector_checkpoint".to_string(),
+        "UPDATE _projector_checkpoint SET commit_position = 0".into(),
+        "DELETE FROM _projector_dead_letters".into(),
+        "INSERT INTO _projector_plugin (id, name, version, schema, wasm_sha256) VALUES (2, 'a', 'b', 'c', 'd')".into(),
+        format!("ATTACH DATABASE '{}' AS other", escape.display()),
+        "PRAGMA journal_mode = DELETE".into(),
+        "PRAGMA writable_schema = ON".into(),
+        "BEGIN".into(),
+        "COMMIT".into(),
+        "ROLLBACK".into(),
+        "SAVEPOINT mine".into(),
+        "SELECT load_extension('/tmp/evil.so')".into(),
+        "CREATE TABLE smuggled (a)".into(),
+        "CREATE TEMP TABLE smuggled (a)".into(),
+        "DROP TABLE items".into(),
+        "CREATE TRIGGER wipe AFTER INSERT ON items BEGIN DELETE FROM items; END".into(),
+        "SELECT sql FROM sqlite_master".into(),
+        "ALTER TABLE items ADD COLUMN extra TEXT".into(),
+    ];
+    let mut position = 1;
+    for statement in &statements {
+        let report = projection.apply(&batch(vec![event(position, "Sql", statement)]))?;
+        assert_eq!(report.failed, 1, "{statement} should have failed");
+        let dead = tables::dead_letters(dir.path(), "misbehave")?;
+        let error = &dead.last().unwrap().2;
+        assert!(error.contains("denied"), "{statement}: {error}");
+        position += 1;
+    }
+    // SQLite itself refuses this one, before the authorizer is asked.
+    let report = projection.apply(&batch(vec![event(
+        position,
+        "Sql",
+        "DELETE FROM sqlite_master",
+    )]))?;
+    assert_eq!(report.failed, 1);
+    let dead = tables::dead_letters(dir.path(), "misbehave")?;
+    assert!(
+        dead.last().unwrap().2.contains("may not be modified"),
+        "{}",
+        dead.last().unwrap().2
+    );
+    position += 1;
+    // VACUUM has no authorizer action, but it cannot run inside the batch's transaction.
+    let report = projection.apply(&batch(vec![event(
+        position,
+        "Sql",
+        &format!("VACUUM INTO '{}'", copy.display()),
+    )]))?;
+    assert_eq!(report.failed, 1);
+    assert!(!escape.exists() && !copy.exists());
+    assert_eq!(
+        projection.checkpoint().map(|c| c.position.commit),
+        Some(position)
+    );
+    projection.apply(&batch(vec![event(position + 1, "Ok", "")]))?;
+    assert_eq!(positions(dir.path())?, vec![position as i64 + 1]);
+    Ok(())
+}
+
+/// Events a plugin refuses as invalid are dead-lettered even when the whole batch is refused;
+/// a plugin that traps on every event of a batch is stopped instead.
+#[test]
+fn refusals_are_dead_lettered_but_a_plugin_failing_everything_stops() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let report = projection.apply(&batch(vec![event(1, "Refuse", ""), event(2, "Refuse", "")]))?;
+    assert_eq!(report.failed, 2);
+    let error = projection
+        .apply(&batch(vec![event(3, "Trap", ""), event(4, "Trap", "")]))
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("failed on every event"),
+        "{error:#}"
+    );
+    assert_eq!(projection.checkpoint().map(|c| c.position.commit), Some(2));
+    Ok(())
+}
+
+/// Output on stdout and stderr is captured into the log; a chatty plugin never fills the
+/// bounded capture and traps, because its instance is recycled first.
+#[test]
+fn a_chatty_plugin_keeps_running() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::Stop)?;
+    let line = "x".repeat(500);
+    for round in 0..10u64 {
+        let events = (0..100)
+            .map(|i| event(round * 100 + i + 1, "Print", &line))
+            .collect();
+        let report = projection.apply(&batch(events))?;
+        assert_eq!(report.failed, 0);
+    }
+    Ok(())
+}
+
+/// Files that are not plugins are refused with the reason, and the runtime keeps loading good ones.
+#[test]
+fn modules_that_are_not_plugins_are_refused_with_the_reason() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let check = |bytes: &[u8], expected: &str| {
+        let path = dir.path().join("candidate.wasm");
+        std::fs::write(&path, bytes).unwrap();
+        let message = format!("{:#}", runtime.load(&path).err().expect("must be refused"));
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in: {message}"
+        );
+    };
+    check(
+        &std::fs::read(guests::WRONG_WORLD)?,
+        "does not implement the projector:plugin/projection@0.1.0 world",
+    );
+    check(
+        b"\0asm\x01\0\0\0",
+        "core WebAssembly module, not a component",
+    );
+    check(b"hello, I am a text file", "not a WebAssembly file");
+    let plugin = std::fs::read(guests::ORDER_SUMMARY)?;
+    check(&plugin[..plugin.len() / 2], "compiling the component");
+    let loaded = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
+    assert_eq!(loaded.manifest.name, "order_summary");
+    Ok(())
+}
