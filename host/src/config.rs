@@ -125,10 +125,9 @@ impl Config {
         };
         let defaults = Limits::default();
         let limits = Limits {
-            memory_bytes: raw
-                .limits
-                .memory_mib
-                .map_or(defaults.memory_bytes, |mib| (mib as usize) << 20),
+            memory_bytes: raw.limits.memory_mib.map_or(defaults.memory_bytes, |mib| {
+                mib.saturating_mul(1 << 20) as usize
+            }),
             batch_deadline: raw
                 .limits
                 .batch_deadline_ms
@@ -139,8 +138,10 @@ impl Config {
                 .unwrap_or(defaults.log_lines_per_call),
             thread_stack_bytes: defaults.thread_stack_bytes,
         };
-        if limits.memory_bytes < 1 << 20 {
-            problems.push("[limits] memory_mib must be at least 1".to_string());
+        if !(1 << 20..=1 << 32).contains(&limits.memory_bytes) {
+            problems.push(
+                "[limits] memory_mib must be from 1 to 4096 (a 32-bit memory's size)".to_string(),
+            );
         }
         if limits.batch_deadline < Duration::from_millis(10) {
             problems.push("[limits] batch_deadline_ms must be at least 10".to_string());

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::event::{Position, RecordedEvent};
 use crate::runtime::{Instance, Plugin, PluginError, Rejection, Runtime};
 use crate::source::Batch;
-use crate::store::{Checkpoint, Db, PluginRecord};
+use crate::store::{Checkpoint, Db, PluginRecord, StatementLimits};
 
 /// What happens to an event the plugin cannot project.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -70,7 +70,11 @@ impl Projection {
             schema: manifest.schema.clone(),
             wasm_sha256: plugin.sha256.clone(),
         };
-        let db = Db::open(&database_path(data_dir, &manifest.name), &record)
+        let limits = StatementLimits {
+            statement_deadline: runtime.limits().batch_deadline,
+            max_result_bytes: runtime.limits().memory_bytes,
+        };
+        let db = Db::open(&database_path(data_dir, &manifest.name), &record, limits)
             .with_context(|| format!("opening the database of projection {}", manifest.name))?;
         let checkpoint = db.checkpoint()?;
         let db = Arc::new(Mutex::new(db));
@@ -134,6 +138,21 @@ impl Projection {
             });
         }
         self.db().begin()?;
+        // The checkpoint read inside the write transaction must be the one this projection last
+        // committed; otherwise another process writes this database too, and applying the batch
+        // on a stale position would apply events twice.
+        let current = self.db().checkpoint()?;
+        if current != self.checkpoint {
+            self.db().rollback()?;
+            bail!(
+                "the checkpoint of projection {} moved from {:?} to {:?} behind this process's back; \
+                 is another projector writing {}?",
+                self.name(),
+                self.checkpoint.map(|c| c.position.to_string()),
+                current.map(|c| c.position.to_string()),
+                self.db().path().display()
+            );
+        }
         let report = match self.instance.handle(events) {
             Ok(()) => BatchReport {
                 projected: events.len(),

@@ -108,7 +108,7 @@ fn native_ceiling(data: &Path, events: &[RecordedEvent]) -> anyhow::Result<f64> 
         schema: manifest.schema.clone(),
         wasm_sha256: "native".into(),
     };
-    let mut db = Db::open(&data.join("order_summary.db"), &record)?;
+    let mut db = Db::open(&data.join("order_summary.db"), &record, Default::default())?;
     let started = Instant::now();
     let mut handled = 0u64;
     for batch in events.chunks(BATCH) {

@@ -32,6 +32,8 @@ pub enum Command {
     Run(run::Args),
     /// Run a read-only SQL query over the projection databases of a data directory.
     Query(query::Args),
+    /// Run devstore, an EventStoreDB-compatible server, for development and tests.
+    Devstore(devstore::cli::Args),
 }
 
 /// How results are printed.
@@ -67,6 +69,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => runtime.block_on(test::run(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),
+        Command::Devstore(args) => {
+            runtime.block_on(devstore::cli::run(args, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -80,6 +80,21 @@ impl HostState {
     }
 }
 
+/// Longest plugin log line kept; the rest is cut.
+const MAX_LOG_LINE_BYTES: usize = 4096;
+
+/// `text` cut to at most `limit` bytes on a character boundary, marked when cut.
+pub(crate) fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
 fn seeded_random() -> rand::rngs::StdRng {
     use rand::SeedableRng;
     rand::rngs::StdRng::seed_from_u64(0x7072_6f6a_6563_746f)
@@ -155,6 +170,7 @@ impl log::Host for HostState {
             return Ok(());
         }
         self.log_budget -= 1;
+        let message = bounded(&message, MAX_LOG_LINE_BYTES);
         let projection = self.projection.as_str();
         match level {
             log::Level::Debug => tracing::debug!(projection, "{message}"),

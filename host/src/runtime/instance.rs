@@ -13,7 +13,7 @@ use super::bindings::{
     Error as GuestError, Event, Manifest as GuestManifest, Projection, ProjectionPre,
 };
 use super::error::{PluginError, Rejection};
-use super::host::{HostState, from_guest_error};
+use super::host::{HostState, bounded, from_guest_error};
 use super::limits::{Limits, MemoryLimitExceeded};
 use crate::event::RecordedEvent;
 use crate::value::SqlSession;
@@ -59,8 +59,8 @@ impl Instance {
     pub(super) fn describe(&mut self) -> Result<GuestManifest, PluginError> {
         self.before_call();
         let result = self.bindings.call_describe(&mut self.store);
-        self.after_call();
-        result.map_err(|error| self.classify_trap(error))
+        let outcome = result.map_err(|error| self.classify_trap(error));
+        self.finish_call(outcome)
     }
 
     /// Calls `handle` with `events`, under the batch deadline.
@@ -68,12 +68,27 @@ impl Instance {
         let guest_events: Vec<Event> = events.iter().map(to_guest_event).collect();
         self.before_call();
         let result = self.bindings.call_handle(&mut self.store, &guest_events);
-        self.after_call();
-        match result {
+        let outcome = match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(guest_error)) => Err(PluginError::Rejected(from_guest(guest_error))),
             Err(error) => Err(self.classify_trap(error)),
+        };
+        self.finish_call(outcome)
+    }
+
+    /// Logs the call's output, then replaces the instance if the call killed it. The trap was
+    /// classified first, while its stderr (the panic message) was still there to read.
+    fn finish_call<T>(&mut self, outcome: Result<T, PluginError>) -> Result<T, PluginError> {
+        self.after_call();
+        if outcome.as_ref().is_err_and(PluginError::kills_instance)
+            && let Err(error) = self.renew()
+        {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "could not recreate the plugin instance after a trap"
+            );
         }
+        outcome
     }
 
     fn before_call(&mut self) {
@@ -117,8 +132,8 @@ impl Instance {
         }
     }
 
-    /// Turns a trap into a [`PluginError`] and replaces the dead instance.
-    fn classify_trap(&mut self, error: wasmtime::Error) -> PluginError {
+    /// Turns a trap into a [`PluginError`].
+    fn classify_trap(&self, error: wasmtime::Error) -> PluginError {
         let plugin_error = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             PluginError::LimitExceeded(format!(
                 "the plugin ran past its per-batch deadline of {:?} and was stopped",
@@ -143,12 +158,6 @@ impl Instance {
                 None => what,
             })
         };
-        if let Err(renew_error) = self.renew() {
-            tracing::error!(
-                error = format!("{renew_error:#}"),
-                "could not recreate the plugin instance after a trap"
-            );
-        }
         plugin_error
     }
 
@@ -217,13 +226,18 @@ fn to_guest_event(event: &RecordedEvent) -> Event {
     }
 }
 
+/// Converts the plugin's error, bounding its text: it ends up in logs and dead letters.
 fn from_guest(error: GuestError) -> Rejection {
+    let bound = |message: &str| bounded(message, MAX_ERROR_BYTES).into_owned();
     match error {
         GuestError::InvalidEvent(invalid) => Rejection::InvalidEvent {
             index: invalid.index,
-            message: invalid.message,
+            message: bound(&invalid.message),
         },
         GuestError::Sql(sql) => Rejection::Sql(from_guest_error(sql)),
-        GuestError::Other(message) => Rejection::Other(message),
+        GuestError::Other(message) => Rejection::Other(bound(&message)),
     }
 }
+
+/// Longest error text kept from a plugin.
+const MAX_ERROR_BYTES: usize = 4096;

@@ -45,6 +45,11 @@ impl Limits {
 /// Largest wasm stack; the projection thread's stack must exceed it by the host's own frames.
 pub const MAX_WASM_STACK: usize = 1 << 20;
 
+/// Most linear memories one plugin instance may create.
+const MAX_MEMORIES: usize = 4;
+/// Most core instances (and tables) one plugin instance may create.
+const MAX_CORE_INSTANCES: usize = 64;
+
 /// Caps an instance's memory and tables, and says plainly which cap was hit.
 pub struct Limiter {
     memory_bytes: usize,
@@ -70,6 +75,20 @@ pub struct MemoryLimitExceeded {
 }
 
 impl ResourceLimiter for Limiter {
+    // The memory cap applies to each linear memory; bounding how many a component may create
+    // (one per core instance in practice) keeps the total within a small multiple of it.
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
     fn memory_growing(
         &mut self,
         _current: usize,

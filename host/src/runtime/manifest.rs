@@ -81,11 +81,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if valid {
+    // `main` and `temp` are SQLite's own schema names; the query path attaches projections by name.
+    if valid && name != "main" && name != "temp" {
         Ok(())
     } else {
         Err(format!(
-            "the name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -, starting with a letter"
+            "the name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -, starting with a \
+             letter, and not `main` or `temp`"
         ))
     }
 }

@@ -68,7 +68,7 @@ pub async fn batches(
         };
         match next {
             Some(Ok(SourceItem::Event(event))) => {
-                batch.checkpoint = Some(event.position);
+                batch.checkpoint = batch.checkpoint.max(Some(event.position));
                 batch.events.push(event);
                 if deadline.is_none() {
                     deadline = Some(Instant::now() + options.max_wait);

@@ -33,6 +33,9 @@ pub enum Mode {
 pub struct Policy {
     mode: AtomicU8,
     last_denial: Mutex<Option<String>>,
+    /// When the running plugin statement must stop; SQLite's progress handler checks it, so
+    /// one statement (a runaway recursive CTE, say) cannot outlive the batch deadline.
+    deadline: Mutex<Option<std::time::Instant>>,
 }
 
 impl Policy {
@@ -41,6 +44,7 @@ impl Policy {
         Arc::new(Policy {
             mode: AtomicU8::new(mode as u8),
             last_denial: Mutex::new(None),
+            deadline: Mutex::new(None),
         })
     }
 
@@ -55,6 +59,17 @@ impl Policy {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Sets or clears the running statement's deadline.
+    pub fn set_deadline(&self, deadline: Option<std::time::Instant>) {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+    }
+
+    /// Whether the running statement is past its deadline.
+    pub fn past_deadline(&self) -> bool {
+        let deadline = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        deadline.is_some_and(|d| std::time::Instant::now() >= d)
     }
 
     fn mode(&self) -> Mode {
@@ -96,8 +111,13 @@ pub fn decide(mode: Mode, context: &AuthContext<'_>) -> Result<(), String> {
         A::Transaction { .. } | A::Savepoint { .. } if mode != Mode::Host => {
             return Err("transaction control is the host's: every handle call already runs in one transaction".into());
         }
-        A::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => {
-            return Err("load_extension is not allowed".into());
+        // load_extension loads native code; fts3_tokenizer hands out and accepts host pointers
+        // when its arguments are bound parameters, which plugin arguments always are.
+        A::Function { function_name }
+            if function_name.eq_ignore_ascii_case("load_extension")
+                || function_name.eq_ignore_ascii_case("fts3_tokenizer") =>
+        {
+            return Err(format!("{function_name} is not allowed"));
         }
         _ => {}
     }
@@ -113,17 +133,25 @@ fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
     use AuthAction as A;
     let in_main = context.database_name.is_none_or(|db| db == "main");
     match context.action {
-        A::CreateTable { table_name: name }
-        | A::CreateView { view_name: name }
-        | A::CreateIndex {
-            index_name: name, ..
-        } => {
+        A::CreateTable { table_name: name } | A::CreateView { view_name: name } => {
             if !in_main {
                 return Err(format!(
                     "`{name}` must be created in the projection's own database"
                 ));
             }
             unreserved(name)
+        }
+        // An index on a host table could change how the host's own writes behave.
+        A::CreateIndex {
+            index_name,
+            table_name,
+        } => {
+            if !in_main {
+                return Err(format!(
+                    "`{index_name}` must be created in the projection's own database"
+                ));
+            }
+            unreserved(index_name).and_then(|()| unreserved(table_name))
         }
         // Creating an object writes its row into sqlite_schema and reads existing tables.
         A::Insert { table_name } | A::Update { table_name, .. } if is_schema_table(table_name) => {
@@ -178,9 +206,9 @@ fn decide_read_only(action: &AuthAction<'_>) -> Result<(), String> {
 }
 
 fn unreserved(name: &str) -> Result<(), String> {
-    if name.len() >= RESERVED_PREFIX.len()
-        && name[..RESERVED_PREFIX.len()].eq_ignore_ascii_case(RESERVED_PREFIX)
-    {
+    // Bytes, not a str slice: a non-ASCII name must not split a character.
+    let prefix = name.as_bytes().get(..RESERVED_PREFIX.len());
+    if prefix.is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX.as_bytes())) {
         return Err(format!(
             "`{name}` is reserved for the host (names starting with {RESERVED_PREFIX})"
         ));

@@ -60,7 +60,31 @@ pub struct Db {
     path: PathBuf,
     /// Whether a batch transaction is open; plugin SQL is refused outside one.
     in_batch: bool,
+    /// Bounds on one plugin statement.
+    limits: StatementLimits,
 }
+
+/// Bounds on one plugin statement, so SQL cannot escape the plugin's time and memory limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatementLimits {
+    /// Longest one statement may run before SQLite interrupts it.
+    pub statement_deadline: Duration,
+    /// Most bytes one query may return to the plugin.
+    pub max_result_bytes: usize,
+}
+
+impl Default for StatementLimits {
+    fn default() -> StatementLimits {
+        StatementLimits {
+            statement_deadline: Duration::from_secs(10),
+            max_result_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why plugin SQL and the commit are refused after SQLite ended the batch's transaction itself.
+pub(crate) const LOST_TRANSACTION: &str = "SQLite rolled back the batch's transaction (an ON CONFLICT ROLLBACK \
+     clause, or an I/O error); nothing more can be written in this batch";
 
 const HOST_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _projector_plugin (
@@ -95,7 +119,7 @@ impl Db {
     ///
     /// An existing database must have been built by the same projection name and version; a
     /// different version needs a rebuild, which is refused here rather than mixing two schemas.
-    pub fn open(path: &Path, plugin: &PluginRecord) -> anyhow::Result<Db> {
+    pub fn open(path: &Path, plugin: &PluginRecord, limits: StatementLimits) -> anyhow::Result<Db> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
@@ -110,13 +134,26 @@ impl Db {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.set_prepared_statement_cache_capacity(256);
+        // Defensive mode forbids writes to the schema tables even through PRAGMA-free tricks,
+        // and untrusted schema keeps functions with side effects out of views and triggers.
+        connection.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+        connection.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+            false,
+        )?;
+        // One value (and so one plugin allocation request) is bounded like a query result.
+        let max_length = i32::try_from(limits.max_result_bytes).unwrap_or(i32::MAX);
+        connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_length)?;
         let policy = Policy::new(Mode::Host);
         policy.install(&connection);
+        let interrupt = Arc::clone(&policy);
+        connection.progress_handler(10_000, Some(move || interrupt.past_deadline()));
         let mut db = Db {
             connection,
             policy,
             path: path.to_path_buf(),
             in_batch: false,
+            limits,
         };
         db.initialise(plugin)?;
         Ok(db)
@@ -212,12 +249,22 @@ impl Db {
 
     /// Stores `checkpoint` and commits everything written since [`Db::begin`].
     pub fn commit(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
+        self.ensure_transaction()?;
         self.write_checkpoint(checkpoint)?;
         self.connection
             .prepare("COMMIT")?
             .execute([])
             .with_context(|| format!("committing a batch to {}", self.path.display()))?;
         self.in_batch = false;
+        Ok(())
+    }
+
+    /// Fails if SQLite ended the batch's transaction on its own: committing the checkpoint
+    /// then would record a batch whose writes are gone.
+    fn ensure_transaction(&self) -> anyhow::Result<()> {
+        if self.in_batch && self.connection.is_autocommit() {
+            bail!("{} in {}", LOST_TRANSACTION, self.path.display());
+        }
         Ok(())
     }
 
@@ -269,6 +316,7 @@ impl Db {
 
     /// Keeps what was written since [`Db::savepoint`].
     pub fn release_savepoint(&mut self) -> anyhow::Result<()> {
+        self.ensure_transaction()?;
         self.connection
             .prepare("RELEASE projector_event")?
             .execute([])?;
@@ -277,6 +325,7 @@ impl Db {
 
     /// Undoes what was written since [`Db::savepoint`].
     pub fn rollback_to_savepoint(&mut self) -> anyhow::Result<()> {
+        self.ensure_transaction()?;
         self.connection
             .prepare("ROLLBACK TO projector_event")?
             .execute([])?;

@@ -7,23 +7,27 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{CachedStatement, ErrorCode};
 
-use super::{Db, Mode};
+use super::{Db, LOST_TRANSACTION, Mode};
 use crate::value::{SqlError, SqlSession, Value};
 
 impl SqlSession for Db {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError> {
         let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
-        match prepared.raw_execute() {
-            Ok(_) => {}
-            // A statement that returns rows (SELECT, RETURNING) is still allowed through execute:
-            // rusqlite refuses it, so step it to the end ourselves.
-            Err(rusqlite::Error::ExecuteReturnedResults) => {
-                let mut rows = prepared.raw_query();
-                while rows.next().map_err(|e| self.classify(e))?.is_some() {}
+        // Step to the end exactly once: a statement with RETURNING makes all its changes on the
+        // first step, so executing it and then querying it would apply it twice.
+        let mut rows = prepared.raw_query();
+        loop {
+            match rows.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => {
+                    drop(rows);
+                    return Err(self.classify(error));
+                }
             }
-            Err(error) => return Err(self.classify(error)),
         }
+        drop(rows);
         drop(prepared);
         Ok(self.connection.changes() as i64)
     }
@@ -34,6 +38,7 @@ impl SqlSession for Db {
         let columns = prepared.column_count();
         let mut rows = prepared.raw_query();
         let mut result = Vec::new();
+        let mut result_bytes = 0usize;
         loop {
             let row = match rows.next() {
                 Ok(Some(row)) => row,
@@ -48,7 +53,19 @@ impl SqlSession for Db {
                 let value = row
                     .get_ref(index)
                     .map_err(|e| SqlError::Other(e.to_string()))?;
+                result_bytes += match value {
+                    ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len() + 16,
+                    _ => 16,
+                };
                 values.push(to_value(value));
+            }
+            // The guest's memory cap only applies once rows reach it; bound them on the host
+            // side too, or one query could exhaust the host's memory.
+            if result_bytes > self.limits.max_result_bytes {
+                return Err(SqlError::Other(format!(
+                    "the query's result exceeds {} bytes; select fewer rows or columns",
+                    self.limits.max_result_bytes
+                )));
             }
             result.push(values);
         }
@@ -65,6 +82,9 @@ impl PluginMode {
     fn enter(db: &Db) -> PluginMode {
         db.policy.take_denial();
         db.policy.set_mode(Mode::Plugin);
+        db.policy.set_deadline(Some(
+            std::time::Instant::now() + db.limits.statement_deadline,
+        ));
         PluginMode(std::sync::Arc::clone(&db.policy))
     }
 }
@@ -72,6 +92,7 @@ impl PluginMode {
 impl Drop for PluginMode {
     fn drop(&mut self) {
         self.0.set_mode(Mode::Host);
+        self.0.set_deadline(None);
     }
 }
 
@@ -87,6 +108,11 @@ impl Db {
             return Err(SqlError::Denied(
                 "SQL is only available while handle runs".into(),
             ));
+        }
+        // SQLite itself can end the transaction (ON CONFLICT ROLLBACK, a full disk). Writing on
+        // would autocommit each statement outside the batch, so refuse until the batch ends.
+        if self.connection.is_autocommit() {
+            return Err(SqlError::Other(LOST_TRANSACTION.into()));
         }
         // Cached statements were all prepared here, under the plugin policy (see `Db`).
         let mut prepared = self
@@ -122,6 +148,10 @@ impl Db {
                 match failure.code {
                     ErrorCode::AuthorizationForStatementDenied => SqlError::Denied(text),
                     ErrorCode::ConstraintViolation => SqlError::Constraint(text),
+                    ErrorCode::OperationInterrupted => SqlError::Other(format!(
+                        "the statement ran past its deadline of {:?} and was interrupted",
+                        self.limits.statement_deadline
+                    )),
                     ErrorCode::Unknown => SqlError::Invalid(text),
                     _ => SqlError::Other(text),
                 }
@@ -171,7 +201,7 @@ mod tests {
             schema: vec!["CREATE TABLE items (id INTEGER PRIMARY KEY, value)".into()],
             wasm_sha256: "0".into(),
         };
-        let db = Db::open(&dir.path().join("t.db"), &record).unwrap();
+        let db = Db::open(&dir.path().join("t.db"), &record, Default::default()).unwrap();
         (dir, db)
     }
 
@@ -282,5 +312,92 @@ mod tests {
             db.execute("SELECT 1; SELECT 2", &[]),
             Err(SqlError::Invalid(_))
         ));
+    }
+
+    /// `execute` steps a statement once: DML with RETURNING must not apply twice.
+    #[test]
+    fn returning_statements_apply_once() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        db.execute("INSERT INTO items (id, value) VALUES (1, 0)", &[])
+            .unwrap();
+        db.execute(
+            "UPDATE items SET value = value + 1 WHERE id = 1 RETURNING value",
+            &[],
+        )
+        .unwrap();
+        let rows = db.query("SELECT value FROM items", &[]).unwrap();
+        assert_eq!(rows, vec![vec![Value::Integer(1)]]);
+    }
+
+    /// When SQLite rolls the batch back itself (ON CONFLICT ROLLBACK), later plugin statements
+    /// and the commit are refused, so the checkpoint never commits without the batch's writes.
+    #[test]
+    fn a_transaction_sqlite_rolled_back_cannot_commit() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        db.execute("INSERT INTO items (id) VALUES (1)", &[])
+            .unwrap();
+        assert!(
+            db.execute("INSERT OR ROLLBACK INTO items (id) VALUES (1)", &[])
+                .is_err()
+        );
+        assert!(
+            matches!(db.execute("INSERT INTO items (id) VALUES (2)", &[]), Err(SqlError::Other(m)) if m.contains("rolled back"))
+        );
+        let error = db
+            .commit(Checkpoint {
+                position: Position::at(5),
+                events_handled: 1,
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("rolled back"), "{error}");
+        db.rollback().unwrap();
+        assert_eq!(db.checkpoint().unwrap(), None);
+    }
+
+    /// One runaway statement is interrupted at the statement deadline.
+    #[test]
+    fn a_runaway_statement_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PluginRecord {
+            name: "t".into(),
+            version: "1".into(),
+            schema: vec!["CREATE TABLE t (a)".into()],
+            wasm_sha256: "0".into(),
+        };
+        let limits = crate::store::StatementLimits {
+            statement_deadline: std::time::Duration::from_millis(100),
+            ..Default::default()
+        };
+        let mut db = Db::open(&dir.path().join("t.db"), &record, limits).unwrap();
+        db.begin().unwrap();
+        let endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r";
+        let error = db.query(endless, &[]).unwrap_err();
+        assert!(
+            matches!(&error, SqlError::Other(m) if m.contains("deadline")),
+            "{error}"
+        );
+    }
+
+    /// A query cannot return more than the result bound, however its rows are made.
+    #[test]
+    fn query_results_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PluginRecord {
+            name: "t".into(),
+            version: "1".into(),
+            schema: vec!["CREATE TABLE t (a)".into()],
+            wasm_sha256: "0".into(),
+        };
+        let limits = crate::store::StatementLimits {
+            max_result_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let mut db = Db::open(&dir.path().join("t.db"), &record, limits).unwrap();
+        db.begin().unwrap();
+        let big = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 100) SELECT zeroblob(100000) FROM r";
+        assert!(matches!(db.query(big, &[]), Err(SqlError::Other(m)) if m.contains("exceeds")));
+        assert!(db.query("SELECT zeroblob(2000000)", &[]).is_err());
     }
 }

@@ -207,3 +207,39 @@ fn run_survives_sigkill_at_any_moment() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `projector devstore` prints a connection string the official client can use, and stops
+/// cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn devstore_command_serves_the_official_client() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let mut child = Command::new(PROJECTOR)
+        .args(["devstore", "--listen", "127.0.0.1:0", "--memory"])
+        .env("PROJECTOR_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let connection = loop {
+        let line = lines
+            .next()
+            .expect("devstore ended before printing its connection string")?;
+        if let Some(connection) = line.strip_prefix("connect with: ") {
+            break connection.to_string();
+        }
+    };
+    let client = eventstore::Client::new(format!("{connection}&discoveryInterval=0").parse()?)?;
+    let event = eventstore::EventData::json("Pinged", &serde_json::json!({"n": 1}))?;
+    client
+        .append_to_stream("ping-1", &Default::default(), event)
+        .await?;
+    let mut stream = client.read_stream("ping-1", &Default::default()).await?;
+    let read = stream.next().await?.expect("the appended event");
+    assert_eq!(read.get_original_event().event_type, "Pinged");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let status = child.wait()?;
+    assert!(status.success(), "devstore exited with {status}");
+    assert!(lines.any(|line| line.is_ok_and(|l| l == "devstore stopping")));
+    Ok(())
+}
