@@ -71,6 +71,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        forbid_waiting(&mut linker)?;
         Projection::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         limits::start_epoch_ticker(engine.weak());
         let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
@@ -148,6 +149,35 @@ impl Runtime {
         Instance::new(self, &plugin.pre, &plugin.manifest.name, sql)
     }
 }
+
+/// Replaces WASI's monotonic-clock subscriptions with traps. Waiting on one blocks inside the
+/// host, where the epoch deadline cannot interrupt it, so a plugin that sleeps would hang its
+/// projection (and shutdown) for good. Time is frozen for plugins anyway.
+fn forbid_waiting(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+    const REFUSAL: &str = "plugins may not sleep or wait on a clock: time is frozen inside handle";
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            wasmtime::bail!(REFUSAL)
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            wasmtime::bail!(REFUSAL)
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The monotonic-clock interface as wasmtime-wasi 48 defines it; guests importing any 0.2.x
+/// version resolve to it.
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 /// Refuses files that are not components before wasmtime's less specific errors would.
 fn check_is_component(wasm: &[u8]) -> anyhow::Result<()> {

@@ -264,3 +264,17 @@ fn modules_that_are_not_plugins_are_refused_with_the_reason() -> anyhow::Result<
     assert_eq!(loaded.manifest.name, "order_summary");
     Ok(())
 }
+
+/// A plugin that sleeps would block inside the host where no deadline reaches it; the clock
+/// refuses, the event is dead-lettered, and the projection goes on at once.
+#[test]
+fn a_sleeping_plugin_is_refused_instead_of_hanging() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let report = projection.apply(&batch(vec![event(1, "Sleep", ""), event(2, "Ok", "")]))?;
+    assert_eq!((report.projected, report.failed), (1, 1));
+    let dead = tables::dead_letters(dir.path(), "misbehave")?;
+    assert!(dead[0].2.contains("may not sleep"), "{}", dead[0].2);
+    Ok(())
+}

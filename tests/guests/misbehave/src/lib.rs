@@ -3,7 +3,7 @@
 //! Each event's type says what to do: `Ok` inserts a row (`items(position, stream)`), `Trap`
 //! panics, `Loop` never returns, `Grow` allocates until memory runs out, `Sql` runs the
 //! statement in the event's data and fails the batch with the SQL error it gets, `Refuse`
-//! returns `invalid-event`, and `Print` writes its data to stdout and stderr and succeeds.
+//! returns `invalid-event`, and `Print` writes its data to stdout and stderr and succeeds, and `Sleep` sleeps for an hour.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "projection" });
 
@@ -51,6 +51,7 @@ impl Guest for Misbehave {
                     let statement = String::from_utf8_lossy(&event.data).into_owned();
                     sql::execute(&statement, &[]).map_err(Error::Sql)?;
                 }
+                "Sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
                 "Refuse" => {
                     return Err(Error::InvalidEvent(InvalidEvent { index: index as u32, message: "refused on purpose".into() }));
                 }
