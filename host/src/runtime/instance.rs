@@ -134,7 +134,7 @@ impl Instance {
 
     /// Turns a trap into a [`PluginError`].
     fn classify_trap(&self, error: wasmtime::Error) -> PluginError {
-        let plugin_error = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             PluginError::LimitExceeded(format!(
                 "the plugin ran past its per-batch deadline of {:?} and was stopped",
                 self.limits.batch_deadline
@@ -157,8 +157,7 @@ impl Instance {
                 Some(said) => format!("{what}; it said: {said}"),
                 None => what,
             })
-        };
-        plugin_error
+        }
     }
 
     /// Replaces the store and instance with fresh ones.
