@@ -1,24 +1,25 @@
 //! The `projector.toml` file: what to project, from where, into where, within which limits.
 //!
-//! Read in two stages: [`RawConfig`] is the file as written (unknown fields are errors, with
-//! their line), [`Config`] is the validated result with paths resolved against the file's
-//! directory. Validation reports every problem at once. How the process runs (log format,
-//! verbosity) is a command-line flag, not a config field.
+//! Read in two stages: [`RawConfig`] is the file as written, [`Config`] is the validated result
+//! with paths resolved against the file's directory. Every problem is reported at once: each
+//! unknown field with its line (a typo'd key must not silently fall back to a default), then
+//! every missing or invalid value. How the process runs (log format, verbosity) is a
+//! command-line flag, not a config field.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 
+use crate::pipeline::Backoff;
 use crate::projection::ErrorPolicy;
 use crate::runtime::{Limits, check_name};
 use crate::source::BatchOptions;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Where projection databases are written, one `<projection>.db` each. Default `data`.
     pub data_dir: Option<PathBuf>,
@@ -37,17 +38,19 @@ pub struct RawConfig {
     pub projections: BTreeMap<String, RawProjection>,
 }
 
-/// `[source]`.
+/// `[source]`: exactly one of `connection` and `file`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSource {
+    /// An EventStoreDB / KurrentDB connection string (`esdb://…` or `esdb+discover://…`).
+    pub connection: Option<String>,
     /// A JSON Lines file of events (the format of `projector test --events`).
     pub file: Option<PathBuf>,
+    /// The longest pause between reconnect attempts, in milliseconds. Default 10000.
+    pub reconnect_max_ms: Option<u64>,
 }
 
 /// `[limits]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// Largest memory a plugin instance may use, in MiB. Default 64.
     pub memory_mib: Option<u64>,
@@ -59,7 +62,6 @@ pub struct RawLimits {
 
 /// `[batching]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawBatching {
     /// Most events per batch. Default 500.
     pub max_events: Option<usize>,
@@ -69,7 +71,6 @@ pub struct RawBatching {
 
 /// `[projections.<name>]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawProjection {
     /// What a failing event costs: `dead-letter` (default), `skip` or `stop`.
     pub on_error: Option<ErrorPolicy>,
@@ -84,6 +85,8 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Where events come from.
     pub source: SourceConfig,
+    /// How reconnects to a broken source are spaced.
+    pub backoff: Backoff,
     /// Limits for every plugin instance.
     pub limits: Limits,
     /// How batches are cut.
@@ -95,6 +98,8 @@ pub struct Config {
 /// Where events come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceConfig {
+    /// An EventStoreDB / KurrentDB server, by connection string.
+    Esdb(String),
     /// A JSON Lines file.
     File(PathBuf),
 }
@@ -104,25 +109,71 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let raw: RawConfig = toml::from_str(&text)
-            .with_context(|| format!("parsing config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::from_raw(raw, base).with_context(|| format!("config file {}", path.display()))
+        Config::parse(&text, base).with_context(|| format!("config file {}", path.display()))
+    }
+
+    /// Parses and validates `text`, resolving relative paths against `base`.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
+        let mut unknown = Vec::new();
+        let raw: RawConfig = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
+            unknown.push(keys(&path))
+        })?;
+        let mut problems: Vec<String> = unknown
+            .iter()
+            .map(|keys| match line_of(text, keys) {
+                Some(line) => format!("line {line}: unknown field `{}`", keys.join(".")),
+                None => format!("unknown field `{}`", keys.join(".")),
+            })
+            .collect();
+        match Config::validate(raw, base) {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(report(problems)),
+            Err(more) => {
+                problems.extend(more);
+                Err(report(problems))
+            }
+        }
     }
 
     /// Validates `raw`, resolving relative paths against `base`; reports every problem at once.
     pub fn from_raw(raw: RawConfig, base: &Path) -> anyhow::Result<Config> {
+        Config::validate(raw, base).map_err(report)
+    }
+
+    fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let source = match raw.source.and_then(|s| s.file) {
-            Some(file) => Some(SourceConfig::File(resolve(file))),
-            None => {
+        let raw_source = raw.source.unwrap_or_default();
+        let source = match (raw_source.connection, raw_source.file) {
+            (Some(connection), None) => Some(SourceConfig::Esdb(connection)),
+            (None, Some(file)) => Some(SourceConfig::File(resolve(file))),
+            (Some(_), Some(_)) => {
+                problems.push("[source] takes `connection` or `file`, not both".to_string());
+                None
+            }
+            (None, None) => {
                 problems.push(
-                    "[source] needs `file`, the JSON Lines file of events to project".to_string(),
+                    "[source] needs `connection` (an esdb:// connection string) or `file` \
+                     (a JSON Lines file of events)"
+                        .to_string(),
                 );
                 None
             }
         };
+        let default_backoff = Backoff::default();
+        let backoff = Backoff {
+            max: raw_source
+                .reconnect_max_ms
+                .map_or(default_backoff.max, Duration::from_millis),
+            ..default_backoff
+        };
+        if backoff.max < backoff.initial {
+            problems.push(format!(
+                "[source] reconnect_max_ms must be at least {}",
+                backoff.initial.as_millis()
+            ));
+        }
         let defaults = Limits::default();
         let limits = Limits {
             memory_bytes: raw.limits.memory_mib.map_or(defaults.memory_bytes, |mib| {
@@ -168,16 +219,13 @@ impl Config {
             error_policies.insert(name, projection.on_error.unwrap_or_default());
         }
         if !problems.is_empty() {
-            bail!(
-                "{} problem(s):\n  - {}",
-                problems.len(),
-                problems.join("\n  - ")
-            );
+            return Err(problems);
         }
         Ok(Config {
             data_dir: resolve(raw.data_dir.unwrap_or_else(|| "data".into())),
             plugins_dir: resolve(raw.plugins_dir.unwrap_or_else(|| "plugins".into())),
             source: source.expect("checked above"),
+            backoff,
             limits,
             batching,
             error_policies,
@@ -188,6 +236,51 @@ impl Config {
     pub fn error_policy(&self, name: &str) -> ErrorPolicy {
         self.error_policies.get(name).copied().unwrap_or_default()
     }
+}
+
+/// One error that lists every problem.
+fn report(problems: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} problem(s):\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    )
+}
+
+/// The keys of a path serde_ignored reports, without its `Option`/newtype steps.
+fn keys(path: &serde_ignored::Path<'_>) -> Vec<String> {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => Vec::new(),
+        Path::Map { parent, key } => {
+            let mut keys = keys(parent);
+            keys.push(key.clone());
+            keys
+        }
+        Path::Seq { parent, index } => {
+            let mut keys = keys(parent);
+            keys.push(index.to_string());
+            keys
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => keys(parent),
+    }
+}
+
+/// The 1-based line where the key at `keys` is written in `text`.
+fn line_of(text: &str, keys: &[String]) -> Option<usize> {
+    let document = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = document.as_table();
+    let mut span = None;
+    for key in keys {
+        let (found, item) = table.get_key_value(key)?;
+        span = found.span();
+        if let Some(inner) = item.as_table_like() {
+            table = inner;
+        }
+    }
+    Some(text[..span?.start].matches('\n').count() + 1)
 }
 
 #[cfg(test)]
@@ -211,12 +304,47 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_name_their_line() {
-        let error = toml::from_str::<RawConfig>("data_dir = \"d\"\n[limits]\nmemory_mb = 3\n")
+    fn unknown_fields_are_all_reported_with_their_lines() {
+        let text = "data_dir = \"d\"\ndata_dri = \"x\"\n[source]\nconnection = \"esdb://h\"\n\
+                    [limits]\nmemory_mb = 3\n[projections.orders]\non_eror = \"skip\"\n";
+        let error = Config::parse(text, Path::new(".")).unwrap_err().to_string();
+        assert!(error.starts_with("3 problem(s)"), "{error}");
+        assert!(
+            error.contains("line 2: unknown field `data_dri`"),
+            "{error}"
+        );
+        assert!(
+            error.contains("line 6: unknown field `limits.memory_mb`"),
+            "{error}"
+        );
+        assert!(
+            error.contains("line 8: unknown field `projections.orders.on_eror`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_come_together() {
+        let error = Config::parse("[sourse]\nfile = \"x\"\n", Path::new("."))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("line 3"), "{error}");
-        assert!(error.contains("memory_mb"), "{error}");
+        assert!(error.starts_with("2 problem(s)"), "{error}");
+        assert!(error.contains("line 1: unknown field `sourse`"), "{error}");
+        assert!(error.contains("[source] needs `connection`"), "{error}");
+    }
+
+    #[test]
+    fn a_connection_string_is_a_source() {
+        let config = Config::parse(
+            "[source]\nconnection = \"esdb://localhost:2113?tls=false\"\nreconnect_max_ms = 500\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            config.source,
+            SourceConfig::Esdb("esdb://localhost:2113?tls=false".into())
+        );
+        assert_eq!(config.backoff.max, Duration::from_millis(500));
     }
 
     #[test]

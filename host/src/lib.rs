@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod event;
 pub mod pipeline;
 pub mod projection;

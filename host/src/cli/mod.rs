@@ -1,6 +1,7 @@
 //! The `projector` commands: argument definitions and dispatch. Each command lives in its own
 //! file and does little but call the library.
 
+mod dev;
 mod print;
 mod query;
 mod run;
@@ -26,6 +27,8 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run everything locally: an embedded event store, a demo workload and the plugins.
+    Dev(dev::Args),
     /// Run a plugin over a file of events and print the tables it builds.
     Test(test::Args),
     /// Run the projections of a config file.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Test(args) => runtime.block_on(test::run(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),

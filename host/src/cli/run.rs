@@ -1,5 +1,6 @@
 //! `projector run`: runs every plugin in the configured plugins folder against the configured
-//! source until the source ends or the process is asked to stop.
+//! source until the source ends (a file) or the process is asked to stop (Ctrl-C, SIGTERM:
+//! the batch in flight is committed and the exit code is 0).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,10 +10,10 @@ use anyhow::{Context, bail};
 
 use super::{compile_cache_dir, shutdown_signal};
 use crate::config::{Config, SourceConfig};
-use crate::pipeline;
+use crate::pipeline::{self, Settings};
 use crate::projection::Projection;
 use crate::runtime::Runtime;
-use crate::source::{EventSource, JsonlSource};
+use crate::source::{EsdbSource, EventSource, JsonlSource};
 
 /// Arguments of `projector run`.
 #[derive(Debug, clap::Args)]
@@ -31,19 +32,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let projections = open_projections(&runtime, &config)?;
     let source: Arc<dyn EventSource> = match &config.source {
+        SourceConfig::Esdb(connection) => Arc::new(EsdbSource::connect(connection).await?),
         SourceConfig::File(path) => Arc::new(JsonlSource::open(path)?),
     };
     tracing::info!(source = source.describe(), projections = projections.len(), data = %config.data_dir.display(), "running");
-    let outcomes = pipeline::run(
-        projections,
-        source,
-        config.batching,
-        config.limits.thread_stack_bytes,
-        shutdown_signal(),
-    )
-    .await?;
+    let settings = Settings {
+        backoff: config.backoff,
+        ..Settings::new(config.batching, config.limits.thread_stack_bytes)
+    };
+    let outcomes = pipeline::run_with(projections, source, settings, shutdown_signal()).await?;
+    report(&outcomes)
+}
+
+/// Prints how each projection ended; the exit code says whether any faulted.
+pub(super) fn report(outcomes: &[pipeline::Outcome]) -> anyhow::Result<ExitCode> {
     let mut failed = false;
-    for outcome in &outcomes {
+    for outcome in outcomes {
         let checkpoint = outcome
             .checkpoint
             .map_or("none".to_string(), |p| p.to_string());
@@ -70,7 +74,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Loads every `*.wasm` in the plugins folder and opens its projection; two modules claiming
 /// the same projection name are refused.
-fn open_projections(runtime: &Runtime, config: &Config) -> anyhow::Result<Vec<Projection>> {
+pub(super) fn open_projections(
+    runtime: &Runtime,
+    config: &Config,
+) -> anyhow::Result<Vec<Projection>> {
     let entries = std::fs::read_dir(&config.plugins_dir)
         .with_context(|| format!("reading plugins folder {}", config.plugins_dir.display()))?;
     let mut paths: Vec<PathBuf> = entries

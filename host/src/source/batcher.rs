@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{SourceItem, Subscription};
+use super::{SourceError, SourceItem, Subscription};
 use crate::event::{Position, RecordedEvent};
 
 /// How batches are cut.
@@ -43,13 +43,28 @@ pub struct Batch {
     pub caught_up: bool,
 }
 
-/// Reads `subscription` and sends its batches to `sender` until the subscription ends, fails
-/// (the error is sent as the last item), or the receiver goes away.
+/// Longest a batch that holds only a checkpoint waits before it is committed: storing how far
+/// the log was read is worth a transaction now and then, not once per server message.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+
+/// Why [`batches`] returned.
+#[derive(Debug)]
+pub enum Ended {
+    /// The subscription ended (a finite source) and everything was sent.
+    Finished,
+    /// The receiver went away: nobody wants more batches.
+    ReceiverGone,
+    /// The subscription failed; every item before the failure was sent.
+    Failed(SourceError),
+}
+
+/// Reads `subscription` and sends its batches to `sender` until the subscription ends, fails,
+/// or the receiver goes away.
 pub async fn batches(
     mut subscription: Subscription,
     options: BatchOptions,
-    sender: mpsc::Sender<anyhow::Result<Batch>>,
-) {
+    sender: &mpsc::Sender<anyhow::Result<Batch>>,
+) -> Ended {
     let mut batch = Batch::default();
     let mut deadline: Option<Instant> = None;
     loop {
@@ -57,8 +72,8 @@ pub async fn batches(
             Some(at) => match tokio::time::timeout_at(at, subscription.next()).await {
                 Ok(next) => next,
                 Err(_elapsed) => {
-                    if !flush(&mut batch, &sender).await {
-                        return;
+                    if !flush(&mut batch, sender).await {
+                        return Ended::ReceiverGone;
                     }
                     deadline = None;
                     continue;
@@ -70,40 +85,40 @@ pub async fn batches(
             Some(Ok(SourceItem::Event(event))) => {
                 batch.checkpoint = batch.checkpoint.max(Some(event.position));
                 batch.events.push(event);
-                if deadline.is_none() {
-                    deadline = Some(Instant::now() + options.max_wait);
-                }
+                // An event is visible within `max_wait`, even if a checkpoint started the batch.
+                let due = Instant::now() + options.max_wait;
+                deadline = Some(deadline.map_or(due, |at| at.min(due)));
                 if batch.events.len() >= options.max_events {
-                    if !flush(&mut batch, &sender).await {
-                        return;
+                    if !flush(&mut batch, sender).await {
+                        return Ended::ReceiverGone;
                     }
                     deadline = None;
                 }
             }
             Some(Ok(SourceItem::Checkpoint(position))) => {
                 batch.checkpoint = batch.checkpoint.max(Some(position));
-                // A checkpoint alone is worth storing only now and then; ride along with the
-                // next batch or the next flush instead of committing one per message.
                 if deadline.is_none() {
-                    deadline = Some(Instant::now() + options.max_wait);
+                    deadline = Some(Instant::now() + CHECKPOINT_WAIT.max(options.max_wait));
                 }
             }
             Some(Ok(SourceItem::CaughtUp)) => {
                 batch.caught_up = true;
-                if !flush(&mut batch, &sender).await {
-                    return;
+                if !flush(&mut batch, sender).await {
+                    return Ended::ReceiverGone;
                 }
                 deadline = None;
             }
             Some(Err(error)) => {
-                if flush(&mut batch, &sender).await {
-                    let _ = sender.send(Err(error)).await;
+                if !flush(&mut batch, sender).await {
+                    return Ended::ReceiverGone;
                 }
-                return;
+                return Ended::Failed(error);
             }
             None => {
-                flush(&mut batch, &sender).await;
-                return;
+                if !flush(&mut batch, sender).await {
+                    return Ended::ReceiverGone;
+                }
+                return Ended::Finished;
             }
         }
     }
@@ -140,15 +155,17 @@ mod tests {
     async fn collect(items: Vec<SourceItem>, max_events: usize) -> Vec<Batch> {
         let subscription: Subscription = Box::pin(futures::stream::iter(items.into_iter().map(Ok)));
         let (sender, mut receiver) = mpsc::channel(100);
-        batches(
+        let ended = batches(
             subscription,
             BatchOptions {
                 max_events,
                 max_wait: Duration::from_secs(60),
             },
-            sender,
+            &sender,
         )
         .await;
+        assert!(matches!(ended, Ended::Finished), "{ended:?}");
+        drop(sender);
         let mut out = Vec::new();
         while let Some(batch) = receiver.recv().await {
             out.push(batch.unwrap());
@@ -171,14 +188,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_lone_event_is_flushed_after_max_wait() {
-        let (item_sender, item_receiver) = mpsc::channel::<anyhow::Result<SourceItem>>(10);
+        let (item_sender, item_receiver) = mpsc::channel::<Result<SourceItem, SourceError>>(10);
         let subscription: Subscription = Box::pin(tokio_stream_from(item_receiver));
         let (sender, mut receiver) = mpsc::channel(10);
         let options = BatchOptions {
             max_events: 100,
             max_wait: Duration::from_millis(20),
         };
-        tokio::spawn(batches(subscription, options, sender));
+        tokio::spawn(async move { batches(subscription, options, &sender).await });
         item_sender
             .send(Ok(SourceItem::Event(event(1))))
             .await

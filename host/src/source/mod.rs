@@ -6,6 +6,7 @@
 //! nothing else matched the filter) and a caught-up marker.
 
 mod batcher;
+mod esdb;
 mod jsonl;
 mod memory;
 
@@ -15,7 +16,8 @@ use futures::Stream;
 
 use crate::event::{EventFilter, Position, RecordedEvent};
 
-pub use batcher::{Batch, BatchOptions, batches};
+pub use batcher::{Batch, BatchOptions, Ended, batches};
+pub use esdb::EsdbSource;
 pub use jsonl::{JsonlSource, parse_jsonl};
 pub use memory::MemorySource;
 
@@ -32,8 +34,21 @@ pub enum SourceItem {
     CaughtUp,
 }
 
+/// Why a subscription ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The connection broke or the server is away: subscribing again from the last committed
+    /// position, after a pause, is the cure.
+    #[error("{0:#}")]
+    Interrupted(anyhow::Error),
+    /// Subscribing again cannot help (refused credentials, malformed data, an unsupported
+    /// server): the projection stops with this error.
+    #[error("{0:#}")]
+    Fatal(anyhow::Error),
+}
+
 /// A subscription: items in log order, or an error that ends it.
-pub type Subscription = Pin<Box<dyn Stream<Item = anyhow::Result<SourceItem>> + Send>>;
+pub type Subscription = Pin<Box<dyn Stream<Item = Result<SourceItem, SourceError>> + Send>>;
 
 /// Something that can be subscribed to from a position.
 pub trait EventSource: Send + Sync {

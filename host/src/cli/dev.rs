@@ -1,0 +1,179 @@
+//! `projector dev`: the whole product on one machine with nothing installed. An embedded
+//! devstore (durable, under the data directory), a demo workload appending the example
+//! plugins' events, and the projections of the plugins folder, until Ctrl-C. A second run
+//! resumes where the first stopped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+use super::run::{open_projections, report};
+use super::{compile_cache_dir, shutdown_signal};
+use crate::config::{Config, SourceConfig};
+use crate::demo::{self, Shop};
+use crate::pipeline::{self, Backoff, Settings, Status};
+use crate::runtime::{Limits, Runtime};
+use crate::source::{BatchOptions, EsdbSource};
+
+/// Arguments of `projector dev`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where everything lives: the event store (`devstore/`), the projection databases, the
+    /// compiled-plugin cache.
+    #[arg(long, default_value = "dev-data")]
+    pub data: PathBuf,
+    /// The plugins folder: every `*.wasm` in it is a projection. Default `<data>/plugins`.
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Demo events appended per second (0: none).
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+    /// Demo events appended at once when the store is empty (the first start).
+    #[arg(long, default_value_t = 5000)]
+    pub backlog: u64,
+    /// Where the embedded EventStoreDB-compatible server listens (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:2113")]
+    pub listen: SocketAddr,
+}
+
+/// Runs until Ctrl-C or SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating the data directory {}", args.data.display()))?;
+    let plugins_dir = args
+        .plugins
+        .clone()
+        .unwrap_or_else(|| args.data.join("plugins"));
+    let server = devstore::Server::start(devstore::Config {
+        listen: args.listen,
+        storage: devstore::Storage::Dir(args.data.join("devstore")),
+        ..devstore::Config::default()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "starting the embedded event store on {} (is another devstore or EventStoreDB \
+             using the port? pass --listen 127.0.0.1:0 for any free port)",
+            args.listen
+        )
+    })?;
+    let connection = server.connection_string();
+    // A fresh client waits one discovery interval (500 ms by default) before its first call.
+    let store = Arc::new(EsdbSource::connect(&format!("{connection}&discoveryInterval=0")).await?);
+
+    let config = Config {
+        data_dir: args.data.clone(),
+        plugins_dir: plugins_dir.clone(),
+        source: SourceConfig::Esdb(connection.clone()),
+        backoff: Backoff::default(),
+        limits: Limits::default(),
+        batching: BatchOptions::default(),
+        error_policies: Default::default(),
+    };
+    let runtime = Runtime::new(config.limits.clone(), Some(&compile_cache_dir(&args.data)))?;
+    let projections = open_projections(&runtime, &config).with_context(|| {
+        format!(
+            "build the example plugins with scripts/dev, or put a projection's .wasm in {}",
+            plugins_dir.display()
+        )
+    })?;
+    let names: Vec<String> = projections.iter().map(|p| p.name().to_string()).collect();
+
+    let first_start = !store.holds_user_events().await?;
+    let workload = {
+        let store = Arc::clone(&store);
+        let (rate, backlog) = (args.rate, args.backlog);
+        tokio::spawn(async move {
+            let started = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let mut shop = Shop::new(&started.as_secs().to_string(), started.as_nanos() as u64);
+            if first_start && backlog > 0 {
+                if let Err(error) = demo::append_backlog(&store, &mut shop, backlog).await {
+                    tracing::error!(error = format!("{error:#}"), "demo backlog");
+                }
+            }
+            demo::append_steadily(&store, &mut shop, rate).await;
+        })
+    };
+    // A workload that panics must say so at once, not when the user wonders why nothing moves.
+    let workload = {
+        let abort = workload.abort_handle();
+        tokio::spawn(async move {
+            if let Err(error) = workload.await
+                && error.is_panic()
+            {
+                tracing::error!(error = %error, "the demo workload stopped");
+            }
+        });
+        abort
+    };
+
+    print_next_steps(&args, &connection, &names, &plugins_dir, first_start);
+    let status = Status::default();
+    let reporter = tokio::spawn(report_status(status.clone()));
+    let settings = Settings {
+        status,
+        ..Settings::new(config.batching, config.limits.thread_stack_bytes)
+    };
+    let outcomes = pipeline::run_with(projections, store, settings, shutdown_signal()).await;
+    workload.abort();
+    reporter.abort();
+    server.shutdown().await?;
+    report(&outcomes?)
+}
+
+/// Tells the user what is running and what to try.
+fn print_next_steps(
+    args: &Args,
+    connection: &str,
+    names: &[String],
+    plugins_dir: &Path,
+    first_start: bool,
+) {
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "projector".into());
+    let data = args.data.display();
+    let backlog = if first_start && args.backlog > 0 {
+        format!(" after a backlog of {}", args.backlog)
+    } else {
+        String::new()
+    };
+    println!(
+        "projector dev is running (Ctrl-C stops it; running it again resumes)\n\
+         \n  event store   {connection}   (any EventStoreDB client can connect; events kept in {data}/devstore)\
+         \n  workload      {rate} order and payment events/s{backlog}\
+         \n  projections   {projections}   (from {plugins}, written to {data}/<name>.db)\
+         \n\nTry, in another terminal:\
+         \n  {me} query --data {data} \"SELECT * FROM order_summary.customer_totals ORDER BY total_cents DESC LIMIT 5\"\
+         \n  {me} query --data {data} \"SELECT status, count(*) FROM order_summary.orders GROUP BY status\"\
+         \n  {me} query --data {data} \"SELECT * FROM payments.customer_daily ORDER BY day DESC LIMIT 5\"\n",
+        rate = args.rate,
+        projections = names.join(", "),
+        plugins = plugins_dir.display(),
+    );
+}
+
+/// Logs each projection's position now and then.
+async fn report_status(status: Status) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        for (name, projection) in status.projections() {
+            tracing::info!(
+                projection = name,
+                position = projection.checkpoint.map(|p| p.to_string()),
+                caught_up = projection.caught_up,
+                projected = projection.projected,
+                failed = projection.failed,
+                "status"
+            );
+        }
+    }
+}

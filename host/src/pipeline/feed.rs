@@ -1,0 +1,134 @@
+//! A projection's source task: subscribe from the committed position, cut batches, and when
+//! the source breaks, wait (capped, jittered exponential backoff) and subscribe again from
+//! the position the projection has committed by then.
+//!
+//! Resuming from the committed position rather than from the last event received is what makes
+//! a reconnect exactly-once without trusting anything in flight: events the projection receives
+//! twice are at or before its checkpoint and it skips them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::status::Status;
+use crate::event::{EventFilter, Position};
+use crate::source::{Batch, BatchOptions, Ended, EventSource, SourceError, batches};
+
+/// How reconnect attempts are spaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The pause after the first failure.
+    pub initial: Duration,
+    /// The longest pause; reached by doubling.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The pause before attempt `failures + 1`: doubling from `initial` up to `max`, with
+    /// "equal jitter" (a random point in the upper half) so that projections that lost the
+    /// same server do not come back in lockstep.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let exponential = self
+            .initial
+            .saturating_mul(1u32.checked_shl(failures.min(31)).unwrap_or(u32::MAX));
+        let capped = exponential.min(self.max);
+        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+/// Everything a feed task needs.
+pub(super) struct Feed {
+    pub name: String,
+    pub source: Arc<dyn EventSource>,
+    pub filter: EventFilter,
+    pub batching: BatchOptions,
+    pub backoff: Backoff,
+    pub committed: watch::Receiver<Option<Position>>,
+    pub status: Status,
+}
+
+impl Feed {
+    /// Runs until the source ends, fails for good (the error goes to the projection), or the
+    /// projection stops listening.
+    pub async fn run(self, sender: mpsc::Sender<anyhow::Result<Batch>>) {
+        let described = self.source.describe();
+        let mut failures = 0u32;
+        loop {
+            let after = *self.committed.borrow();
+            tracing::debug!(projection = self.name, after = ?after.map(|p| p.to_string()), "subscribing");
+            let heard = Arc::new(AtomicBool::new(false));
+            let subscription = {
+                let heard = Arc::clone(&heard);
+                let status = self.status.clone();
+                let name = self.name.clone();
+                let described = described.clone();
+                self.source
+                    .subscribe(after, &self.filter)
+                    .inspect(move |item| {
+                        if item.is_ok() && !heard.swap(true, Ordering::Relaxed) {
+                            status.source_back(&name, &described);
+                        }
+                    })
+                    .boxed()
+            };
+            match batches(subscription, self.batching, &sender).await {
+                Ended::Finished | Ended::ReceiverGone => return,
+                Ended::Failed(SourceError::Fatal(error)) => {
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+                Ended::Failed(SourceError::Interrupted(cause)) => {
+                    if heard.load(Ordering::Relaxed) {
+                        failures = 0;
+                    }
+                    self.status.source_failed(&self.name, &described, &cause);
+                    let pause = self.backoff.delay(failures);
+                    failures = failures.saturating_add(1);
+                    tracing::debug!(
+                        projection = self.name,
+                        cause = format!("{cause:#}"),
+                        pause_ms = pause.as_millis() as u64,
+                        "resubscribing after a pause"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = sender.closed() => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        for _ in 0..100 {
+            let first = backoff.delay(0);
+            assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first));
+            let third = backoff.delay(2);
+            assert!((Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third));
+            let late = backoff.delay(40);
+            assert!((Duration::from_secs(1)..=Duration::from_secs(2)).contains(&late));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! What a running pipeline reports about itself while it runs: each projection's position,
+//! whether it has caught up, and whether its source is reachable. The `dev` command prints it;
+//! an API will serve it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::event::Position;
+
+/// A projection's state, as last reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    /// The committed position.
+    pub checkpoint: Option<Position>,
+    /// Whether it has delivered everything the source held when the subscription started.
+    pub caught_up: bool,
+    /// Events projected since the pipeline started.
+    pub projected: u64,
+    /// Events dead-lettered or skipped since the pipeline started.
+    pub failed: u64,
+    /// Why its source is unavailable right now, if it is.
+    pub source_error: Option<String>,
+    /// Why it stopped, if it faulted.
+    pub error: Option<String>,
+}
+
+/// The status of every projection of a pipeline; cheap to clone and to read.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    inner: Arc<Mutex<Board>>,
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    projections: BTreeMap<String, ProjectionStatus>,
+    outage: Option<Outage>,
+}
+
+/// A stretch of time in which at least one subscription could not reach its source.
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    attempts: u64,
+}
+
+impl Status {
+    /// A snapshot of every projection's status, by name.
+    pub fn projections(&self) -> BTreeMap<String, ProjectionStatus> {
+        self.lock().projections.clone()
+    }
+
+    /// Changes the status of projection `name`.
+    pub(crate) fn update(&self, name: &str, change: impl FnOnce(&mut ProjectionStatus)) {
+        change(self.lock().projections.entry(name.to_string()).or_default());
+    }
+
+    /// Records that projection `name` lost its source. The first failure of an outage is
+    /// logged with its cause; later ones (other projections, retries) only count.
+    pub(crate) fn source_failed(&self, name: &str, source: &str, cause: &anyhow::Error) {
+        let mut board = self.lock();
+        board
+            .projections
+            .entry(name.to_string())
+            .or_default()
+            .source_error = Some(format!("{cause:#}"));
+        match &mut board.outage {
+            Some(outage) => outage.attempts += 1,
+            None => {
+                tracing::warn!(
+                    source,
+                    cause = format!("{cause:#}"),
+                    "source unavailable; reconnecting with backoff from the committed positions"
+                );
+                board.outage = Some(Outage {
+                    since: Instant::now(),
+                    attempts: 1,
+                });
+            }
+        }
+    }
+
+    /// Records that projection `name` hears from its source again; the outage ends (and is
+    /// logged with its duration) when no projection is left without its source.
+    pub(crate) fn source_back(&self, name: &str, source: &str) {
+        let mut board = self.lock();
+        let entry = board.projections.entry(name.to_string()).or_default();
+        if entry.source_error.take().is_none() {
+            return;
+        }
+        let still_failing = board.projections.values().any(|p| p.source_error.is_some());
+        if still_failing {
+            return;
+        }
+        if let Some(outage) = board.outage.take() {
+            let lasted: Duration = outage.since.elapsed();
+            tracing::info!(
+                source,
+                seconds = format!("{:.1}", lasted.as_secs_f64()),
+                failed_attempts = outage.attempts,
+                "source available again"
+            );
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Board> {
+        // A panic while holding the lock leaves plain data behind; keep reporting.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_ends_when_every_projection_has_its_source_back() {
+        let status = Status::default();
+        let cause = anyhow::anyhow!("connection refused");
+        status.source_failed("a", "esdb://x", &cause);
+        status.source_failed("b", "esdb://x", &cause);
+        assert!(status.lock().outage.is_some());
+        status.source_back("a", "esdb://x");
+        assert!(
+            status.lock().outage.is_some(),
+            "b is still without its source"
+        );
+        status.source_back("b", "esdb://x");
+        assert!(status.lock().outage.is_none());
+        assert_eq!(status.projections()["a"].source_error, None);
+    }
+}
