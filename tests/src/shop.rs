@@ -278,8 +278,15 @@ struct Order {
     last_position: i64,
 }
 
-/// Applies the rules of docs/plugins.md's example projections to `events`.
+/// Applies the rules of docs/plugins.md's example projections to `events`, the first of which
+/// is at log position 1 (as in a JSONL file).
 pub fn expected(events: &[GeneratedEvent]) -> Expected {
+    expected_from(events, 1)
+}
+
+/// [`expected`] for events written one after another from log position `first` on (as in an
+/// event store that holds other events before them).
+pub fn expected_from(events: &[GeneratedEvent], first: i64) -> Expected {
     let mut expected = Expected::default();
     let mut orders: BTreeMap<String, Order> = BTreeMap::new();
     // customer -> (orders, cancelled, shipped, total)
@@ -289,7 +296,7 @@ pub fn expected(events: &[GeneratedEvent]) -> Expected {
     // (customer, day) -> (authorized, captured, refunded, count)
     let mut daily: BTreeMap<(String, String), (i64, i64, i64, i64)> = BTreeMap::new();
     for (index, event) in events.iter().enumerate() {
-        let position = index as i64 + 1;
+        let position = index as i64 + first;
         match &event.action {
             Action::Create {
                 order,
