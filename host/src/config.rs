@@ -65,7 +65,8 @@ pub struct RawLimits {
 pub struct RawBatching {
     /// Most events per batch. Default 500.
     pub max_events: Option<usize>,
-    /// Longest a batch waits for more events, in milliseconds. Default 20.
+    /// How long a batch lingers for more events while the projection is idle, in
+    /// milliseconds. Default 0: sent at once (batches still grow while the projection is busy).
     pub max_wait_ms: Option<u64>,
 }
 

@@ -24,8 +24,9 @@ use crate::event::Position;
 use crate::projection::Projection;
 use crate::source::{Batch, BatchOptions, EventSource};
 
-/// Batches queued between a projection's source task and its thread.
-const QUEUED_BATCHES: usize = 4;
+/// Batches queued between a projection's source task and its thread: one, so that while the
+/// projection works on a batch the next one grows instead of queueing up small (see batcher).
+const QUEUED_BATCHES: usize = 1;
 
 /// How often a busy projection logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);

@@ -15,7 +15,10 @@ const PROJECTOR: &str = env!("CARGO_BIN_EXE_projector");
 const PROJECTIONS: [&str; 2] = ["order_summary", "payments"];
 
 /// Starts devstore on `listen` (port 0: any free port).
-async fn start_store(storage: devstore::Storage, listen: SocketAddr) -> anyhow::Result<devstore::Server> {
+async fn start_store(
+    storage: devstore::Storage,
+    listen: SocketAddr,
+) -> anyhow::Result<devstore::Server> {
     devstore::Server::start(devstore::Config {
         listen,
         storage,
@@ -54,7 +57,10 @@ async fn append(
         last = written.position.commit as i64;
         first.get_or_insert(last);
     }
-    Ok((first.ok_or_else(|| anyhow::anyhow!("nothing to append"))?, last))
+    Ok((
+        first.ok_or_else(|| anyhow::anyhow!("nothing to append"))?,
+        last,
+    ))
 }
 
 /// A folder with the example plugins and a `projector.toml` reading from `connection`.
@@ -124,7 +130,10 @@ fn wait_for(
             .rposition(|e| e.stream.starts_with(prefix))
             .map_or(0, |index| first + index as i64)
     };
-    let targets = [("order_summary", last("order-")), ("payments", last("payment-"))];
+    let targets = [
+        ("order_summary", last("order-")),
+        ("payments", last("payment-")),
+    ];
     let started = Instant::now();
     while targets
         .iter()
@@ -145,12 +154,18 @@ fn wait_for(
 /// The tables and dead letters equal the model's for `events` written from position `first`.
 fn assert_model(data: &Path, events: &[GeneratedEvent], first: i64) -> anyhow::Result<()> {
     let expected = shop::expected_from(events, first);
-    assert_eq!(tables::rows(data, "order_summary", "orders")?, expected.orders);
+    assert_eq!(
+        tables::rows(data, "order_summary", "orders")?,
+        expected.orders
+    );
     assert_eq!(
         tables::rows(data, "order_summary", "customer_totals")?,
         expected.customer_totals
     );
-    assert_eq!(tables::rows(data, "payments", "payments")?, expected.payments);
+    assert_eq!(
+        tables::rows(data, "payments", "payments")?,
+        expected.payments
+    );
     assert_eq!(
         tables::rows(data, "payments", "customer_daily")?,
         expected.customer_daily
@@ -187,7 +202,11 @@ async fn catches_up_then_follows_live_appends() -> anyhow::Result<()> {
     append(&client, live).await?;
     wait_for(&data, &events, first, Duration::from_secs(60), &log)?;
     let status = interrupt(run)?;
-    assert!(status.success(), "exit {status}: {}", std::fs::read_to_string(&log)?);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log)?
+    );
     assert_model(&data, &events, first)?;
     store.shutdown().await?;
     Ok(())
@@ -285,7 +304,10 @@ async fn survives_sigkill_mid_stream() -> anyhow::Result<()> {
     let status = interrupt(run)?;
     assert!(status.success(), "exit {status}");
     assert!(
-        positions.last().unwrap().is_some_and(|at| at < first + 3999),
+        positions
+            .last()
+            .unwrap()
+            .is_some_and(|at| at < first + 3999),
         "the kills should all come before the end: {positions:?}"
     );
     assert_model(&data, &events, first)?;
