@@ -5,14 +5,17 @@
 //!
 //! In reading order:
 //! - [`event`]: the events and log positions that flow through everything else.
-//! - [`source`]: where events come from ([`source::EventSource`]), and batching.
+//! - [`source`]: where events come from ([`source::EventSource`]: EventStoreDB, files, memory),
+//!   and batching. Only user of the eventstore client.
 //! - [`runtime`]: the wasmtime host: loading, limiting and calling plugins. Only user of wasmtime.
 //! - [`store`]: the SQLite file of each projection: tables, checkpoint, dead letters, the
 //!   authorizer, and read-only queries. Only user of rusqlite.
 //! - [`value`]: SQL values passed between the runtime and the store.
 //! - [`projection`]: one plugin writing into one database, batch by batch, with its failure
 //!   policy. Where the runtime and the store meet.
-//! - [`pipeline`]: a source connected to projections: tasks, threads, backpressure, shutdown.
+//! - [`pipeline`]: a source connected to projections: tasks, threads, backpressure, reconnects,
+//!   status, shutdown.
+//! - [`demo`]: the shop workload `projector dev` appends.
 //! - [`config`]: the `projector.toml` file.
 //! - [`cli`]: the `projector` commands.
 
