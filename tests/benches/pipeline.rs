@@ -1,6 +1,7 @@
 //! Throughput of the projection pipeline: order events from an in-memory source through the
 //! `order-summary` wasm plugin into SQLite, side by side with the same plugin logic compiled
-//! natively and writing through the same store (the ceiling wasm is measured against).
+//! natively and writing through the same store (the ceiling wasm is measured against), and
+//! with SQLite alone replaying the exact statements the plugin made (the floor under both).
 //!
 //! Run with `cargo bench -p projector-tests --bench pipeline` (add `-- EVENTS ROUNDS` to change
 //! the defaults of 200000 events and 5 rounds). Prints the median of the rounds for each path and
@@ -49,20 +50,27 @@ fn main() -> anyhow::Result<()> {
     let runtime = Runtime::new(Limits::default(), None)?;
     let mut wasm_rates = Vec::new();
     let mut native_rates = Vec::new();
+    let mut sqlite_rates = Vec::new();
     for round in 1..=rounds {
         let dir = tempfile::tempdir()?;
         let wasm = tokio.block_on(wasm_pipeline(&runtime, &dir.path().join("wasm"), &events))?;
-        let native = native_ceiling(&dir.path().join("native"), &events)?;
+        let (native, _) = native_ceiling(&dir.path().join("native"), &events, false)?;
+        // An untimed second native run records the statements SQLite alone replays.
+        let (_, statements) = native_ceiling(&dir.path().join("recorded"), &events, true)?;
+        let sqlite = sqlite_alone(&dir.path().join("sqlite.db"), &statements, events.len())?;
         println!(
-            "round {round}: wasm pipeline {wasm:>9.0} events/s   native logic {native:>9.0} events/s"
+            "round {round}: wasm pipeline {wasm:>9.0} events/s   native logic {native:>9.0} events/s   SQLite alone {sqlite:>9.0} events/s"
         );
         wasm_rates.push(wasm);
         native_rates.push(native);
+        sqlite_rates.push(sqlite);
     }
     let (wasm, native) = (median(&mut wasm_rates), median(&mut native_rates));
+    let sqlite = median(&mut sqlite_rates);
     println!(
-        "median: wasm pipeline {wasm:.0} events/s, native logic {native:.0} events/s, native/wasm {:.2}x",
-        native / wasm
+        "median: wasm pipeline {wasm:.0} events/s, native logic {native:.0} events/s, SQLite alone {sqlite:.0} events/s; native/wasm {:.2}x, SQLite-alone/wasm {:.2}x",
+        native / wasm,
+        sqlite / wasm
     );
     Ok(())
 }
@@ -99,34 +107,104 @@ async fn wasm_pipeline(
     Ok((outcome.projected + outcome.failed) as f64 / elapsed)
 }
 
-/// The same plugin logic, native, through the same store: one transaction per batch.
-fn native_ceiling(data: &Path, events: &[RecordedEvent]) -> anyhow::Result<f64> {
+/// The same plugin logic, native, through the same store: one transaction per batch. With
+/// `record`, also returns every statement it ran, per batch, for [`sqlite_alone`].
+fn native_ceiling(
+    data: &Path,
+    events: &[RecordedEvent],
+    record: bool,
+) -> anyhow::Result<(f64, Vec<Batch>)> {
     let manifest = order_summary::manifest();
-    let record = PluginRecord {
+    let plugin = PluginRecord {
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         schema: manifest.schema.clone(),
         wasm_sha256: "native".into(),
     };
-    let mut db = Db::open(&data.join("order_summary.db"), &record, Default::default())?;
+    let mut db = Db::open(&data.join("order_summary.db"), &plugin, Default::default())?;
     let started = Instant::now();
     let mut handled = 0u64;
+    let mut recorded = Vec::new();
+    let mut texts = std::collections::HashMap::new();
     for batch in events.chunks(BATCH) {
         let guest_events: Vec<projector_sdk::Event> = batch.iter().map(to_sdk_event).collect();
         db.begin()?;
-        let mut sql = NativeSql(&mut db);
+        let mut sql = NativeSql {
+            db: &mut db,
+            record,
+            texts: &mut texts,
+            statements: Vec::new(),
+        };
         order_summary::handle(&mut sql, &guest_events)
             .map_err(|e| anyhow::format_err!("native run failed: {e:?}"))?;
+        recorded.push(sql.statements);
         handled += batch.len() as u64;
         db.commit(Checkpoint {
             position: batch.last().unwrap().position,
             events_handled: handled,
         })?;
     }
-    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, recorded))
 }
 
-struct NativeSql<'a>(&'a mut Db);
+/// The statements of one batch: text and parameters.
+type Batch = Vec<(&'static str, Vec<Value>)>;
+
+/// SQLite alone: the exact statements of the native run, replayed through rusqlite on the same
+/// schema with the same pragmas, one transaction per batch, with no plugin, no JSON, no host.
+fn sqlite_alone(path: &Path, batches: &[Batch], events: usize) -> anyhow::Result<f64> {
+    let db = rusqlite::Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    for statement in order_summary::manifest().schema {
+        db.execute_batch(&statement)?;
+    }
+    let started = Instant::now();
+    for batch in batches {
+        db.execute_batch("BEGIN")?;
+        for (text, params) in batch {
+            let mut statement = db.prepare_cached(text)?;
+            let params: Vec<rusqlite::types::Value> = params.iter().map(to_sqlite).collect();
+            let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+            while rows.next()?.is_some() {}
+        }
+        db.execute_batch("COMMIT")?;
+    }
+    Ok(events as f64 / started.elapsed().as_secs_f64())
+}
+
+fn to_sqlite(value: &Value) -> rusqlite::types::Value {
+    match value {
+        Value::Null => rusqlite::types::Value::Null,
+        Value::Integer(i) => rusqlite::types::Value::Integer(*i),
+        Value::Real(r) => rusqlite::types::Value::Real(*r),
+        Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+    }
+}
+
+struct NativeSql<'a> {
+    db: &'a mut Db,
+    record: bool,
+    /// Each distinct statement text once (the plugin's texts are a handful of constants).
+    texts: &'a mut std::collections::HashMap<String, &'static str>,
+    statements: Batch,
+}
+
+impl NativeSql<'_> {
+    /// Records `statement` for the SQLite-alone replay, when recording.
+    fn record(&mut self, statement: &str, params: &[Value]) {
+        if !self.record {
+            return;
+        }
+        let text = *self
+            .texts
+            .entry(statement.to_string())
+            .or_insert_with(|| Box::leak(statement.to_string().into_boxed_str()));
+        self.statements.push((text, params.to_vec()));
+    }
+}
 
 impl projector_sdk::Sql for NativeSql<'_> {
     fn execute(
@@ -135,7 +213,8 @@ impl projector_sdk::Sql for NativeSql<'_> {
         params: &[projector_sdk::Value],
     ) -> Result<i64, projector_sdk::SqlError> {
         let params: Vec<Value> = params.iter().map(to_host_value).collect();
-        self.0.execute(statement, &params).map_err(to_sdk_error)
+        self.record(statement, &params);
+        self.db.execute(statement, &params).map_err(to_sdk_error)
     }
 
     fn query(
@@ -144,7 +223,8 @@ impl projector_sdk::Sql for NativeSql<'_> {
         params: &[projector_sdk::Value],
     ) -> Result<Vec<Vec<projector_sdk::Value>>, projector_sdk::SqlError> {
         let params: Vec<Value> = params.iter().map(to_host_value).collect();
-        let rows = self.0.query(statement, &params).map_err(to_sdk_error)?;
+        self.record(statement, &params);
+        let rows = self.db.query(statement, &params).map_err(to_sdk_error)?;
         Ok(rows
             .into_iter()
             .map(|row| row.into_iter().map(to_sdk_value).collect())

@@ -92,10 +92,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
             let mut shop = Shop::new(&started.as_secs().to_string(), started.as_nanos() as u64);
-            if first_start && backlog > 0 {
-                if let Err(error) = demo::append_backlog(&store, &mut shop, backlog).await {
-                    tracing::error!(error = format!("{error:#}"), "demo backlog");
-                }
+            if first_start
+                && backlog > 0
+                && let Err(error) = demo::append_backlog(&store, &mut shop, backlog).await
+            {
+                tracing::error!(error = format!("{error:#}"), "demo backlog");
             }
             demo::append_steadily(&store, &mut shop, rate).await;
         })

@@ -327,17 +327,14 @@ fn classify(error: eventstore::Error) -> SourceError {
         | E::InternalParsingError(_)
         | E::ResourceDeleted
         | E::ResourceNotFound => SourceError::Fatal(anyhow!("EventStoreDB subscription: {error}")),
-        E::Grpc { code, .. }
-            if matches!(
-                code,
+        E::Grpc {
+            code:
                 tonic::Code::InvalidArgument
-                    | tonic::Code::FailedPrecondition
-                    | tonic::Code::OutOfRange
-                    | tonic::Code::Unimplemented
-            ) =>
-        {
-            SourceError::Fatal(anyhow!("EventStoreDB subscription: {error}"))
-        }
+                | tonic::Code::FailedPrecondition
+                | tonic::Code::OutOfRange
+                | tonic::Code::Unimplemented,
+            ..
+        } => SourceError::Fatal(anyhow!("EventStoreDB subscription: {error}")),
         other => SourceError::Interrupted(anyhow!("{other}")),
     }
 }
