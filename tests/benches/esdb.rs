@@ -91,7 +91,7 @@ fn ms(duration: Duration) -> f64 {
 /// Appends `count` order events in chunks and returns the position of the last.
 async fn load(store: &EsdbSource, count: usize) -> anyhow::Result<i64> {
     let started = Instant::now();
-    let generated = shop::generate_with(count * 4 / 3 + 100, 21, false);
+    let generated = shop::generate_with(count * 2 + 100, 21, false);
     let events: Vec<(String, serde_json::Value)> = generated
         .into_iter()
         .filter(|e| e.stream.starts_with("order-"))

@@ -417,3 +417,105 @@ async fn a_bad_connection_is_a_clear_error_at_start() -> anyhow::Result<()> {
     guarded.shutdown().await?;
     Ok(())
 }
+
+/// TLS (a self-signed certificate, not verified) and credentials work as the connection string
+/// says, through to the tables.
+#[tokio::test(flavor = "multi_thread")]
+async fn connects_with_tls_and_credentials() -> anyhow::Result<()> {
+    let store = devstore::Server::start(devstore::Config {
+        listen: any_port(),
+        tls: devstore::Tls::SelfSigned,
+        require_auth: true,
+        ..devstore::Config::default()
+    })
+    .await?;
+    let connection = store
+        .connection_string()
+        .replace("esdb://", "esdb://admin:changeit@");
+    assert!(connection.contains("tls=true"), "{connection}");
+    let events = shop::generate(300, 15);
+    let (first, _) = append(&client(&connection)?, &events).await?;
+
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), &connection, "")?;
+    let log = dir.path().join("run.log");
+    let data = dir.path().join("data");
+    let run = spawn_run(&config, &log, "info")?;
+    wait_for(&data, &events, first, Duration::from_secs(60), &log)?;
+    assert!(interrupt(run)?.success());
+    assert_model(&data, &events, first)?;
+    let text = std::fs::read_to_string(&log)?;
+    assert!(!text.contains("changeit"), "the password leaked: {text}");
+    store.shutdown().await?;
+    Ok(())
+}
+
+/// `projector dev`, the README's main command: it prints what to do next, projects the demo
+/// backlog and the live workload, stops on Ctrl-C with exit code 0, and a second run resumes
+/// from the stored positions without appending the backlog again.
+#[test]
+fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
+    use std::io::Read;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("dev");
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(guests::ORDER_SUMMARY, plugins.join("order_summary.wasm"))?;
+    std::fs::copy(guests::PAYMENTS, plugins.join("payments.wasm"))?;
+    let dev = |log: &Path| -> anyhow::Result<Child> {
+        Ok(Command::new(PROJECTOR)
+            .args(["dev", "--listen", "127.0.0.1:0", "--rate", "200", "--backlog", "400"])
+            .arg("--data")
+            .arg(&data)
+            .env("PROJECTOR_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?)
+    };
+    let log = dir.path().join("first.log");
+    let first = dev(&log)?;
+    let started = Instant::now();
+    // The backlog (400) plus some live events.
+    while PROJECTIONS
+        .iter()
+        .map(|name| checkpoint(&data, name).unwrap_or(0))
+        .sum::<i64>()
+        < 2 * 500
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress: {}",
+            std::fs::read_to_string(&log)?
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut first = first;
+    let mut stdout = first.stdout.take().unwrap();
+    assert!(interrupt(first)?.success(), "{}", std::fs::read_to_string(&log)?);
+    let mut printed = String::new();
+    stdout.read_to_string(&mut printed)?;
+    assert!(printed.contains("esdb://127.0.0.1:"), "{printed}");
+    assert!(printed.contains(" query --data "), "{printed}");
+    assert!(printed.contains("after a backlog of 400"), "{printed}");
+    let orders = tables::rows(&data, "order_summary", "orders")?.len();
+    assert!(orders > 100, "{orders} orders");
+    let before = PROJECTIONS.map(|name| checkpoint(&data, name));
+
+    let log = dir.path().join("second.log");
+    let second = dev(&log)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let mut second = second;
+    let mut stdout = second.stdout.take().unwrap();
+    assert!(interrupt(second)?.success());
+    let mut printed = String::new();
+    stdout.read_to_string(&mut printed)?;
+    assert!(!printed.contains("backlog"), "{printed}");
+    let after = PROJECTIONS.map(|name| checkpoint(&data, name));
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a >= b),
+        "{before:?} -> {after:?}"
+    );
+    assert!(tables::rows(&data, "order_summary", "orders")?.len() > orders);
+    Ok(())
+}
