@@ -464,7 +464,15 @@ fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
     std::fs::copy(guests::PAYMENTS, plugins.join("payments.wasm"))?;
     let dev = |log: &Path| -> anyhow::Result<Child> {
         Ok(Command::new(PROJECTOR)
-            .args(["dev", "--listen", "127.0.0.1:0", "--rate", "200", "--backlog", "400"])
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--rate",
+                "200",
+                "--backlog",
+                "400",
+            ])
             .arg("--data")
             .arg(&data)
             .env("PROJECTOR_LOG", "info")
@@ -492,7 +500,11 @@ fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
     }
     let mut first = first;
     let mut stdout = first.stdout.take().unwrap();
-    assert!(interrupt(first)?.success(), "{}", std::fs::read_to_string(&log)?);
+    assert!(
+        interrupt(first)?.success(),
+        "{}",
+        std::fs::read_to_string(&log)?
+    );
     let mut printed = String::new();
     stdout.read_to_string(&mut printed)?;
     assert!(printed.contains("esdb://127.0.0.1:"), "{printed}");
