@@ -20,7 +20,11 @@ async fn python_kurrentdbclient_appends_reads_and_subscribes() -> anyhow::Result
         return Ok(());
     }
     let (server, _client) = start().await?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/python_client.py");
+    // Cargo sets CARGO_MANIFEST_DIR for the test process too; prefer it over the compile-time
+    // value, which is stale when a shared target dir reuses a binary built in another checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let script = format!("{manifest_dir}/scripts/python_client.py");
     let connection_string = server.connection_string();
     let output = guard(tokio::task::spawn_blocking(move || {
         Command::new(&python)

@@ -63,12 +63,13 @@ pub fn manifest() -> Manifest {
 /// Fails with [`Error::InvalidEvent`] at the first event that cannot be read (the host then
 /// dead-letters it and replays the rest), or with [`Error::Sql`] if a statement fails.
 pub fn handle(sql: &mut impl Sql, events: &[Event]) -> Result<(), Error> {
+    let mut totals = project::CustomerTotals::default();
     for (index, event) in events.iter().enumerate() {
         let order_event =
             OrderEvent::parse(event).map_err(|message| Error::invalid_event(index, message))?;
-        project::apply(sql, &order_event, event.position)?;
+        project::apply(sql, &order_event, event.position, &mut totals)?;
     }
-    Ok(())
+    totals.write(sql)
 }
 
 projector_sdk::export_plugin!(manifest, handle);
