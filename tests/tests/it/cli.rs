@@ -121,10 +121,7 @@ fn query_reads_but_never_writes() -> anyhow::Result<()> {
 }
 
 fn write_config(dir: &Path, events: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins)?;
-    std::fs::copy(guests::ORDER_SUMMARY, plugins.join("order_summary.wasm"))?;
-    std::fs::copy(guests::PAYMENTS, plugins.join("payments.wasm"))?;
+    crate::util::example_plugins(&dir.join("plugins"))?;
     let config = dir.join("projector.toml");
     std::fs::write(
         &config,

@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use projector_tests::shop::{self, GeneratedEvent, Payload};
-use projector_tests::{guests, tables};
+use projector_tests::tables;
 
 const PROJECTOR: &str = env!("CARGO_BIN_EXE_projector");
 const PROJECTIONS: [&str; 2] = ["order_summary", "payments"];
@@ -65,10 +65,7 @@ async fn append(
 
 /// A folder with the example plugins and a `projector.toml` reading from `connection`.
 fn write_config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<PathBuf> {
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins)?;
-    std::fs::copy(guests::ORDER_SUMMARY, plugins.join("order_summary.wasm"))?;
-    std::fs::copy(guests::PAYMENTS, plugins.join("payments.wasm"))?;
+    crate::util::example_plugins(&dir.join("plugins"))?;
     let config = dir.join("projector.toml");
     std::fs::write(
         &config,
@@ -458,10 +455,7 @@ fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
     use std::io::Read;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("dev");
-    let plugins = data.join("plugins");
-    std::fs::create_dir_all(&plugins)?;
-    std::fs::copy(guests::ORDER_SUMMARY, plugins.join("order_summary.wasm"))?;
-    std::fs::copy(guests::PAYMENTS, plugins.join("payments.wasm"))?;
+    crate::util::example_plugins(&data.join("plugins"))?;
     let dev = |log: &Path| -> anyhow::Result<Child> {
         Ok(Command::new(PROJECTOR)
             .args([

@@ -1,6 +1,6 @@
 //! Helpers for the tests: runtimes, plugins and events.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use projector::event::{CONTENT_TYPE_JSON, Position, RecordedEvent};
@@ -64,4 +64,18 @@ pub fn event(position: u64, event_type: &str, data: &str) -> RecordedEvent {
         data: data.as_bytes().to_vec(),
         metadata: Vec::new(),
     }
+}
+
+/// `folder`, created if needed, holding the two example plugins; returns it.
+pub fn example_plugins(folder: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(folder)?;
+    std::fs::copy(
+        projector_tests::guests::ORDER_SUMMARY,
+        folder.join("order_summary.wasm"),
+    )?;
+    std::fs::copy(
+        projector_tests::guests::PAYMENTS,
+        folder.join("payments.wasm"),
+    )?;
+    Ok(folder.to_path_buf())
 }
