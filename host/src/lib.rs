@@ -17,8 +17,10 @@
 //!   status, shutdown.
 //! - [`demo`]: the shop workload `projector dev` appends.
 //! - [`config`]: the `projector.toml` file.
+//! - [`api`]: the HTTP API: read-only SQL and status. Only user of axum.
 //! - [`cli`]: the `projector` commands.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -56,3 +56,18 @@ pub trait SqlSession: Send {
     /// Runs a statement and returns all its rows.
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError>;
 }
+
+impl Value {
+    /// The value as JSON: blobs as base64 text, non-finite reals as null.
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        use serde_json::Value as Json;
+        match self {
+            Value::Null => Json::Null,
+            Value::Integer(i) => Json::from(*i),
+            Value::Real(r) => serde_json::Number::from_f64(*r).map_or(Json::Null, Json::Number),
+            Value::Text(t) => Json::String(t.clone()),
+            Value::Blob(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        }
+    }
+}

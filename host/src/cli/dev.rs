@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use super::run::{open_projections, report};
 use super::{compile_cache_dir, shutdown_signal};
+use crate::api::Api;
 use crate::config::{Config, SourceConfig};
 use crate::demo::{self, Shop};
 use crate::pipeline::{self, Backoff, Settings, Status};
@@ -38,6 +39,9 @@ pub struct Args {
     /// Where the embedded EventStoreDB-compatible server listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:2113")]
     pub listen: SocketAddr,
+    /// Serve the HTTP API (read-only SQL, projection status) here, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub api: Option<SocketAddr>,
 }
 
 /// Runs until Ctrl-C or SIGTERM.
@@ -114,8 +118,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         abort
     };
 
-    print_next_steps(&args, &connection, &names, &plugins_dir, first_start);
     let status = Status::default();
+    let (api_stop, api_stopping) = tokio::sync::oneshot::channel::<()>();
+    let api = match args.api {
+        Some(listen) => Some(
+            Api::start(listen, args.data.clone(), status.clone(), async move {
+                let _ = api_stopping.await;
+            })
+            .await?,
+        ),
+        None => None,
+    };
+    let api_address = api.as_ref().map(|api| api.local_addr);
+    print_next_steps(
+        &args,
+        &connection,
+        &names,
+        &plugins_dir,
+        first_start,
+        api_address,
+    );
     let reporter = tokio::spawn(report_status(status.clone()));
     let settings = Settings {
         status,
@@ -124,6 +146,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcomes = pipeline::run_with(projections, store, settings, shutdown_signal()).await;
     workload.abort();
     reporter.abort();
+    let _ = api_stop.send(());
+    if let Some(api) = api {
+        api.stopped().await;
+    }
     server.shutdown().await?;
     report(&outcomes?)
 }
@@ -135,6 +161,7 @@ fn print_next_steps(
     names: &[String],
     plugins_dir: &Path,
     first_start: bool,
+    api: Option<SocketAddr>,
 ) {
     let me = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -158,6 +185,12 @@ fn print_next_steps(
         projections = names.join(", "),
         plugins = plugins_dir.display(),
     );
+    if let Some(api) = api {
+        println!(
+            "  curl -s http://{api}/api/projections\
+             \n  curl -s http://{api}/api/query --get --data-urlencode \"sql=SELECT * FROM order_summary.orders LIMIT 3\"\n"
+        );
+    }
 }
 
 /// Logs each projection's position now and then.

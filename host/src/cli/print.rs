@@ -1,8 +1,6 @@
-//! Printing query results as text tables or JSON.
+//! Printing query results as text tables (JSON comes from `QueryResult::to_json`).
 
-use base64::Engine as _;
 use comfy_table::{ContentArrangement, Table, presets};
-use serde_json::{Map, Value as Json};
 
 use crate::store::QueryResult;
 use crate::value::Value;
@@ -20,20 +18,6 @@ pub fn text_table(result: &QueryResult) -> String {
     table.to_string()
 }
 
-/// Converts `result` to a JSON array of objects, one per row.
-pub fn json_rows(result: &QueryResult) -> Json {
-    let rows = result.rows.iter().map(|row| {
-        let object: Map<String, Json> = result
-            .columns
-            .iter()
-            .cloned()
-            .zip(row.iter().map(to_json))
-            .collect();
-        Json::Object(object)
-    });
-    Json::Array(rows.collect())
-}
-
 fn display(value: &Value) -> String {
     match value {
         Value::Null => "NULL".to_string(),
@@ -41,15 +25,5 @@ fn display(value: &Value) -> String {
         Value::Real(r) => r.to_string(),
         Value::Text(t) => t.clone(),
         Value::Blob(b) => format!("x'{}'", hex::encode(b)),
-    }
-}
-
-fn to_json(value: &Value) -> Json {
-    match value {
-        Value::Null => Json::Null,
-        Value::Integer(i) => Json::from(*i),
-        Value::Real(r) => serde_json::Number::from_f64(*r).map_or(Json::Null, Json::Number),
-        Value::Text(t) => Json::String(t.clone()),
-        Value::Blob(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
     }
 }

@@ -25,10 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let result = reader.query(&args.sql)?;
     match args.format {
         Format::Table => println!("{}", print::text_table(&result)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&print::json_rows(&result))?
-        ),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&result.to_json())?),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -133,13 +133,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => {
             let tables: serde_json::Map<String, serde_json::Value> = printed_tables
                 .iter()
-                .map(|(table, result)| (table.clone(), print::json_rows(result)))
+                .map(|(table, result)| (table.clone(), result.to_json()))
                 .collect();
             let document = json!({
                 "projection": name,
                 "version": plugin.manifest.version,
                 "tables": tables,
-                "dead_letters": print::json_rows(&dead_letters),
+                "dead_letters": dead_letters.to_json(),
                 "projected": outcome.projected,
                 "failed": outcome.failed,
                 "checkpoint": outcome.checkpoint.map(|p| p.commit),

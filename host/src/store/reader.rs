@@ -23,6 +23,23 @@ pub struct QueryResult {
     pub rows: Vec<Vec<Value>>,
 }
 
+impl QueryResult {
+    /// The rows as a JSON array of objects keyed by column name (`projector query --format
+    /// json`, the API).
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows = self.rows.iter().map(|row| {
+            let object: serde_json::Map<String, serde_json::Value> = self
+                .columns
+                .iter()
+                .cloned()
+                .zip(row.iter().map(Value::to_json))
+                .collect();
+            serde_json::Value::Object(object)
+        });
+        serde_json::Value::Array(rows.collect())
+    }
+}
+
 /// A read-only view over the projection databases of one data directory.
 pub struct Reader {
     connection: Connection,

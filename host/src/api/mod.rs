@@ -1,0 +1,131 @@
+//! The HTTP API (the only user of axum): read-only SQL over the projection databases, and
+//! the live status of each projection.
+//!
+//! - `GET /api/projections`: every projection's position, whether it has caught up, counts,
+//!   and why its source or the projection itself is failing, if it is.
+//! - `GET /api/query?sql=…` or `POST /api/query` with `{"sql": "…"}`: the rows as JSON
+//!   objects, as `projector query --format json` prints them. Statements that write are
+//!   refused by the same read-only authorizer as `projector query`.
+//!
+//! It listens where it is told (`127.0.0.1` unless the operator chooses otherwise) and has no
+//! authentication: it is for a trusted network.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::pipeline::Status;
+use crate::store::Reader;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Shared {
+    data_dir: PathBuf,
+    status: Status,
+}
+
+/// A running API server.
+pub struct Api {
+    /// Where it listens (the port is known even when 0 was asked for).
+    pub local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Api {
+    /// Binds `listen` and serves until `shutdown` resolves.
+    pub async fn start(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        status: Status,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<Api> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the API to {listen}"))?;
+        let local_addr = listener.local_addr()?;
+        let router = Router::new()
+            .route("/api/projections", get(projections))
+            .route("/api/query", get(query_get).post(query_post))
+            .with_state(Shared { data_dir, status });
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %error, "the API stopped");
+            }
+        });
+        Ok(Api { local_addr, task })
+    }
+
+    /// Waits for the server to finish after its shutdown signal.
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn projections(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let projections: Vec<serde_json::Value> = shared
+        .status
+        .projections()
+        .into_iter()
+        .map(|(name, status)| {
+            json!({
+                "name": name,
+                "position": status.checkpoint.map(|p| p.commit),
+                "caught_up": status.caught_up,
+                "projected": status.projected,
+                "failed": status.failed,
+                "source_error": status.source_error,
+                "error": status.error,
+            })
+        })
+        .collect();
+    Json(json!({ "projections": projections }))
+}
+
+/// The query of `GET /api/query?sql=…` and of a `POST` body.
+#[derive(Deserialize)]
+struct Sql {
+    sql: String,
+}
+
+async fn query_get(State(shared): State<Shared>, Query(sql): Query<Sql>) -> Response {
+    run_query(shared, sql.sql).await
+}
+
+async fn query_post(State(shared): State<Shared>, Json(sql): Json<Sql>) -> Response {
+    run_query(shared, sql.sql).await
+}
+
+/// Runs `sql` on a blocking thread (SQLite is synchronous); a refused or failing statement is
+/// a 400 with the reason.
+async fn run_query(shared: Shared, sql: String) -> Response {
+    let result = tokio::task::spawn_blocking(move || {
+        let reader = Reader::open(&shared.data_dir)?;
+        reader.query(&sql)
+    })
+    .await;
+    match result {
+        Ok(Ok(rows)) => Json(rows.to_json()).into_response(),
+        Ok(Err(error)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": format!("{error:#}") })),
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": error.to_string() })),
+        )
+            .into_response(),
+    }
+}
