@@ -2,6 +2,7 @@
 //! One test binary; each module is one area.
 
 mod cli;
+mod dev;
 mod esdb;
 mod pipeline;
 mod resume;
