@@ -11,9 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use super::run::{open_projections, report};
+use super::run::{open_projections, report, serve_api};
 use super::{compile_cache_dir, shutdown_signal};
-use crate::api::Api;
 use crate::config::{Config, SourceConfig};
 use crate::demo::{self, Shop};
 use crate::pipeline::{self, Backoff, Settings, Status};
@@ -119,17 +118,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let status = Status::default();
-    let (api_stop, api_stopping) = tokio::sync::oneshot::channel::<()>();
-    let api = match args.api {
-        Some(listen) => Some(
-            Api::start(listen, args.data.clone(), status.clone(), async move {
-                let _ = api_stopping.await;
-            })
-            .await?,
-        ),
-        None => None,
-    };
-    let api_address = api.as_ref().map(|api| api.local_addr);
+    let api = serve_api(args.api, &args.data, &status).await?;
+    let api_address = api.as_ref().map(|(api, _)| api.local_addr);
     print_next_steps(
         &args,
         &connection,
@@ -146,8 +136,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcomes = pipeline::run_with(projections, store, settings, shutdown_signal()).await;
     workload.abort();
     reporter.abort();
-    let _ = api_stop.send(());
-    if let Some(api) = api {
+    if let Some((api, stop)) = api {
+        let _ = stop.send(());
         api.stopped().await;
     }
     server.shutdown().await?;

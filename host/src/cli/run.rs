@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use super::{compile_cache_dir, shutdown_signal};
+use crate::api::Api;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{self, Settings};
 use crate::projection::Projection;
@@ -21,6 +22,9 @@ pub struct Args {
     /// The config file.
     #[arg(long, default_value = "projector.toml")]
     pub config: PathBuf,
+    /// Serve the HTTP API (read-only SQL, projection status) here, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub api: Option<std::net::SocketAddr>,
 }
 
 /// Loads the config and the plugins, then runs the projections.
@@ -40,8 +44,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         backoff: config.backoff,
         ..Settings::new(config.batching, config.limits.thread_stack_bytes)
     };
-    let outcomes = pipeline::run_with(projections, source, settings, shutdown_signal()).await?;
-    report(&outcomes)
+    let api = serve_api(args.api, &config.data_dir, &settings.status).await?;
+    let outcomes = pipeline::run_with(projections, source, settings, shutdown_signal()).await;
+    if let Some((api, stop)) = api {
+        let _ = stop.send(());
+        api.stopped().await;
+    }
+    report(&outcomes?)
+}
+
+/// Starts the API on `listen`, if given; the sender stops it.
+pub(super) async fn serve_api(
+    listen: Option<std::net::SocketAddr>,
+    data_dir: &std::path::Path,
+    status: &pipeline::Status,
+) -> anyhow::Result<Option<(Api, tokio::sync::oneshot::Sender<()>)>> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    let api = Api::start(listen, data_dir.to_path_buf(), status.clone(), async move {
+        let _ = stopping.await;
+    })
+    .await?;
+    tracing::info!(address = %api.local_addr, "serving the API");
+    Ok(Some((api, stop)))
 }
 
 /// Prints how each projection ended; the exit code says whether any faulted.

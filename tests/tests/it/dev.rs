@@ -10,7 +10,7 @@ use projector_tests::tables;
 use crate::esdb::{PROJECTIONS, PROJECTOR, checkpoint, interrupt};
 
 /// A plain HTTP/1.1 GET of `path` from `address`: the response's status line and body.
-fn http_get(address: &str, path: &str) -> anyhow::Result<(String, String)> {
+pub fn http_get(address: &str, path: &str) -> anyhow::Result<(String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address)?;
     write!(

@@ -79,8 +79,14 @@ fn write_config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<Pat
 
 /// `projector run` on `config`, its log going to `log`.
 fn spawn_run(config: &Path, log: &Path, filter: &str) -> anyhow::Result<Child> {
+    spawn_run_with(config, log, filter, &[])
+}
+
+/// [`spawn_run`] with more arguments.
+fn spawn_run_with(config: &Path, log: &Path, filter: &str, args: &[&str]) -> anyhow::Result<Child> {
     Ok(Command::new(PROJECTOR)
         .args(["run", "--config", config.to_str().unwrap()])
+        .args(args)
         .env("PROJECTOR_LOG", filter)
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -179,7 +185,8 @@ fn assert_model(data: &Path, events: &[GeneratedEvent], first: i64) -> anyhow::R
 }
 
 /// Catch-up over what is stored, then live events as they are appended: the tables equal the
-/// model at both points, and Ctrl-C ends the run with exit code 0.
+/// model at both points, the API reports both projections caught up, and Ctrl-C ends the run
+/// with exit code 0.
 #[tokio::test(flavor = "multi_thread")]
 async fn catches_up_then_follows_live_appends() -> anyhow::Result<()> {
     let store = start_store(devstore::Storage::Memory, any_port()).await?;
@@ -192,9 +199,22 @@ async fn catches_up_then_follows_live_appends() -> anyhow::Result<()> {
     let config = write_config(dir.path(), &store.connection_string(), "")?;
     let log = dir.path().join("run.log");
     let data = dir.path().join("data");
-    let run = spawn_run(&config, &log, "info")?;
+    let run = spawn_run_with(&config, &log, "info", &["--api", "127.0.0.1:0"])?;
     wait_for(&data, stored, first, Duration::from_secs(60), &log)?;
     assert_model(&data, stored, first)?;
+    let text = std::fs::read_to_string(&log)?;
+    let api = text
+        .split("serving the API address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| anyhow::anyhow!("no API address logged: {text}"))?;
+    let (status, body) = crate::dev::http_get(api, "/api/projections")?;
+    assert!(status.contains("200"), "{status} {body}");
+    let reported: serde_json::Value = serde_json::from_str(&body)?;
+    for projection in reported["projections"].as_array().unwrap() {
+        assert_eq!(projection["caught_up"], true, "{body}");
+        assert_eq!(projection["error"], serde_json::Value::Null, "{body}");
+    }
 
     append(&client, live).await?;
     wait_for(&data, &events, first, Duration::from_secs(60), &log)?;
