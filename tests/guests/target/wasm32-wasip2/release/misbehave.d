@@ -1,1 +1,0 @@
-/work/main/tests/guests/target/wasm32-wasip2/release/misbehave.wasm: /work/main/tests/guests/misbehave/src/lib.rs /work/main/wit/log.wit /work/main/wit/sql.wit /work/main/wit/types.wit /work/main/wit/world.wit
