@@ -8,6 +8,7 @@
 //! stop at any point leaves the database at a batch boundary.
 
 mod authorizer;
+mod checkpointer;
 mod reader;
 mod statements;
 
@@ -62,6 +63,8 @@ pub struct Db {
     in_batch: bool,
     /// Bounds on one plugin statement.
     limits: StatementLimits,
+    /// Checkpoints the WAL off the writer's thread; dropped (and joined) after the connection.
+    _checkpointer: checkpointer::Checkpointer,
 }
 
 /// Bounds on one plugin statement, so SQL cannot escape the plugin's time and memory limits.
@@ -132,6 +135,11 @@ impl Db {
         // last commits, which the source then replays from the stored position.
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpointer::WRITER_AUTOCHECKPOINT_PAGES,
+        )?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.set_prepared_statement_cache_capacity(256);
         // Defensive mode forbids writes to the schema tables even through PRAGMA-free tricks,
@@ -154,6 +162,7 @@ impl Db {
             path: path.to_path_buf(),
             in_batch: false,
             limits,
+            _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;
         Ok(db)
