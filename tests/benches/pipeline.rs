@@ -16,7 +16,7 @@ use projector::pipeline;
 use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
 use projector::source::{BatchOptions, MemorySource, parse_jsonl};
-use projector::store::{Checkpoint, Db, PluginRecord};
+use projector::store::{Checkpoint, Checkpointer, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES};
 use projector::value::{SqlError, SqlSession, Value};
 use projector_tests::{guests, shop};
 
@@ -152,11 +152,14 @@ fn native_ceiling(
 type Batch = Vec<(&'static str, Vec<Value>)>;
 
 /// SQLite alone: the exact statements of the native run, replayed through rusqlite on the same
-/// schema with the same pragmas, one transaction per batch, with no plugin, no JSON, no host.
+/// schema with the same pragmas and the same background checkpoints as `store::Db`, one
+/// transaction per batch, with no plugin, no JSON, no host.
 fn sqlite_alone(path: &Path, batches: &[Batch], events: usize) -> anyhow::Result<f64> {
     let db = rusqlite::Connection::open(path)?;
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+    let _checkpointer = Checkpointer::start(path)?;
     for statement in order_summary::manifest().schema {
         db.execute_batch(&statement)?;
     }

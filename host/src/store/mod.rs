@@ -22,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::event::{Position, RecordedEvent};
 
 pub use authorizer::{Mode, Policy, RESERVED_PREFIX};
+pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 pub use reader::{QueryResult, Reader};
 
 /// What the host records about the plugin that built a database.
