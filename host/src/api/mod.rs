@@ -7,8 +7,9 @@
 //!   objects, as `projector query --format json` prints them. Statements that write are
 //!   refused by the same read-only authorizer as `projector query`.
 //!
-//! It listens where it is told (`127.0.0.1` unless the operator chooses otherwise) and has no
-//! authentication: it is for a trusted network.
+//! It listens only where `--api` tells it to (there is no default) and has no authentication:
+//! bind it to 127.0.0.1 or a trusted network. Each query is stopped after
+//! [`crate::store::QUERY_DEADLINE`].
 
 use std::future::Future;
 use std::net::SocketAddr;

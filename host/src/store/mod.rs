@@ -23,7 +23,7 @@ use crate::event::{Position, RecordedEvent};
 
 pub use authorizer::{Mode, Policy, RESERVED_PREFIX};
 pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
-pub use reader::{QueryResult, Reader};
+pub use reader::{QUERY_DEADLINE, QueryResult, Reader};
 
 /// What the host records about the plugin that built a database.
 #[derive(Clone, Debug, PartialEq, Eq)]

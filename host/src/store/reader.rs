@@ -40,12 +40,15 @@ impl QueryResult {
     }
 }
 
+/// Longest one query may run.
+pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A read-only view over the projection databases of one data directory.
 pub struct Reader {
     connection: Connection,
     policy: Arc<Policy>,
-    /// The attached projections, by name.
-    projections: Vec<String>,
+    /// Longest one query may run ([`QUERY_DEADLINE`]).
+    deadline: std::time::Duration,
 }
 
 impl Reader {
@@ -57,31 +60,37 @@ impl Reader {
             [(_, path)] => open_read_only(path)?,
             _ => Connection::open_in_memory()?,
         };
-        let mut projections = Vec::new();
         for (name, path) in &databases {
             let uri = format!("file:{}?mode=ro", path.display());
             connection
                 .execute("ATTACH DATABASE ?1 AS ?2", rusqlite::params![uri, name])
                 .with_context(|| format!("attaching {}", path.display()))?;
-            projections.push(name.clone());
         }
         connection.pragma_update(None, "query_only", true)?;
         let policy = Policy::new(Mode::ReadOnly);
         policy.install(&connection);
+        // A query may recurse forever (WITH RECURSIVE); the API runs queries from anyone who
+        // can reach it, so each one gets a deadline, checked by SQLite as it steps.
+        let interrupt = Arc::clone(&policy);
+        connection.progress_handler(10_000, Some(move || interrupt.past_deadline()));
         Ok(Reader {
             connection,
             policy,
-            projections,
+            deadline: QUERY_DEADLINE,
         })
     }
 
-    /// The names of the attached projections.
-    pub fn projections(&self) -> &[String] {
-        &self.projections
+    /// Runs one read-only statement and returns its columns and all its rows; a statement
+    /// still running after [`QUERY_DEADLINE`] is interrupted with an error.
+    pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
+        self.policy
+            .set_deadline(Some(std::time::Instant::now() + self.deadline));
+        let result = self.run(sql);
+        self.policy.set_deadline(None);
+        result
     }
 
-    /// Runs one read-only statement and returns its columns and all its rows.
-    pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
+    fn run(&self, sql: &str) -> anyhow::Result<QueryResult> {
         let mut statement =
             self.connection
                 .prepare(sql)
@@ -96,7 +105,16 @@ impl Reader {
             .collect();
         let mut rows = statement.raw_query();
         let mut result = Vec::new();
-        while let Some(row) = rows.next().context("running the query")? {
+        while let Some(row) = rows
+            .next()
+            .map_err(|error| match error.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::OperationInterrupted) => anyhow::format_err!(
+                    "the query ran longer than {} ms and was stopped",
+                    self.deadline.as_millis()
+                ),
+                _ => anyhow::Error::new(error).context("running the query"),
+            })?
+        {
             let mut values = Vec::with_capacity(columns.len());
             for index in 0..columns.len() {
                 values.push(to_value(row.get_ref(index)?));
@@ -139,4 +157,31 @@ pub fn projection_databases(data_dir: &Path) -> anyhow::Result<Vec<(String, Path
         );
     }
     Ok(databases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_that_never_ends_is_stopped_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        Connection::open(dir.path().join("p.db"))
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let mut reader = Reader::open(dir.path()).unwrap();
+        reader.deadline = std::time::Duration::from_millis(50);
+        let error = reader
+            .query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("ran longer than 50 ms"),
+            "{error:#}"
+        );
+        assert_eq!(
+            reader.query("SELECT count(*) FROM t").unwrap().rows.len(),
+            1
+        );
+    }
 }
