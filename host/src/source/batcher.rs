@@ -122,6 +122,8 @@ pub async fn batches(
                 Err(_) => return Ended::ReceiverGone,
             },
             () = tokio::time::sleep_until(due.unwrap_or(now)), if pending && !sendable => {}
+            // A projection that stopped must not keep its subscription open until shutdown.
+            () = sender.closed() => return Ended::ReceiverGone,
         }
     }
 }

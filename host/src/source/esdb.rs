@@ -197,6 +197,7 @@ impl EventSource for EsdbSource {
             options,
             subscription: None,
             filter: filter.clone(),
+            last_event: after,
             last: after,
             finished: false,
         };
@@ -213,6 +214,12 @@ struct State {
     options: SubscribeToAllOptions,
     subscription: Option<(u64, eventstore::Subscription)>,
     filter: EventFilter,
+    /// The last event seen: an event at or before it is a repeat.
+    last_event: Option<Position>,
+    /// The furthest position yielded (event or checkpoint): checkpoints only move forward.
+    /// Kept apart from `last_event`, so that a server checkpoint that runs ahead of an event
+    /// it has yet to deliver (a bug of some KurrentDB versions) does not make the source drop
+    /// that event. The projection still skips it if it already committed that checkpoint.
     last: Option<Position>,
     finished: bool,
 }
@@ -248,10 +255,11 @@ impl State {
                     let recorded = resolved.get_original_event();
                     let at = position(recorded.position);
                     // Exclusive start and no duplicates, even if a server gets either wrong.
-                    if self.last.is_some_and(|last| at <= last) {
+                    if self.last_event.is_some_and(|last| at <= last) {
                         continue;
                     }
-                    self.last = Some(at);
+                    self.last_event = Some(at);
+                    self.last = self.last.max(Some(at));
                     // The server filters on one axis; the other (and system events) here.
                     if self
                         .filter
