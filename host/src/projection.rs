@@ -129,14 +129,8 @@ impl Projection {
             position,
             events_handled: handled,
         };
-        if events.is_empty() {
-            self.db().advance(position)?;
-            self.checkpoint = Some(checkpoint);
-            return Ok(BatchReport {
-                checkpoint: Some(position),
-                ..BatchReport::default()
-            });
-        }
+        // A batch with no new events (only a server checkpoint) goes through the same
+        // transaction and the same check, without calling the plugin.
         self.db().begin()?;
         // The checkpoint read inside the write transaction must be the one this projection last
         // committed; otherwise another process writes this database too, and applying the batch
@@ -153,7 +147,12 @@ impl Projection {
                 self.db().path().display()
             );
         }
-        let report = match self.instance.handle(events) {
+        let outcome = if events.is_empty() {
+            Ok(())
+        } else {
+            self.instance.handle(events)
+        };
+        let report = match outcome {
             Ok(()) => BatchReport {
                 projected: events.len(),
                 failed: 0,
@@ -188,7 +187,7 @@ impl Projection {
         error: PluginError,
     ) -> anyhow::Result<BatchReport> {
         let range = describe_range(events);
-        if let PluginError::LimitExceeded(_) = error {
+        if let PluginError::LimitExceeded(_) | PluginError::Broken(_) = error {
             bail!("projection {} stopped at {range}: {error}", self.name());
         }
         if self.policy == ErrorPolicy::Stop {
@@ -254,7 +253,7 @@ impl Projection {
     }
 
     /// Calls the plugin on `events` under a savepoint: kept on success, undone on failure.
-    /// A limit stops the projection.
+    /// A limit, or an instance that cannot be rebuilt, stops the projection.
     fn try_handle(&mut self, events: &[RecordedEvent]) -> anyhow::Result<Result<(), PluginError>> {
         self.db().savepoint()?;
         match self.instance.handle(events) {
@@ -262,7 +261,7 @@ impl Projection {
                 self.db().release_savepoint()?;
                 Ok(Ok(()))
             }
-            Err(error @ PluginError::LimitExceeded(_)) => {
+            Err(error @ (PluginError::LimitExceeded(_) | PluginError::Broken(_))) => {
                 self.db().rollback()?;
                 bail!(
                     "projection {} stopped at {}: {error}",

@@ -17,6 +17,9 @@ pub enum PluginError {
     /// The plugin hit a resource limit (time or memory). Its instance is dead too.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The instance died and a new one could not be built: no further call can succeed.
+    #[error("{0}")]
+    Broken(String),
 }
 
 /// The plugin's own account of a failure (the WIT `error` variant).

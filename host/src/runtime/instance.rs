@@ -2,7 +2,8 @@
 //!
 //! A trap poisons a wasmtime store for good, so after any call that kills the instance (a trap
 //! or a limit) this module builds a fresh one from the plugin's `ProjectionPre` before
-//! returning the error; callers never see a dead instance.
+//! returning the error; callers never see a dead instance. If that rebuild fails, the call
+//! returns `PluginError::Broken`, which stops the projection.
 
 use std::sync::{Arc, Mutex};
 
@@ -83,10 +84,12 @@ impl Instance {
         if outcome.as_ref().is_err_and(PluginError::kills_instance)
             && let Err(error) = self.renew()
         {
-            tracing::error!(
-                error = format!("{error:#}"),
-                "could not recreate the plugin instance after a trap"
-            );
+            // The dead instance stays: every later call would trap at once, which must stop
+            // the projection rather than dead-letter event after event.
+            let cause = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            return Err(PluginError::Broken(format!(
+                "{cause}; and the plugin instance could not be recreated: {error:#}"
+            )));
         }
         outcome
     }

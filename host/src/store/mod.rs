@@ -287,20 +287,6 @@ impl Db {
         Ok(())
     }
 
-    /// Moves the checkpoint forward without a batch (the source skipped events the projection
-    /// does not want); commits on its own.
-    pub fn advance(&mut self, position: Position) -> anyhow::Result<()> {
-        let stored = self.checkpoint()?;
-        if stored.is_some_and(|c| c.position >= position) {
-            return Ok(());
-        }
-        let events_handled = stored.map_or(0, |c| c.events_handled);
-        self.write_checkpoint(Checkpoint {
-            position,
-            events_handled,
-        })
-    }
-
     fn write_checkpoint(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
         self.connection
             .prepare(
