@@ -3,8 +3,8 @@
 //! Read in two stages: [`RawConfig`] is the file as written, [`Config`] is the validated result
 //! with paths resolved against the file's directory. Every problem is reported at once: each
 //! unknown field with its line (a typo'd key must not silently fall back to a default), then
-//! every missing or invalid value. How the process runs (log format, verbosity) is a
-//! command-line flag, not a config field.
+//! every missing or invalid value. How the process logs (`--log`) is a command-line flag,
+//! not a config field.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
