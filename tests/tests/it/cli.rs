@@ -151,23 +151,29 @@ fn run_survives_sigkill_at_any_moment() -> anyhow::Result<()> {
 
     let killed = dir.path().join("killed");
     let config = write_config(&killed, &events)?;
-    let mut kills = 0;
-    let mut delay_ms = 150u64;
+    let data = killed.join("data");
+    let mut kills = 0u64;
+    let mut positions = Vec::new();
     loop {
+        let before = crate::esdb::checkpoint(&data, "order_summary");
         let mut child = Command::new(PROJECTOR)
             .args(["run", "--config", config.to_str().unwrap()])
             .env("PROJECTOR_LOG", "warn")
             .stderr(std::process::Stdio::null())
             .spawn()?;
+        // A kill during start-up (compiling the plugin) proves nothing: wait until this run has
+        // committed something, then kill it a varying moment later; after six, let it finish.
         let started = Instant::now();
         let finished = loop {
             if let Some(status) = child.try_wait()? {
                 break Some(status);
             }
-            if started.elapsed() >= Duration::from_millis(delay_ms) {
+            if kills < 6 && crate::esdb::checkpoint(&data, "order_summary") != before {
+                std::thread::sleep(Duration::from_millis((kills * 7919) % 120));
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+            std::thread::sleep(Duration::from_millis(2));
         };
         match finished {
             Some(status) => {
@@ -178,18 +184,25 @@ fn run_survives_sigkill_at_any_moment() -> anyhow::Result<()> {
                 child.kill()?; // SIGKILL
                 child.wait()?;
                 kills += 1;
-                // Vary the moment of death; after a dozen kills let it finish.
-                delay_ms = if kills >= 12 {
-                    600_000
-                } else {
-                    100 + (delay_ms * 7919) % 400
-                };
+                positions.push(crate::esdb::checkpoint(&data, "order_summary"));
             }
         }
     }
     assert!(
         kills >= 3,
         "the run finished before it could be killed a few times ({kills})"
+    );
+    // Kills during start-up prove nothing: at least two must land mid-stream, between
+    // different committed positions short of the end.
+    let end = crate::esdb::checkpoint(&killed.join("data"), "order_summary");
+    let mid_stream: std::collections::BTreeSet<_> = positions
+        .iter()
+        .flatten()
+        .filter(|&&p| Some(p) < end)
+        .collect();
+    assert!(
+        mid_stream.len() >= 2,
+        "kills landed at {positions:?}, end {end:?}"
     );
     for name in ["order_summary", "payments"] {
         let calm_dump = tables::dump(&calm.join("data"), name)?;

@@ -208,12 +208,23 @@ async fn catches_up_then_follows_live_appends() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .ok_or_else(|| anyhow::anyhow!("no API address logged: {text}"))?;
-    let (status, body) = crate::dev::http_get(api, "/api/projections")?;
-    assert!(status.contains("200"), "{status} {body}");
-    let reported: serde_json::Value = serde_json::from_str(&body)?;
-    for projection in reported["projections"].as_array().unwrap() {
-        assert_eq!(projection["caught_up"], true, "{body}");
-        assert_eq!(projection["error"], serde_json::Value::Null, "{body}");
+    // The caught-up marker may come in a batch after the one holding the last event: poll.
+    let started = Instant::now();
+    loop {
+        let (status, body) = crate::dev::http_get(api, "/api/projections")?;
+        assert!(status.contains("200"), "{status} {body}");
+        let reported: serde_json::Value = serde_json::from_str(&body)?;
+        let projections = reported["projections"].as_array().unwrap();
+        assert_eq!(projections.len(), 2, "{body}");
+        assert!(projections.iter().all(|p| p["error"].is_null()), "{body}");
+        if projections.iter().all(|p| p["caught_up"] == true) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never caught up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 
     append(&client, live).await?;
@@ -263,8 +274,10 @@ async fn survives_the_server_restarting_mid_run() -> anyhow::Result<()> {
     let status = interrupt(run)?;
     let text = std::fs::read_to_string(&log)?;
     assert!(status.success(), "exit {status}: {text}");
-    assert!(text.contains("source unavailable"), "{text}");
-    assert!(text.contains("source available again"), "{text}");
+    // Two restarts, two outages: each logged once when it starts and once when it ends,
+    // however many projections and reconnect attempts it took.
+    assert_eq!(text.matches("source unavailable").count(), 2, "{text}");
+    assert_eq!(text.matches("source available again").count(), 2, "{text}");
     assert_model(&data, &events, first)?;
     store.shutdown().await?;
     Ok(())
@@ -405,7 +418,7 @@ async fn a_bad_connection_is_a_clear_error_at_start() -> anyhow::Result<()> {
     .await?;
     let wrong_password = guarded
         .connection_string()
-        .replace("esdb://", "esdb://admin:wrong@");
+        .replace("esdb://", "esdb://admin:pw-7f3c9e@");
     let nothing_listens = {
         let listener = std::net::TcpListener::bind(any_port())?;
         let port = listener.local_addr()?.port();
@@ -428,7 +441,10 @@ async fn a_bad_connection_is_a_clear_error_at_start() -> anyhow::Result<()> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{connection}: {stderr}");
         assert!(stderr.contains(expected), "{connection}: {stderr}");
-        assert!(!stderr.contains("wrong"), "the password leaked: {stderr}");
+        assert!(
+            !stderr.contains("pw-7f3c9e"),
+            "the password leaked: {stderr}"
+        );
         assert!(started.elapsed() < Duration::from_secs(30), "{connection}");
     }
     guarded.shutdown().await?;
