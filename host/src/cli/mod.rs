@@ -53,7 +53,10 @@ pub enum Format {
 /// error into its full cause chain on stderr and a non-zero exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    if let Err(error) = init_logging(&cli.log) {
+        eprintln!("error: --log {:?} is not a log filter: {error}", cli.log);
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -80,14 +83,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Sends logs to stderr, filtered by `filter`.
-pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Sends logs to stderr, filtered by `filter`; a filter that does not parse is an error.
+pub fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    Ok(())
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

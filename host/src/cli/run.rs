@@ -132,5 +132,20 @@ pub(super) fn open_projections(
         let policy = config.error_policy(&plugin.manifest.name);
         projections.push(Projection::open(runtime, plugin, &config.data_dir, policy)?);
     }
+    // A misspelt [projections.<name>] section would otherwise leave its projection on the
+    // default policy without a word.
+    let names: Vec<&str> = projections.iter().map(Projection::name).collect();
+    let unknown: Vec<&String> = config
+        .error_policies
+        .keys()
+        .filter(|name| !names.contains(&name.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "the config has options for {unknown:?}, but no plugin in {} declares such a \
+             projection (the plugins declare {names:?})",
+            config.plugins_dir.display()
+        );
+    }
     Ok(projections)
 }

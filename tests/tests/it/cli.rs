@@ -253,3 +253,32 @@ async fn devstore_command_serves_the_official_client() -> anyhow::Result<()> {
     assert!(lines.any(|line| line.is_ok_and(|l| l == "devstore stopping")));
     Ok(())
 }
+
+/// Mistakes in how the program is asked to run are errors, not silent defaults: a log filter
+/// that does not parse, and options for a projection no plugin declares (a misspelt name).
+#[test]
+fn misspelt_settings_are_errors() -> anyhow::Result<()> {
+    let output = Command::new(PROJECTOR)
+        .args(["--log", "projector=dbug", "query", "SELECT 1"])
+        .output()?;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("not a log filter"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), Path::new(FIXTURE))?;
+    let mut written = std::fs::read_to_string(&config)?;
+    written.push_str("[projections.ordr_summary]\non_error = \"stop\"\n");
+    std::fs::write(&config, written)?;
+    let output = projector(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("ordr_summary") && stderr.contains("order_summary"),
+        "{stderr}"
+    );
+    Ok(())
+}
