@@ -2,8 +2,9 @@
 //! failure policy deciding what a bad event costs.
 //!
 //! This is where the runtime and the store meet. Each batch runs in one transaction that also
-//! stores the checkpoint; a batch the plugin refuses is rolled back and replayed event by event
-//! under savepoints, so one bad event is dead-lettered and the rest of the batch still commits.
+//! stores the checkpoint; a batch the plugin refuses is rolled back and replayed under
+//! savepoints (split around the event the plugin names, or event by event when it names none),
+//! so one bad event is dead-lettered and the rest of the batch still commits.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,6 +1,6 @@
 //! What a running pipeline reports about itself while it runs: each projection's position,
 //! whether it has caught up, and whether its source is reachable. The `dev` command prints it;
-//! an API will serve it.
+//! the API serves it (`GET /api/projections`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -9,8 +9,9 @@
 //! The client's own resubscription is left off on purpose: it resumes from the last event *it*
 //! delivered, which may not be committed. A broken subscription ends with
 //! [`SourceError::Interrupted`] instead, and the pipeline subscribes again from the position the
-//! projection committed. A client whose connection task died (the 4.x client never revives one)
-//! is replaced by a fresh one before the next subscription.
+//! projection committed. After any interrupted subscription the client is replaced by a fresh
+//! one (a client whose connection task died is never revived by the 4.x client, and telling
+//! the two cases apart is not worth it: a client is cheap).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -252,7 +253,10 @@ impl State {
             };
             match event {
                 SubscriptionEvent::EventAppeared(resolved) => {
-                    let recorded = resolved.get_original_event();
+                    // Owned: the event's fields move into ours instead of being copied.
+                    let Some(recorded) = resolved.link.or(resolved.event) else {
+                        continue;
+                    };
                     let at = position(recorded.position);
                     // Exclusive start and no duplicates, even if a server gets either wrong.
                     if self.last_event.is_some_and(|last| at <= last) {
@@ -354,23 +358,23 @@ fn position(at: eventstore::Position) -> Position {
     }
 }
 
-/// Our event from the client's.
-fn convert(recorded: &eventstore::RecordedEvent) -> RecordedEvent {
-    let content_type = match recorded.metadata.get("content-type") {
-        Some(declared) => declared.clone(),
+/// Our event from the client's, moving what can be moved.
+fn convert(mut recorded: eventstore::RecordedEvent) -> RecordedEvent {
+    let content_type = match recorded.metadata.remove("content-type") {
+        Some(declared) => declared,
         None if recorded.is_json => CONTENT_TYPE_JSON.to_string(),
         None => CONTENT_TYPE_BINARY.to_string(),
     };
     RecordedEvent {
-        stream_id: recorded.stream_id.clone(),
-        stream_revision: recorded.revision,
         position: position(recorded.position),
         event_id: recorded.id.to_string(),
-        event_type: recorded.event_type.clone(),
-        content_type,
         created_unix_ms: recorded.created.timestamp_millis(),
-        data: recorded.data.to_vec(),
-        metadata: recorded.custom_metadata.to_vec(),
+        stream_revision: recorded.revision,
+        stream_id: recorded.stream_id,
+        event_type: recorded.event_type,
+        content_type,
+        data: Vec::from(recorded.data),
+        metadata: Vec::from(recorded.custom_metadata),
     }
 }
 

@@ -54,7 +54,7 @@ pub struct Checkpoint {
 /// were they cached, a plugin sending the same text (`COMMIT`, or the checkpoint upsert) would
 /// get the host's already-authorized statement back from the cache.
 pub struct Db {
-    /// The one writer connection. Statements are prepared once and cached on it.
+    /// The one writer connection; its statement cache holds plugin statements only.
     connection: Connection,
     /// Shared with the connection's authorizer: who is preparing statements now.
     policy: Arc<Policy>,

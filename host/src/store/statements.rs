@@ -14,6 +14,8 @@ impl SqlSession for Db {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError> {
         let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
+        // `changes()` is the last write's count, not this statement's, when it writes nothing.
+        let writes = !prepared.readonly();
         // Step to the end exactly once: a statement with RETURNING makes all its changes on the
         // first step, so executing it and then querying it would apply it twice.
         let mut rows = prepared.raw_query();
@@ -29,7 +31,11 @@ impl SqlSession for Db {
         }
         drop(rows);
         drop(prepared);
-        Ok(self.connection.changes() as i64)
+        Ok(if writes {
+            self.connection.changes() as i64
+        } else {
+            0
+        })
     }
 
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
@@ -223,6 +229,8 @@ mod tests {
             );
             assert_eq!(changed, Ok(1));
         }
+        // A statement that writes nothing reports no changes, not the last write's.
+        assert_eq!(db.execute("SELECT count(*) FROM items", &[]), Ok(0));
         let rows = db
             .query("SELECT value FROM items ORDER BY id", &[])
             .unwrap();
