@@ -62,3 +62,17 @@ pub fn dead_letters(
         })
         .collect())
 }
+
+/// The committed position of the current version of `projection`, if it has one yet.
+pub fn checkpoint(data_dir: &Path, projection: &str) -> Option<i64> {
+    let reader = Reader::open(data_dir).ok()?;
+    let result = reader
+        .query(&format!(
+            "SELECT commit_position FROM \"{projection}\"._projector_checkpoint WHERE id = 1"
+        ))
+        .ok()?;
+    match result.rows.first().map(|row| &row[0]) {
+        Some(Value::Integer(position)) => Some(*position),
+        _ => None,
+    }
+}

@@ -8,7 +8,9 @@
 //! stop at any point leaves the database at a batch boundary.
 
 mod authorizer;
+mod catalog;
 mod checkpointer;
+mod data_dir;
 mod reader;
 mod statements;
 
@@ -22,7 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::event::{Position, RecordedEvent};
 
 pub use authorizer::{Mode, Policy, RESERVED_PREFIX};
+pub use catalog::{Catalog, HistoryEntry, KeptVersion, now_unix_ms};
 pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
+pub use data_dir::{DataDir, DirLock, VersionFiles};
 pub use reader::{QUERY_DEADLINE, QueryResult, Reader};
 
 /// What the host records about the plugin that built a database.
@@ -186,26 +190,7 @@ impl Db {
             .optional()?;
         match existing {
             None => {
-                self.policy.set_mode(Mode::Schema);
-                let applied =
-                    plugin
-                        .schema
-                        .iter()
-                        .enumerate()
-                        .try_for_each(|(index, statement)| {
-                            transaction.execute_batch(statement).map_err(|error| {
-                                let reason = self
-                                    .policy
-                                    .take_denial()
-                                    .unwrap_or_else(|| error.to_string());
-                                anyhow::format_err!(
-                                    "schema statement {} ({statement:?}) failed: {reason}",
-                                    index + 1
-                                )
-                            })
-                        });
-                self.policy.set_mode(Mode::Host);
-                applied?;
+                apply_schema(&transaction, &self.policy, &plugin.schema)?;
                 transaction.execute(
                     "INSERT INTO _projector_plugin (id, name, version, schema, wasm_sha256) VALUES (1, ?1, ?2, ?3, ?4)",
                     params![plugin.name, plugin.version, serde_json::to_string(&plugin.schema)?, plugin.wasm_sha256],
@@ -228,6 +213,15 @@ impl Db {
             }
         }
         transaction.commit()?;
+        Ok(())
+    }
+
+    /// Records that module `wasm_sha256` (same name and version, new code) projects into this
+    /// database from now on.
+    pub fn set_wasm_sha256(&mut self, wasm_sha256: &str) -> anyhow::Result<()> {
+        self.connection
+            .prepare("UPDATE _projector_plugin SET wasm_sha256 = ?1 WHERE id = 1")?
+            .execute(params![wasm_sha256])?;
         Ok(())
     }
 
@@ -368,4 +362,35 @@ impl Db {
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
+}
+
+/// Runs a plugin's schema statements on `connection` under the schema policy; the first one
+/// that fails or is denied is named in the error.
+fn apply_schema(connection: &Connection, policy: &Policy, schema: &[String]) -> anyhow::Result<()> {
+    policy.set_mode(Mode::Schema);
+    let applied = schema
+        .iter()
+        .enumerate()
+        .try_for_each(|(index, statement)| {
+            connection.execute_batch(statement).map_err(|error| {
+                let reason = policy.take_denial().unwrap_or_else(|| error.to_string());
+                anyhow::format_err!(
+                    "schema statement {} ({statement:?}) failed: {reason}",
+                    index + 1
+                )
+            })
+        });
+    policy.set_mode(Mode::Host);
+    applied
+}
+
+/// Checks that `schema` creates its tables on an empty scratch database, under the same
+/// authorizer a projection database uses, without touching any real file: a candidate module
+/// whose DDL does not run is refused before it can disturb anything.
+pub fn check_schema(schema: &[String]) -> anyhow::Result<()> {
+    let connection = Connection::open_in_memory()?;
+    connection.execute_batch(HOST_SCHEMA)?;
+    let policy = Policy::new(Mode::Host);
+    policy.install(&connection);
+    apply_schema(&connection, &policy, schema)
 }
