@@ -14,9 +14,13 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::pipeline::Backoff;
+use crate::pipeline::BatchOptions;
 use crate::projection::ErrorPolicy;
+use crate::reload::{WatchMode, WatchOptions};
 use crate::runtime::{Limits, check_name};
-use crate::source::BatchOptions;
+
+/// Versions of each projection kept on disk unless `[reload] keep_versions` says otherwise.
+pub const DEFAULT_KEEP_VERSIONS: usize = 2;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -33,9 +37,27 @@ pub struct RawConfig {
     /// How events are grouped into batches (one transaction each).
     #[serde(default)]
     pub batching: RawBatching,
+    /// How plugin changes are noticed and how many versions are kept.
+    #[serde(default)]
+    pub reload: RawReload,
     /// Options per projection, by projection name.
     #[serde(default)]
     pub projections: BTreeMap<String, RawProjection>,
+}
+
+/// `[reload]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawReload {
+    /// How the plugins folder is watched: `auto` (default: inotify, polling where that is not
+    /// available), `notify` or `poll` (network filesystems, some containers).
+    pub watch: Option<WatchMode>,
+    /// How often the folder is polled in `poll` mode, in milliseconds. Default 1000.
+    pub poll_interval_ms: Option<u64>,
+    /// How long a plugin file must stay unchanged before it is loaded, in milliseconds.
+    /// Default 300.
+    pub debounce_ms: Option<u64>,
+    /// Versions of each projection kept on disk, the current one included. Default 2.
+    pub keep_versions: Option<usize>,
 }
 
 /// `[source]`: exactly one of `connection` and `file`.
@@ -94,6 +116,10 @@ pub struct Config {
     pub batching: BatchOptions,
     /// Error policy per projection name; absent names get the default.
     pub error_policies: BTreeMap<String, ErrorPolicy>,
+    /// How the plugins folder is watched.
+    pub watch: WatchOptions,
+    /// Versions of each projection kept on disk, the current one included.
+    pub keep_versions: usize,
 }
 
 /// Where events come from.
@@ -219,6 +245,28 @@ impl Config {
             }
             error_policies.insert(name, projection.on_error.unwrap_or_default());
         }
+        let default_watch = WatchOptions::default();
+        let watch = WatchOptions {
+            mode: raw.reload.watch.unwrap_or(default_watch.mode),
+            poll_interval: raw
+                .reload
+                .poll_interval_ms
+                .map_or(default_watch.poll_interval, Duration::from_millis),
+            debounce: raw
+                .reload
+                .debounce_ms
+                .map_or(default_watch.debounce, Duration::from_millis),
+            ..default_watch
+        };
+        if watch.poll_interval < Duration::from_millis(50) {
+            problems.push("[reload] poll_interval_ms must be at least 50".to_string());
+        }
+        let keep_versions = raw.reload.keep_versions.unwrap_or(DEFAULT_KEEP_VERSIONS);
+        if keep_versions == 0 {
+            problems.push(
+                "[reload] keep_versions must be at least 1 (the current version)".to_string(),
+            );
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -230,6 +278,8 @@ impl Config {
             limits,
             batching,
             error_policies,
+            watch,
+            keep_versions,
         })
     }
 

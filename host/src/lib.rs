@@ -13,8 +13,11 @@
 //! - [`value`]: SQL values passed between the runtime and the store.
 //! - [`projection`]: one plugin writing into one database, batch by batch, with its failure
 //!   policy. Where the runtime and the store meet.
-//! - [`pipeline`]: a source connected to projections: tasks, threads, backpressure, reconnects,
-//!   status, shutdown.
+//! - [`reload`]: watching the plugins folder for settled changes. Only user of notify.
+//! - [`pipeline`]: a source connected to projections: batching, tasks, threads, backpressure,
+//!   reconnects, status, shutdown.
+//! - [`supervisor`]: the set of running projections and its changes: start, swap, shadow
+//!   rebuild and cut-over, rollback, removal, reload history.
 //! - [`demo`]: the shop workload `projector dev` appends.
 //! - [`config`]: the `projector.toml` file.
 //! - [`api`]: the HTTP API: read-only SQL and status. Only user of axum.
@@ -27,7 +30,9 @@ pub mod demo;
 pub mod event;
 pub mod pipeline;
 pub mod projection;
+pub mod reload;
 pub mod runtime;
 pub mod source;
 pub mod store;
+pub mod supervisor;
 pub mod value;

@@ -6,7 +6,7 @@
 //! savepoints (split around the event the plugin names, or event by event when it names none),
 //! so one bad event is dead-lettered and the rest of the batch still commits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, bail};
@@ -14,7 +14,6 @@ use serde::Deserialize;
 
 use crate::event::{Position, RecordedEvent};
 use crate::runtime::{Instance, Plugin, PluginError, Rejection, Runtime};
-use crate::source::Batch;
 use crate::store::{Checkpoint, Db, PluginRecord, StatementLimits};
 
 /// What happens to an event the plugin cannot project.
@@ -43,6 +42,8 @@ pub struct BatchReport {
 
 /// A running projection.
 pub struct Projection {
+    /// Instantiates the plugin again when a new module of it is swapped in.
+    runtime: Runtime,
     /// The plugin module it runs.
     plugin: Plugin,
     /// Its database; shared with the instance's `sql` import, used by one thread at a time.
@@ -56,12 +57,12 @@ pub struct Projection {
 }
 
 impl Projection {
-    /// Opens (or creates) the projection's database `<data_dir>/<name>.db` and instantiates
-    /// the plugin on it.
+    /// Opens (or creates) the projection's database at `database` and instantiates the plugin
+    /// on it. Where the file lives is [`crate::store::DataDir`]'s business.
     pub fn open(
         runtime: &Runtime,
         plugin: Plugin,
-        data_dir: &Path,
+        database: &Path,
         policy: ErrorPolicy,
     ) -> anyhow::Result<Projection> {
         let manifest = &plugin.manifest;
@@ -75,12 +76,13 @@ impl Projection {
             statement_deadline: runtime.limits().batch_deadline,
             max_result_bytes: runtime.limits().memory_bytes,
         };
-        let db = Db::open(&database_path(data_dir, &manifest.name), &record, limits)
+        let db = Db::open(database, &record, limits)
             .with_context(|| format!("opening the database of projection {}", manifest.name))?;
         let checkpoint = db.checkpoint()?;
         let db = Arc::new(Mutex::new(db));
         let instance = runtime.instantiate(&plugin, db.clone())?;
         Ok(Projection {
+            runtime: runtime.clone(),
             plugin,
             db,
             instance,
@@ -104,18 +106,41 @@ impl Projection {
         self.checkpoint
     }
 
-    /// Projects `batch` and commits it with its checkpoint. An error means the projection must
-    /// stop: nothing of the batch was committed, and a restart retries it.
-    pub fn apply(&mut self, batch: &Batch) -> anyhow::Result<BatchReport> {
+    /// Replaces the plugin with `plugin`, a new module of the same name and version (a code
+    /// fix), between two batches: the next batch runs the new code from the same checkpoint.
+    /// On an error the old plugin keeps running.
+    pub fn swap(&mut self, plugin: Plugin) -> anyhow::Result<()> {
+        let (old, new) = (&self.plugin.manifest, &plugin.manifest);
+        if old.name != new.name || old.version != new.version {
+            bail!(
+                "a swap keeps the name and version ({} {}), but the new module declares {} {}",
+                old.name,
+                old.version,
+                new.name,
+                new.version
+            );
+        }
+        let instance = self.runtime.instantiate(&plugin, self.db.clone())?;
+        self.db().set_wasm_sha256(&plugin.sha256)?;
+        self.instance = instance;
+        self.plugin = plugin;
+        Ok(())
+    }
+
+    /// Projects `events` (in log order) and commits them with the checkpoint: `read_to` when
+    /// the source has read that far past them, else the last event's position. An error means
+    /// the projection must stop: nothing of the batch was committed, and a restart retries it.
+    pub fn apply(
+        &mut self,
+        events: &[RecordedEvent],
+        read_to: Option<Position>,
+    ) -> anyhow::Result<BatchReport> {
         let stored = self.checkpoint.map(|c| c.position);
         // Events at or before the stored position were committed already: a source that
         // re-delivers them (after a reconnect, say) must not apply them twice.
-        let first_new = batch
-            .events
-            .partition_point(|e| stored.is_some_and(|s| e.position <= s));
-        let events = &batch.events[first_new..];
-        let position = batch
-            .checkpoint
+        let first_new = events.partition_point(|e| stored.is_some_and(|s| e.position <= s));
+        let events = &events[first_new..];
+        let position = read_to
             .into_iter()
             .chain(events.last().map(|e| e.position))
             .max();
@@ -313,11 +338,6 @@ impl Projection {
     fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Where projection `name` keeps its database in `data_dir`.
-pub fn database_path(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir.join(format!("{name}.db"))
 }
 
 fn describe_range(events: &[RecordedEvent]) -> String {

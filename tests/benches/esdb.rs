@@ -12,10 +12,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use projector::pipeline::BatchOptions;
 use projector::pipeline::{self, Settings, Status};
 use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
-use projector::source::{BatchOptions, EsdbSource};
+use projector::source::EsdbSource;
+use projector::store::DataDir;
 use projector_tests::guests;
 use projector_tests::shop::{self, Payload};
 use tokio::sync::oneshot;
@@ -128,14 +130,19 @@ struct Running {
 
 fn start(runtime: &Runtime, data: &Path, store: Arc<EsdbSource>) -> anyhow::Result<Running> {
     let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
-    let projection = Projection::open(runtime, plugin, data, ErrorPolicy::DeadLetter)?;
+    let files = DataDir::open(data)?.current_or_new(
+        &plugin.manifest.name,
+        &plugin.manifest.version,
+        &plugin.sha256,
+    )?;
+    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter)?;
     let settings = Settings::new(
         BatchOptions::default(),
         Limits::default().thread_stack_bytes,
     );
     let status = settings.status.clone();
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(pipeline::run_with(
+    let task = tokio::spawn(pipeline::run(
         vec![projection],
         store,
         settings,

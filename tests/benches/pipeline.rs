@@ -13,10 +13,13 @@ use std::time::Instant;
 
 use projector::event::RecordedEvent;
 use projector::pipeline;
+use projector::pipeline::BatchOptions;
 use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
-use projector::source::{BatchOptions, MemorySource, parse_jsonl};
-use projector::store::{Checkpoint, Checkpointer, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES};
+use projector::source::{MemorySource, parse_jsonl};
+use projector::store::{
+    Checkpoint, Checkpointer, DataDir, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES,
+};
 use projector::value::{SqlError, SqlSession, Value};
 use projector_tests::{guests, shop};
 
@@ -82,21 +85,21 @@ async fn wasm_pipeline(
     events: &[RecordedEvent],
 ) -> anyhow::Result<f64> {
     let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
-    let projection = Projection::open(runtime, plugin, data, ErrorPolicy::DeadLetter)?;
+    let files = DataDir::open(data)?.current_or_new(
+        &plugin.manifest.name,
+        &plugin.manifest.version,
+        &plugin.sha256,
+    )?;
+    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter)?;
     let source = Arc::new(MemorySource::new("memory", events.to_vec()));
     let options = BatchOptions {
         max_events: BATCH,
         ..BatchOptions::default()
     };
     let started = Instant::now();
-    let outcomes = pipeline::run(
-        vec![projection],
-        source,
-        options,
-        8 << 20,
-        std::future::pending(),
-    )
-    .await?;
+    let settings = pipeline::Settings::new(options, 8 << 20);
+    let outcomes =
+        pipeline::run(vec![projection], source, settings, std::future::pending()).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let outcome = &outcomes[0];
     anyhow::ensure!(

@@ -1,8 +1,11 @@
 //! The HTTP API (the only user of axum): read-only SQL over the projection databases, and
 //! the live status of each projection.
 //!
-//! - `GET /api/projections`: every projection's position, whether it has caught up, counts,
-//!   and why its source or the projection itself is failing, if it is.
+//! - `GET /api/projections`: every projection's version and module hash, state (`running`,
+//!   `rebuilding` with the rebuild's progress, `stopped` with the reason), position, whether it
+//!   has caught up, counts, why its source is failing if it is, and its last reload outcomes.
+//! - `POST /api/projections/{name}/rollback` (optional body `{"to": "<version>"}`): the same as
+//!   `projector rollback`.
 //! - `GET /api/query?sql=…` or `POST /api/query` with `{"sql": "…"}`: the rows as JSON
 //!   objects, as `projector query --format json` prints them. Statements that write are
 //!   refused by the same read-only authorizer as `projector query`.
@@ -16,16 +19,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use axum::extract::Path;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::pipeline::Status;
-use crate::store::Reader;
+use crate::store::{DataDir, Reader};
+use crate::supervisor::{RollbackRequest, request_rollback};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -55,6 +60,7 @@ impl Api {
         let local_addr = listener.local_addr()?;
         let router = Router::new()
             .route("/api/projections", get(projections))
+            .route("/api/projections/:name/rollback", post(rollback))
             .route("/api/query", get(query_get).post(query_post))
             .with_state(Shared { data_dir, status });
         let task = tokio::spawn(async move {
@@ -80,18 +86,86 @@ async fn projections(State(shared): State<Shared>) -> Json<serde_json::Value> {
         .projections()
         .into_iter()
         .map(|(name, status)| {
+            let state = if status.stopped.is_some() {
+                "stopped"
+            } else if status.rebuild.is_some() {
+                "rebuilding"
+            } else {
+                "running"
+            };
+            let rebuild = status.rebuild.as_ref().map(|r| {
+                json!({
+                    "kind": r.kind,
+                    "version": r.version,
+                    "sha256": r.sha256,
+                    "position": r.position.map(|p| p.commit),
+                    "head": r.head.map(|p| p.commit),
+                    "projected": r.projected,
+                    "failed": r.failed,
+                    "events_per_second": r.events_per_second.round(),
+                    "eta_seconds": r.eta_seconds.map(f64::round),
+                    "running_seconds": r.started.elapsed().as_secs(),
+                })
+            });
             json!({
                 "name": name,
+                "version": status.version,
+                "sha256": status.sha256,
+                "state": state,
+                "stopped": status.stopped,
                 "position": status.checkpoint.map(|p| p.commit),
                 "caught_up": status.caught_up,
                 "projected": status.projected,
                 "failed": status.failed,
                 "source_error": status.source_error,
                 "error": status.error,
+                "rebuild": rebuild,
+                "reloads": status.reloads,
             })
         })
         .collect();
-    Json(json!({ "projections": projections }))
+    Json(json!({
+        "projections": projections,
+        "unnamed_reloads": shared.status.unnamed_reloads(),
+    }))
+}
+
+/// The body of a rollback request.
+#[derive(Default, Deserialize)]
+struct RollbackBody {
+    to: Option<String>,
+}
+
+/// Asks the supervisor (through its control folder, as `projector rollback` does) to roll
+/// `name` back; a refusal is a 400 with the reason.
+async fn rollback(
+    State(shared): State<Shared>,
+    Path(name): Path<String>,
+    body: Option<Json<RollbackBody>>,
+) -> Response {
+    let to = body.and_then(|Json(body)| body.to);
+    let data = DataDir::existing(&shared.data_dir);
+    let request = RollbackRequest {
+        projection: name,
+        to,
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        request_rollback(&data, request, std::time::Duration::from_secs(30))
+    })
+    .await;
+    match result {
+        Ok(Ok(message)) => Json(json!({ "message": message })).into_response(),
+        Ok(Err(error)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": format!("{error:#}") })),
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": error.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 /// The query of `GET /api/query?sql=…` and of a `POST` body.

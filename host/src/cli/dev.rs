@@ -11,13 +11,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use super::run::{open_projections, report, serve_api};
-use super::{compile_cache_dir, shutdown_signal};
-use crate::config::{Config, SourceConfig};
+use super::run::{report, serve_api};
+use super::shutdown_signal;
+use crate::config::DEFAULT_KEEP_VERSIONS;
 use crate::demo::{self, Shop};
-use crate::pipeline::{self, Backoff, Settings, Status};
+use crate::pipeline::{BatchOptions, Settings, Status};
+use crate::reload::WatchOptions;
 use crate::runtime::{Limits, Runtime};
-use crate::source::{BatchOptions, EsdbSource};
+use crate::source::EsdbSource;
+use crate::store::DataDir;
+use crate::supervisor;
 
 /// Arguments of `projector dev`.
 #[derive(Debug, clap::Args)]
@@ -68,23 +71,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A fresh client waits one discovery interval (500 ms by default) before its first call.
     let store = Arc::new(EsdbSource::connect(&format!("{connection}&discoveryInterval=0")).await?);
 
-    let config = Config {
-        data_dir: args.data.clone(),
-        plugins_dir: plugins_dir.clone(),
-        source: SourceConfig::Esdb(connection.clone()),
-        backoff: Backoff::default(),
-        limits: Limits::default(),
-        batching: BatchOptions::default(),
-        error_policies: Default::default(),
-    };
-    let runtime = Runtime::new(config.limits.clone(), Some(&compile_cache_dir(&args.data)))?;
-    let projections = open_projections(&runtime, &config).with_context(|| {
-        format!(
-            "build the example plugins with scripts/dev, or put a projection's .wasm in {}",
-            plugins_dir.display()
-        )
-    })?;
-    let names: Vec<String> = projections.iter().map(|p| p.name().to_string()).collect();
+    let data = DataDir::open(&args.data)?;
+    let _lock = data.lock()?;
+    let limits = Limits::default();
+    let runtime = Runtime::new(limits.clone(), Some(&data.compile_cache()))?;
+    std::fs::create_dir_all(&plugins_dir)
+        .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
+    let names = plugin_files(&plugins_dir);
 
     let first_start = !store.holds_user_events().await?;
     let workload = {
@@ -131,9 +124,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reporter = tokio::spawn(report_status(status.clone()));
     let settings = Settings {
         status,
-        ..Settings::new(config.batching, config.limits.thread_stack_bytes)
+        ..Settings::new(BatchOptions::default(), limits.thread_stack_bytes)
     };
-    let outcomes = pipeline::run_with(projections, store, settings, shutdown_signal()).await;
+    let options = supervisor::Options {
+        plugins_dir,
+        watch: WatchOptions::default(),
+        keep_versions: DEFAULT_KEEP_VERSIONS,
+        policies: Default::default(),
+    };
+    let outcomes =
+        supervisor::run(data, runtime, store, settings, options, shutdown_signal()).await;
     workload.abort();
     reporter.abort();
     if let Some((api, stop)) = api {
@@ -166,7 +166,7 @@ fn print_next_steps(
         "projector dev is running (Ctrl-C stops it; running it again resumes)\n\
          \n  event store   {connection}   (any EventStoreDB client can connect; events kept in {data}/devstore)\
          \n  workload      {rate} order and payment events/s{backlog}\
-         \n  projections   {projections}   (from {plugins}, written to {data}/<name>.db)\
+         \n  projections   {projections}   (the plugins in {plugins}; drop a new .wasm there to reload it)\
          \n\nTry, in another terminal:\
          \n  {me} query --data {data} \"SELECT * FROM order_summary.customer_totals ORDER BY total_cents DESC LIMIT 5\"\
          \n  {me} query --data {data} \"SELECT status, count(*) FROM order_summary.orders GROUP BY status\"\
@@ -181,6 +181,21 @@ fn print_next_steps(
              \n  curl -s http://{api}/api/query --get --data-urlencode \"sql=SELECT * FROM order_summary.orders LIMIT 3\"\n"
         );
     }
+}
+
+/// The plugin files of `folder`, for the welcome text (the supervisor loads them).
+fn plugin_files(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".wasm") && !name.starts_with('.'))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        names.push("none yet".into());
+    }
+    names
 }
 
 /// Logs each projection's position now and then.

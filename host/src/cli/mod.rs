@@ -4,10 +4,10 @@
 mod dev;
 mod print;
 mod query;
+mod rollback;
 mod run;
 mod test;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +35,9 @@ pub enum Command {
     Run(run::Args),
     /// Run a read-only SQL query over the projection databases of a data directory.
     Query(query::Args),
+    /// Make an earlier kept version of a projection current again (in a running projector, or
+    /// on a stopped data directory).
+    Rollback(rollback::Args),
     /// Run devstore, an EventStoreDB-compatible server, for development and tests.
     Devstore(devstore::cli::Args),
 }
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => runtime.block_on(test::run(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Devstore(args) => {
             runtime.block_on(devstore::cli::run(args, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
@@ -109,9 +113,4 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Where compiled plugins are cached for a data directory.
-fn compile_cache_dir(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join(".compiled")
 }

@@ -1,20 +1,19 @@
 //! `projector run`: runs every plugin in the configured plugins folder against the configured
-//! source until the source ends (a file) or the process is asked to stop (Ctrl-C, SIGTERM:
-//! the batch in flight is committed and the exit code is 0).
+//! source, reloading them as the folder changes, until the source ends (a file) or the process
+//! is asked to stop (Ctrl-C, SIGTERM: the batch in flight is committed and the exit code is 0).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-
-use super::{compile_cache_dir, shutdown_signal};
+use super::shutdown_signal;
 use crate::api::Api;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{self, Settings};
-use crate::projection::Projection;
 use crate::runtime::Runtime;
 use crate::source::{EsdbSource, EventSource, JsonlSource};
+use crate::store::DataDir;
+use crate::supervisor;
 
 /// Arguments of `projector run`.
 #[derive(Debug, clap::Args)]
@@ -27,25 +26,31 @@ pub struct Args {
     pub api: Option<std::net::SocketAddr>,
 }
 
-/// Loads the config and the plugins, then runs the projections.
+/// Loads the config, then runs the projections of the plugins folder, reloading them as it
+/// changes.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    let runtime = Runtime::new(
-        config.limits.clone(),
-        Some(&compile_cache_dir(&config.data_dir)),
-    )?;
-    let projections = open_projections(&runtime, &config)?;
+    let data = DataDir::open(&config.data_dir)?;
+    let _lock = data.lock()?;
+    let runtime = Runtime::new(config.limits.clone(), Some(&data.compile_cache()))?;
     let source: Arc<dyn EventSource> = match &config.source {
         SourceConfig::Esdb(connection) => Arc::new(EsdbSource::connect(connection).await?),
         SourceConfig::File(path) => Arc::new(JsonlSource::open(path)?),
     };
-    tracing::info!(source = source.describe(), projections = projections.len(), data = %config.data_dir.display(), "running");
+    tracing::info!(source = source.describe(), plugins = %config.plugins_dir.display(), data = %config.data_dir.display(), "running");
     let settings = Settings {
         backoff: config.backoff,
         ..Settings::new(config.batching, config.limits.thread_stack_bytes)
     };
     let api = serve_api(args.api, &config.data_dir, &settings.status).await?;
-    let outcomes = pipeline::run_with(projections, source, settings, shutdown_signal()).await;
+    let options = supervisor::Options {
+        plugins_dir: config.plugins_dir.clone(),
+        watch: config.watch.clone(),
+        keep_versions: config.keep_versions,
+        policies: config.error_policies.clone(),
+    };
+    let outcomes =
+        supervisor::run(data, runtime, source, settings, options, shutdown_signal()).await;
     if let Some((api, stop)) = api {
         let _ = stop.send(());
         api.stopped().await;
@@ -97,55 +102,4 @@ pub(super) fn report(outcomes: &[pipeline::Outcome]) -> anyhow::Result<ExitCode>
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Loads every `*.wasm` in the plugins folder and opens its projection; two modules claiming
-/// the same projection name are refused.
-pub(super) fn open_projections(
-    runtime: &Runtime,
-    config: &Config,
-) -> anyhow::Result<Vec<Projection>> {
-    let entries = std::fs::read_dir(&config.plugins_dir)
-        .with_context(|| format!("reading plugins folder {}", config.plugins_dir.display()))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        bail!("no plugins (*.wasm) in {}", config.plugins_dir.display());
-    }
-    let mut projections: Vec<Projection> = Vec::new();
-    for path in paths {
-        let plugin = runtime.load(&path)?;
-        if let Some(other) = projections
-            .iter()
-            .find(|p| p.name() == plugin.manifest.name)
-        {
-            bail!(
-                "{} and {} both declare projection {}",
-                other.plugin().source.display(),
-                path.display(),
-                plugin.manifest.name
-            );
-        }
-        let policy = config.error_policy(&plugin.manifest.name);
-        projections.push(Projection::open(runtime, plugin, &config.data_dir, policy)?);
-    }
-    // A misspelt [projections.<name>] section would otherwise leave its projection on the
-    // default policy without a word.
-    let names: Vec<&str> = projections.iter().map(Projection::name).collect();
-    let unknown: Vec<&String> = config
-        .error_policies
-        .keys()
-        .filter(|name| !names.contains(&name.as_str()))
-        .collect();
-    if !unknown.is_empty() {
-        bail!(
-            "the config has options for {unknown:?}, but no plugin in {} declares such a \
-             projection (the plugins declare {names:?})",
-            config.plugins_dir.display()
-        );
-    }
-    Ok(projections)
 }

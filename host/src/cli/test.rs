@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 
-use super::{Format, compile_cache_dir, print, shutdown_signal};
-use crate::pipeline;
+use super::{Format, print, shutdown_signal};
+use crate::pipeline::{self, BatchOptions, Settings};
 use crate::projection::{ErrorPolicy, Projection};
 use crate::runtime::{Limits, Runtime};
-use crate::source::{BatchOptions, JsonlSource};
-use crate::store::Reader;
+use crate::source::JsonlSource;
+use crate::store::{DataDir, Reader};
 
 /// Arguments of `projector test`.
 #[derive(Debug, clap::Args)]
@@ -57,7 +57,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| temporary.path().to_path_buf());
     let limits = Limits::default();
     let thread_stack = limits.thread_stack_bytes;
-    let runtime = Runtime::new(limits, Some(&compile_cache_dir(&data_dir)))?;
+    let data = DataDir::open(&data_dir)?;
+    let _lock = data.lock()?;
+    let runtime = Runtime::new(limits, Some(&data.compile_cache()))?;
     let plugin = runtime.load(&args.plugin)?;
     let source = JsonlSource::open(&args.events)?;
     let policy = match args.on_error {
@@ -65,7 +67,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         OnError::Skip => ErrorPolicy::Skip,
         OnError::Stop => ErrorPolicy::Stop,
     };
-    let projection = Projection::open(&runtime, plugin.clone(), &data_dir, policy)?;
+    let manifest = &plugin.manifest;
+    let files = data.current_or_new(&manifest.name, &manifest.version, &plugin.sha256)?;
+    let projection = Projection::open(&runtime, plugin.clone(), &files.db, policy)?;
     let batching = BatchOptions {
         max_events: args.batch_size.max(1),
         ..BatchOptions::default()
@@ -73,8 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcomes = pipeline::run(
         vec![projection],
         Arc::new(source),
-        batching,
-        thread_stack,
+        Settings::new(batching, thread_stack),
         shutdown_signal(),
     )
     .await?;

@@ -13,8 +13,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{SourceError, SourceItem, Subscription};
 use crate::event::{Position, RecordedEvent};
+use crate::source::{SourceError, SourceItem, Subscription};
 
 /// How batches are cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,9 +13,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
+use super::batcher::{Batch, BatchOptions, Ended, batches};
 use super::status::Status;
 use crate::event::{EventFilter, Position};
-use crate::source::{Batch, BatchOptions, Ended, EventSource, SourceError, batches};
+use crate::source::{EventSource, SourceError};
 
 /// How reconnect attempts are spaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

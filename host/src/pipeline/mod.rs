@@ -6,30 +6,31 @@
 //! between task and thread gives backpressure: the source reads no faster than the plugin
 //! projects.
 
+mod batcher;
 mod feed;
 mod status;
+mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+pub use batcher::{Batch, BatchOptions, Ended, batches};
 pub use feed::Backoff;
-pub use status::{ProjectionStatus, Status};
+pub use status::{ProjectionStatus, Rebuild, Status};
 
 use crate::event::Position;
 use crate::projection::Projection;
-use crate::source::{Batch, BatchOptions, EventSource};
+use crate::runtime::Plugin;
+use crate::source::EventSource;
 
 /// Batches queued between a projection's source task and its thread: one, so that while the
 /// projection works on a batch the next one grows instead of queueing up small (see batcher).
 const QUEUED_BATCHES: usize = 1;
-
-/// How often a busy projection logs its progress.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How a projection's run ended.
 #[derive(Debug)]
@@ -73,164 +74,178 @@ impl Settings {
     }
 }
 
-/// Runs `projections` over `source` until the source ends (a finite source) or `shutdown`
-/// resolves; a projection that faults stops alone. On shutdown each projection finishes and
-/// commits the batch in flight.
-pub async fn run(
-    projections: Vec<Projection>,
-    source: Arc<dyn EventSource>,
-    options: BatchOptions,
-    thread_stack_bytes: usize,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<Vec<Outcome>> {
-    let settings = Settings::new(options, thread_stack_bytes);
-    run_with(projections, source, settings, shutdown).await
+/// Identifies one run of a projection (a projection may have two: the one serving queries and
+/// a rebuild beside it).
+pub type RunId = u64;
+
+/// Whether a run's database is the one queries read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Its database is current; it reports on the projection's status entry.
+    Serving,
+    /// It rebuilds a database beside the serving one (a new version, or a rollback catching
+    /// up); it reports on the entry's `rebuild`.
+    Rebuilding,
 }
 
-/// [`run`] with every setting spelled out.
-pub async fn run_with(
+impl Role {
+    /// For logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Serving => "serving",
+            Role::Rebuilding => "rebuilding",
+        }
+    }
+}
+
+/// What the starter of a run may ask of it; obeyed between two batches.
+pub enum Control {
+    /// Run this module (same name and version, new code) from the next batch on.
+    Swap(Box<Plugin>),
+    /// The run's database is now current: report as the serving run.
+    Promote,
+    /// Finish the batch in flight and end.
+    Stop,
+}
+
+/// What a run tells its starter.
+#[derive(Debug)]
+pub enum Notice {
+    /// It has delivered everything the source held when it subscribed.
+    CaughtUp { run: RunId },
+    /// A [`Control::Swap`] to module `sha256` was done, or failed (the old code keeps running).
+    Swapped {
+        run: RunId,
+        sha256: String,
+        result: Result<(), String>,
+    },
+    /// The first batch of swapped-in code committed, `pause` after the old code's last one.
+    SwapPause { run: RunId, pause: Duration },
+    /// The run ended: the source ended, it was stopped, or it faulted.
+    Finished { run: RunId, outcome: Outcome },
+}
+
+/// A projection running on its own thread, fed by its own subscription.
+pub struct Run {
+    /// Which run this is.
+    pub id: RunId,
+    /// Where its controls go.
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl Run {
+    /// Asks the run for `control`; a run that has ended ignores it.
+    pub fn send(&self, control: Control) {
+        let _ = self.control.send(control);
+    }
+}
+
+/// Starts `projection` in `role`: a feed task subscribing after its checkpoint and a thread
+/// applying the batches. What happens to it is sent to `notices`, ending with
+/// [`Notice::Finished`].
+pub fn start(
+    projection: Projection,
+    role: Role,
+    source: Arc<dyn EventSource>,
+    settings: &Settings,
+    notices: mpsc::UnboundedSender<Notice>,
+) -> anyhow::Result<Run> {
+    static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+    let name = projection.name().to_string();
+    let (batch_sender, batch_receiver) = mpsc::channel(QUEUED_BATCHES);
+    let checkpoint = projection.checkpoint().map(|c| c.position);
+    if role == Role::Serving {
+        let manifest = &projection.plugin().manifest;
+        let (version, sha256) = (manifest.version.clone(), projection.plugin().sha256.clone());
+        settings.status.update(&name, |s| {
+            *s = ProjectionStatus {
+                serving_run: Some(id),
+                checkpoint,
+                version: Some(version),
+                sha256: Some(sha256),
+                rebuild: s.rebuild.take(),
+                reloads: std::mem::take(&mut s.reloads),
+                ..ProjectionStatus::default()
+            }
+        });
+    }
+    let (committed_sender, committed) = watch::channel(checkpoint);
+    let feed = feed::Feed {
+        name: name.clone(),
+        source,
+        filter: projection.plugin().manifest.filter.clone(),
+        batching: settings.batching,
+        backoff: settings.backoff,
+        committed,
+        status: settings.status.clone(),
+    };
+    // The feed ends when the thread stops listening (it drops its receiver).
+    tokio::spawn(feed.run(batch_sender));
+    let (control, control_receiver) = mpsc::unbounded_channel();
+    let worker = worker::Worker {
+        run: id,
+        role,
+        receiver: batch_receiver,
+        control: control_receiver,
+        notices,
+        committed: committed_sender,
+        status: settings.status.clone(),
+    };
+    std::thread::Builder::new()
+        .name(format!("projection-{name}"))
+        .stack_size(settings.thread_stack_bytes)
+        .spawn(move || worker.project(projection))
+        .with_context(|| format!("starting the thread of projection {name}"))?;
+    Ok(Run { id, control })
+}
+
+/// Runs a fixed set of `projections` over `source` until the source ends (a finite source) or
+/// `shutdown` resolves; a projection that faults stops alone. On shutdown each projection
+/// finishes and commits the batch in flight. (`projector run` and `dev` use the supervisor,
+/// which starts and replaces runs as plugins change; this is for one-off runs and tests.)
+pub async fn run(
     projections: Vec<Projection>,
     source: Arc<dyn EventSource>,
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let (stop_sender, stop_receiver) = watch::channel(false);
-    let stopping = Arc::new(AtomicBool::new(false));
-    let mut finished = Vec::new();
+    let (notices, mut noticed) = mpsc::unbounded_channel();
+    let mut runs = Vec::new();
     for projection in projections {
-        let name = projection.name().to_string();
-        let (batch_sender, batch_receiver) = mpsc::channel(QUEUED_BATCHES);
-        let checkpoint = projection.checkpoint().map(|c| c.position);
-        settings.status.update(&name, |s| s.checkpoint = checkpoint);
-        let (committed_sender, committed) = watch::channel(checkpoint);
-        let feed = feed::Feed {
-            name: name.clone(),
-            source: Arc::clone(&source),
-            filter: projection.plugin().manifest.filter.clone(),
-            batching: settings.batching,
-            backoff: settings.backoff,
-            committed,
-            status: settings.status.clone(),
-        };
-        let mut stop = stop_receiver.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = feed.run(batch_sender) => {}
-                _ = stop.wait_for(|stopped| *stopped) => {}
-            }
-        });
-        let (done_sender, done_receiver) = oneshot::channel();
-        let stopping = Arc::clone(&stopping);
-        let worker = Worker {
-            receiver: batch_receiver,
-            committed: committed_sender,
-            status: settings.status.clone(),
-        };
-        std::thread::Builder::new()
-            .name(format!("projection-{name}"))
-            .stack_size(settings.thread_stack_bytes)
-            .spawn(move || {
-                let outcome = worker.project(projection, &stopping);
-                let _ = done_sender.send(outcome);
-            })
-            .with_context(|| format!("starting the thread of projection {name}"))?;
-        finished.push(done_receiver);
+        let run = start(
+            projection,
+            Role::Serving,
+            Arc::clone(&source),
+            &settings,
+            notices.clone(),
+        )?;
+        runs.push(run);
     }
-    let all_done = futures::future::join_all(finished);
-    tokio::pin!(all_done);
-    tokio::select! {
-        outcomes = &mut all_done => return collect(outcomes),
-        () = shutdown => {}
-    }
-    tracing::info!("shutting down: finishing the batches in flight");
-    stopping.store(true, Ordering::SeqCst);
-    let _ = stop_sender.send(true);
-    collect(all_done.await)
-}
-
-fn collect(
-    outcomes: Vec<Result<Outcome, oneshot::error::RecvError>>,
-) -> anyhow::Result<Vec<Outcome>> {
-    outcomes
-        .into_iter()
-        .map(|o| o.context("a projection thread ended without reporting"))
-        .collect()
-}
-
-/// What a projection's thread works with besides the projection.
-struct Worker {
-    receiver: mpsc::Receiver<anyhow::Result<Batch>>,
-    /// Tells the feed what is committed, so a resubscription starts there.
-    committed: watch::Sender<Option<Position>>,
-    status: Status,
-}
-
-impl Worker {
-    /// The body of a projection's thread: apply batches until the channel closes, a stop is
-    /// requested, or the projection faults.
-    fn project(mut self, mut projection: Projection, stopping: &AtomicBool) -> Outcome {
-        let name = projection.name().to_string();
-        let mut outcome = Outcome {
-            name: name.clone(),
-            checkpoint: None,
-            projected: 0,
-            failed: 0,
-            caught_up: false,
-            error: None,
-        };
-        let mut last_progress = Instant::now();
-        let mut since_progress = 0u64;
-        while !stopping.load(Ordering::SeqCst) {
-            let Some(batch) = self.receiver.blocking_recv() else {
-                break;
-            };
-            let result = batch.context("reading from the source").and_then(|batch| {
-                let report = projection.apply(&batch)?;
-                Ok((batch.caught_up, report))
-            });
-            match result {
-                Ok((caught_up, report)) => {
-                    outcome.projected += report.projected as u64;
-                    outcome.failed += report.failed as u64;
-                    since_progress += (report.projected + report.failed) as u64;
-                    if caught_up && !outcome.caught_up {
-                        tracing::info!(projection = name, position = ?report.checkpoint.map(|p| p.to_string()), "caught up");
+    drop(notices);
+    // In the order the projections were given.
+    let mut outcomes: Vec<Option<Outcome>> = runs.iter().map(|_| None).collect();
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+    while outcomes.iter().any(Option::is_none) {
+        tokio::select! {
+            notice = noticed.recv() => match notice {
+                Some(Notice::Finished { run, outcome }) => {
+                    if let Some(index) = runs.iter().position(|r| r.id == run) {
+                        outcomes[index] = Some(outcome);
                     }
-                    outcome.caught_up |= caught_up;
-                    self.committed.send_replace(report.checkpoint);
-                    self.status.update(&name, |s| {
-                        s.checkpoint = report.checkpoint;
-                        s.caught_up = outcome.caught_up;
-                        s.projected = outcome.projected;
-                        s.failed = outcome.failed;
-                    });
                 }
-                Err(error) => {
-                    tracing::error!(
-                        projection = name,
-                        error = format!("{error:#}"),
-                        "projection stopped"
-                    );
-                    self.status
-                        .update(&name, |s| s.error = Some(format!("{error:#}")));
-                    outcome.error = Some(error);
-                    break;
+                Some(_) => {}
+                None => anyhow::bail!("a projection thread ended without reporting"),
+            },
+            () = &mut shutdown, if !stopping => {
+                tracing::info!("shutting down: finishing the batches in flight");
+                stopping = true;
+                for run in &runs {
+                    run.send(Control::Stop);
                 }
-            }
-            if last_progress.elapsed() >= PROGRESS_INTERVAL {
-                let rate = since_progress as f64 / last_progress.elapsed().as_secs_f64();
-                let position = projection.checkpoint().map(|c| c.position.to_string());
-                tracing::info!(
-                    projection = name,
-                    position,
-                    events_per_second = rate.round(),
-                    "progress"
-                );
-                last_progress = Instant::now();
-                since_progress = 0;
             }
         }
-        outcome.checkpoint = projection.checkpoint().map(|c| c.position);
-        outcome
     }
+    Ok(outcomes.into_iter().flatten().collect())
 }

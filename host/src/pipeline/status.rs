@@ -1,16 +1,34 @@
-//! What a running pipeline reports about itself while it runs: each projection's position,
-//! whether it has caught up, and whether its source is reachable. The `dev` command prints it;
-//! the API serves it (`GET /api/projections`).
+//! What a running pipeline reports about itself while it runs: each projection's version,
+//! position, whether it has caught up, whether its source is reachable, the rebuild running
+//! beside it and its last reload outcomes. The `dev` command prints it; the API serves it
+//! (`GET /api/projections`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::RunId;
 use crate::event::Position;
+use crate::store::HistoryEntry;
+
+/// Reload outcomes kept per projection (and for modules that never said their name).
+const RELOADS_KEPT: usize = 10;
 
 /// A projection's state, as last reported.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProjectionStatus {
+    /// The run that writes this entry: the one whose database queries read.
+    pub serving_run: Option<RunId>,
+    /// The manifest version serving queries.
+    pub version: Option<String>,
+    /// The module serving queries (sha256, hex).
+    pub sha256: Option<String>,
+    /// Why it is not running, if it is not (its plugin file was removed, it faulted).
+    pub stopped: Option<String>,
+    /// A database being built beside the serving one, if any.
+    pub rebuild: Option<Rebuild>,
+    /// The last reload outcomes, oldest first.
+    pub reloads: VecDeque<HistoryEntry>,
     /// The committed position.
     pub checkpoint: Option<Position>,
     /// Whether it has delivered everything the source held when the subscription started.
@@ -25,6 +43,34 @@ pub struct ProjectionStatus {
     pub error: Option<String>,
 }
 
+/// A rebuild beside the serving version: a new version from the start of the log (a shadow), or
+/// a kept version catching up (a rollback).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rebuild {
+    /// The run doing it.
+    pub run: RunId,
+    /// `shadow` or `rollback`.
+    pub kind: &'static str,
+    /// The version being built.
+    pub version: String,
+    /// Its module (sha256, hex).
+    pub sha256: String,
+    /// Its committed position.
+    pub position: Option<Position>,
+    /// The head of the log, as last asked.
+    pub head: Option<Position>,
+    /// Events it projected so far.
+    pub projected: u64,
+    /// Events it dead-lettered or skipped so far.
+    pub failed: u64,
+    /// Recent rate.
+    pub events_per_second: f64,
+    /// Estimated time to the head at the recent rate.
+    pub eta_seconds: Option<f64>,
+    /// When it started.
+    pub started: Instant,
+}
+
 /// The status of every projection of a pipeline; cheap to clone and to read.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -34,6 +80,8 @@ pub struct Status {
 #[derive(Debug, Default)]
 struct Board {
     projections: BTreeMap<String, ProjectionStatus>,
+    /// Reload outcomes of modules that could not say which projection they are.
+    unnamed: VecDeque<HistoryEntry>,
     outage: Option<Outage>,
 }
 
@@ -48,6 +96,24 @@ impl Status {
     /// A snapshot of every projection's status, by name.
     pub fn projections(&self) -> BTreeMap<String, ProjectionStatus> {
         self.lock().projections.clone()
+    }
+
+    /// The last reload outcomes of modules that could not say their projection's name.
+    pub fn unnamed_reloads(&self) -> VecDeque<HistoryEntry> {
+        self.lock().unnamed.clone()
+    }
+
+    /// Adds a reload outcome to its projection's entry (or to the unnamed ones).
+    pub(crate) fn add_reload(&self, entry: HistoryEntry) {
+        let mut board = self.lock();
+        let reloads = match &entry.projection {
+            Some(name) => &mut board.projections.entry(name.clone()).or_default().reloads,
+            None => &mut board.unnamed,
+        };
+        reloads.push_back(entry);
+        while reloads.len() > RELOADS_KEPT {
+            reloads.pop_front();
+        }
     }
 
     /// Changes the status of projection `name`.

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use eventstore::{
     AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, StreamPosition,
     SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
@@ -180,6 +180,19 @@ impl Shared {
 impl EventSource for EsdbSource {
     fn describe(&self) -> String {
         self.shared.described.clone()
+    }
+
+    fn head(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Option<Position>>> {
+        Box::pin(async move {
+            let head = tokio::time::timeout(PROBE_TIMEOUT, self.last_position())
+                .await
+                .context("reading the head of $all timed out")??;
+            Ok(head)
+        })
+    }
+
+    fn is_finite(&self) -> bool {
+        false
     }
 
     fn subscribe(&self, after: Option<Position>, filter: &EventFilter) -> Subscription {

@@ -44,6 +44,14 @@ impl EventSource for JsonlSource {
         self.events.describe()
     }
 
+    fn head(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Option<Position>>> {
+        self.events.head()
+    }
+
+    fn is_finite(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self, after: Option<Position>, filter: &EventFilter) -> Subscription {
         self.events.subscribe(after, filter)
     }

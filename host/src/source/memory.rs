@@ -33,6 +33,15 @@ impl EventSource for MemorySource {
         self.name.clone()
     }
 
+    fn head(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Option<Position>>> {
+        let head = self.events.last().map(|e| e.position);
+        Box::pin(async move { Ok(head) })
+    }
+
+    fn is_finite(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self, after: Option<Position>, filter: &EventFilter) -> Subscription {
         let events = Arc::clone(&self.events);
         let filter = filter.clone();

@@ -1,11 +1,9 @@
-//! Where events come from: the [`EventSource`] interface, its implementations, and the batcher
-//! that groups a source's events into the batches projections commit.
+//! Where events come from: the [`EventSource`] interface and its implementations.
 //!
 //! A source knows nothing about wasm or SQLite. It yields events in log order, strictly after
 //! the position it was asked to start from, plus checkpoints (the log has been read this far,
 //! nothing else matched the filter) and a caught-up marker.
 
-mod batcher;
 mod esdb;
 mod jsonl;
 mod memory;
@@ -16,7 +14,6 @@ use futures::Stream;
 
 use crate::event::{EventFilter, Position, RecordedEvent};
 
-pub use batcher::{Batch, BatchOptions, Ended, batches};
 pub use esdb::EsdbSource;
 pub use jsonl::{JsonlSource, parse_jsonl};
 pub use memory::MemorySource;
@@ -59,4 +56,11 @@ pub trait EventSource: Send + Sync {
     /// start of the log when `None`). A finite source ends the stream after its last event and
     /// a `CaughtUp`; a live source keeps it open.
     fn subscribe(&self, after: Option<Position>, filter: &EventFilter) -> Subscription;
+
+    /// The position of the last event in the log (of any type), or `None` when it is empty:
+    /// how far a rebuild has to go.
+    fn head(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Option<Position>>>;
+
+    /// Whether the source ends (a file) rather than staying live (a server).
+    fn is_finite(&self) -> bool;
 }

@@ -102,19 +102,9 @@ pub fn interrupt(mut child: Child) -> anyhow::Result<ExitStatus> {
     Ok(child.wait()?)
 }
 
-/// The committed position of projection `name`, if it has one yet.
+/// The committed position of projection `name` (its current version), if it has one yet.
 pub fn checkpoint(data: &Path, name: &str) -> Option<i64> {
-    let db = rusqlite::Connection::open_with_flags(
-        data.join(format!("{name}.db")),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .ok()?;
-    db.query_row(
-        "SELECT commit_position FROM _projector_checkpoint WHERE id = 1",
-        [],
-        |row| row.get(0),
-    )
-    .ok()
+    tables::checkpoint(data, name)
 }
 
 /// Waits until each projection has committed the last of `events` (written from position

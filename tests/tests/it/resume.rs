@@ -83,6 +83,12 @@ impl EventSource for Replaying {
     fn subscribe(&self, _after: Option<Position>, filter: &EventFilter) -> Subscription {
         self.0.subscribe(None, filter)
     }
+    fn head(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Option<Position>>> {
+        self.0.head()
+    }
+    fn is_finite(&self) -> bool {
+        true
+    }
 }
 
 /// Events at or before the stored checkpoint are skipped even when a source delivers them again.

@@ -7,18 +7,9 @@ use std::time::Duration;
 use projector::event::RecordedEvent;
 use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
-use projector::source::Batch;
 use projector_tests::{guests, tables};
 
 use crate::util::{self, event};
-
-fn batch(events: Vec<RecordedEvent>) -> Batch {
-    Batch {
-        events,
-        checkpoint: None,
-        caught_up: false,
-    }
-}
 
 fn positions(data: &Path) -> anyhow::Result<Vec<i64>> {
     Ok(tables::rows(data, "misbehave", "items")?
@@ -41,13 +32,12 @@ fn a_trapping_event_is_dead_lettered_and_the_rest_commits() -> anyhow::Result<()
     let dir = tempfile::tempdir()?;
     let runtime = util::runtime();
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
-    let report = projection.apply(&batch(vec![
-        event(1, "Ok", ""),
-        event(2, "Trap", ""),
-        event(3, "Ok", ""),
-    ]))?;
+    let report = projection.apply(
+        &[event(1, "Ok", ""), event(2, "Trap", ""), event(3, "Ok", "")],
+        None,
+    )?;
     assert_eq!((report.projected, report.failed), (2, 1));
-    projection.apply(&batch(vec![event(4, "Ok", "")]))?;
+    projection.apply(&[event(4, "Ok", "")], None)?;
     assert_eq!(positions(dir.path())?, vec![1, 3, 4]);
     let dead = tables::dead_letters(dir.path(), "misbehave")?;
     assert_eq!(dead.len(), 1);
@@ -69,7 +59,7 @@ fn the_stop_policy_commits_nothing_of_a_failing_batch() -> anyhow::Result<()> {
     let runtime = util::runtime();
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::Stop)?;
     let error = projection
-        .apply(&batch(vec![event(1, "Ok", ""), event(2, "Trap", "")]))
+        .apply(&[event(1, "Ok", ""), event(2, "Trap", "")], None)
         .unwrap_err();
     assert!(
         format!("{error:#}").contains("on-error = stop"),
@@ -91,15 +81,15 @@ fn an_endless_loop_is_stopped_at_the_deadline() -> anyhow::Result<()> {
     };
     let runtime = Runtime::new(limits, None)?;
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
-    projection.apply(&batch(vec![event(1, "Ok", "")]))?;
+    projection.apply(&[event(1, "Ok", "")], None)?;
     let error = projection
-        .apply(&batch(vec![event(2, "Ok", ""), event(3, "Loop", "")]))
+        .apply(&[event(2, "Ok", ""), event(3, "Loop", "")], None)
         .unwrap_err();
     let message = format!("{error:#}");
     assert!(message.contains("per-batch deadline of 300ms"), "{message}");
     assert_eq!(projection.checkpoint().map(|c| c.position.commit), Some(1));
     assert_eq!(positions(dir.path())?, vec![1]);
-    projection.apply(&batch(vec![event(4, "Ok", "")]))?;
+    projection.apply(&[event(4, "Ok", "")], None)?;
     assert_eq!(positions(dir.path())?, vec![1, 4]);
     Ok(())
 }
@@ -115,7 +105,7 @@ fn memory_growth_past_the_cap_is_stopped() -> anyhow::Result<()> {
     let runtime = Runtime::new(limits, None)?;
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
     let error = projection
-        .apply(&batch(vec![event(1, "Ok", ""), event(2, "Grow", "")]))
+        .apply(&[event(1, "Ok", ""), event(2, "Grow", "")], None)
         .unwrap_err();
     let message = format!("{error:#}");
     assert!(
@@ -123,7 +113,7 @@ fn memory_growth_past_the_cap_is_stopped() -> anyhow::Result<()> {
         "{message}"
     );
     assert!(positions(dir.path())?.is_empty());
-    projection.apply(&batch(vec![event(3, "Ok", "")]))?;
+    projection.apply(&[event(3, "Ok", "")], None)?;
     assert_eq!(positions(dir.path())?, vec![3]);
     Ok(())
 }
@@ -159,7 +149,7 @@ fn statements_outside_the_plugins_tables_are_denied() -> anyhow::Result<()> {
     ];
     let mut position = 1;
     for statement in &statements {
-        let report = projection.apply(&batch(vec![event(position, "Sql", statement)]))?;
+        let report = projection.apply(&[event(position, "Sql", statement)], None)?;
         assert_eq!(report.failed, 1, "{statement} should have failed");
         let dead = tables::dead_letters(dir.path(), "misbehave")?;
         let error = &dead.last().unwrap().2;
@@ -167,11 +157,7 @@ fn statements_outside_the_plugins_tables_are_denied() -> anyhow::Result<()> {
         position += 1;
     }
     // SQLite itself refuses this one, before the authorizer is asked.
-    let report = projection.apply(&batch(vec![event(
-        position,
-        "Sql",
-        "DELETE FROM sqlite_master",
-    )]))?;
+    let report = projection.apply(&[event(position, "Sql", "DELETE FROM sqlite_master")], None)?;
     assert_eq!(report.failed, 1);
     let dead = tables::dead_letters(dir.path(), "misbehave")?;
     assert!(
@@ -181,18 +167,21 @@ fn statements_outside_the_plugins_tables_are_denied() -> anyhow::Result<()> {
     );
     position += 1;
     // VACUUM has no authorizer action, but it cannot run inside the batch's transaction.
-    let report = projection.apply(&batch(vec![event(
-        position,
-        "Sql",
-        &format!("VACUUM INTO '{}'", copy.display()),
-    )]))?;
+    let report = projection.apply(
+        &[event(
+            position,
+            "Sql",
+            &format!("VACUUM INTO '{}'", copy.display()),
+        )],
+        None,
+    )?;
     assert_eq!(report.failed, 1);
     assert!(!escape.exists() && !copy.exists());
     assert_eq!(
         projection.checkpoint().map(|c| c.position.commit),
         Some(position)
     );
-    projection.apply(&batch(vec![event(position + 1, "Ok", "")]))?;
+    projection.apply(&[event(position + 1, "Ok", "")], None)?;
     assert_eq!(positions(dir.path())?, vec![position as i64 + 1]);
     Ok(())
 }
@@ -204,10 +193,10 @@ fn refusals_are_dead_lettered_but_a_plugin_failing_everything_stops() -> anyhow:
     let dir = tempfile::tempdir()?;
     let runtime = util::runtime();
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
-    let report = projection.apply(&batch(vec![event(1, "Refuse", ""), event(2, "Refuse", "")]))?;
+    let report = projection.apply(&[event(1, "Refuse", ""), event(2, "Refuse", "")], None)?;
     assert_eq!(report.failed, 2);
     let error = projection
-        .apply(&batch(vec![event(3, "Trap", ""), event(4, "Trap", "")]))
+        .apply(&[event(3, "Trap", ""), event(4, "Trap", "")], None)
         .unwrap_err();
     assert!(
         format!("{error:#}").contains("failed on every event"),
@@ -226,10 +215,10 @@ fn a_chatty_plugin_keeps_running() -> anyhow::Result<()> {
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::Stop)?;
     let line = "x".repeat(500);
     for round in 0..10u64 {
-        let events = (0..100)
+        let events: Vec<RecordedEvent> = (0..100)
             .map(|i| event(round * 100 + i + 1, "Print", &line))
             .collect();
-        let report = projection.apply(&batch(events))?;
+        let report = projection.apply(&events, None)?;
         assert_eq!(report.failed, 0);
     }
     Ok(())
@@ -272,7 +261,7 @@ fn a_sleeping_plugin_is_refused_instead_of_hanging() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let runtime = util::runtime();
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
-    let report = projection.apply(&batch(vec![event(1, "Sleep", ""), event(2, "Ok", "")]))?;
+    let report = projection.apply(&[event(1, "Sleep", ""), event(2, "Ok", "")], None)?;
     assert_eq!((report.projected, report.failed), (1, 1));
     let dead = tables::dead_letters(dir.path(), "misbehave")?;
     assert!(dead[0].2.contains("may not sleep"), "{}", dead[0].2);

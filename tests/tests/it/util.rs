@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use projector::event::{CONTENT_TYPE_JSON, Position, RecordedEvent};
+use projector::pipeline::BatchOptions;
 use projector::pipeline::{self, Outcome};
 use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
-use projector::source::{BatchOptions, EventSource};
+use projector::source::EventSource;
+use projector::store::DataDir;
 
 /// A runtime with default limits and no compile cache.
 pub fn runtime() -> Runtime {
@@ -22,7 +24,13 @@ pub fn open(
     policy: ErrorPolicy,
 ) -> anyhow::Result<Projection> {
     let plugin = runtime.load(Path::new(wasm))?;
-    Projection::open(runtime, plugin, data_dir, policy)
+    let manifest = &plugin.manifest;
+    let files = DataDir::open(data_dir)?.current_or_new(
+        &manifest.name,
+        &manifest.version,
+        &plugin.sha256,
+    )?;
+    Projection::open(runtime, plugin, &files.db, policy)
 }
 
 /// Runs `projections` over `source` to its end and returns the outcomes, which must be clean.
@@ -35,14 +43,8 @@ pub async fn run_to_end(
         max_events,
         ..BatchOptions::default()
     };
-    let outcomes = pipeline::run(
-        projections,
-        source,
-        options,
-        8 << 20,
-        std::future::pending(),
-    )
-    .await?;
+    let settings = pipeline::Settings::new(options, 8 << 20);
+    let outcomes = pipeline::run(projections, source, settings, std::future::pending()).await?;
     for outcome in &outcomes {
         if let Some(error) = &outcome.error {
             anyhow::bail!("projection {} stopped: {error:#}", outcome.name);

@@ -1,0 +1,207 @@
+//! The body of a projection's thread: apply the batches its feed sends, and obey the controls of
+//! whoever started it (swap the module, start serving, stop), always between two batches.
+//!
+//! Controls are read before batches, so a swap or a stop waits for at most the batch in flight;
+//! an idle projection obeys at once (its thread waits on both channels).
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::batcher::Batch;
+use super::status::Status;
+use super::{Control, Notice, Outcome, Role, RunId};
+use crate::event::Position;
+use crate::projection::Projection;
+
+/// How often a busy projection logs its progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a projection's thread works with besides the projection.
+pub(super) struct Worker {
+    pub run: RunId,
+    pub role: Role,
+    pub receiver: mpsc::Receiver<anyhow::Result<Batch>>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub notices: mpsc::UnboundedSender<Notice>,
+    /// Tells the feed what is committed, so a resubscription starts there.
+    pub committed: watch::Sender<Option<Position>>,
+    pub status: Status,
+}
+
+/// What the thread waits for next.
+enum Next {
+    Control(Option<Control>),
+    Batch(Option<anyhow::Result<Batch>>),
+}
+
+/// A swap whose first batch of new code has not committed yet.
+struct PendingSwap {
+    /// When the old code's last batch committed.
+    last_old_commit: Instant,
+}
+
+impl Worker {
+    /// Applies batches until the feed ends, a stop is asked for, or the projection faults; the
+    /// outcome is sent as [`Notice::Finished`].
+    pub fn project(mut self, mut projection: Projection) {
+        let name = projection.name().to_string();
+        let mut outcome = Outcome {
+            name: name.clone(),
+            checkpoint: None,
+            projected: 0,
+            failed: 0,
+            caught_up: false,
+            error: None,
+        };
+        let mut progress = (Instant::now(), 0u64);
+        let mut last_commit = Instant::now();
+        let mut pending_swap: Option<PendingSwap> = None;
+        loop {
+            let next = futures::executor::block_on(async {
+                tokio::select! {
+                    biased;
+                    control = self.control.recv() => Next::Control(control),
+                    batch = self.receiver.recv() => Next::Batch(batch),
+                }
+            });
+            let batch = match next {
+                Next::Control(None | Some(Control::Stop)) | Next::Batch(None) => break,
+                Next::Control(Some(Control::Swap(plugin))) => {
+                    let sha256 = plugin.sha256.clone();
+                    let swapped = projection.swap(*plugin);
+                    if swapped.is_ok() {
+                        pending_swap = Some(PendingSwap {
+                            last_old_commit: last_commit,
+                        });
+                        self.status
+                            .update(&name, |s| s.sha256 = Some(sha256.clone()));
+                    }
+                    let _ = self.notices.send(Notice::Swapped {
+                        run: self.run,
+                        sha256,
+                        result: swapped.map_err(|e| format!("{e:#}")),
+                    });
+                    continue;
+                }
+                Next::Control(Some(Control::Promote)) => {
+                    self.role = Role::Serving;
+                    let version = projection.plugin().manifest.version.clone();
+                    let sha256 = projection.plugin().sha256.clone();
+                    let checkpoint = projection.checkpoint().map(|c| c.position);
+                    let run = self.run;
+                    self.status.update(&name, |s| {
+                        s.serving_run = Some(run);
+                        s.rebuild = None;
+                        s.version = Some(version);
+                        s.sha256 = Some(sha256);
+                        s.checkpoint = checkpoint;
+                        s.caught_up = outcome.caught_up;
+                        s.projected = outcome.projected;
+                        s.failed = outcome.failed;
+                        s.stopped = None;
+                        s.error = None;
+                    });
+                    continue;
+                }
+                Next::Batch(Some(batch)) => batch,
+            };
+            let result = batch.and_then(|batch| {
+                let report = projection.apply(&batch.events, batch.checkpoint)?;
+                Ok((batch.caught_up, report))
+            });
+            let (caught_up, report) = match result {
+                Ok(done) => done,
+                Err(error) => {
+                    tracing::error!(
+                        projection = name,
+                        role = self.role.as_str(),
+                        error = format!("{error:#}"),
+                        "projection stopped"
+                    );
+                    if self.role == Role::Serving {
+                        let reason = format!("{error:#}");
+                        let run = self.run;
+                        self.status.update(&name, |s| {
+                            if s.serving_run == Some(run) {
+                                s.error = Some(reason.clone());
+                                s.stopped = Some(reason);
+                            }
+                        });
+                    }
+                    outcome.error = Some(error);
+                    break;
+                }
+            };
+            last_commit = Instant::now();
+            if report.projected > 0
+                && let Some(swap) = pending_swap.take()
+            {
+                let pause = last_commit - swap.last_old_commit;
+                tracing::info!(
+                    projection = name,
+                    pause_ms = format!("{:.1}", pause.as_secs_f64() * 1e3),
+                    "first batch of the swapped module committed"
+                );
+                let _ = self.notices.send(Notice::SwapPause {
+                    run: self.run,
+                    pause,
+                });
+            }
+            outcome.projected += report.projected as u64;
+            outcome.failed += report.failed as u64;
+            progress.1 += (report.projected + report.failed) as u64;
+            let newly_caught_up = caught_up && !outcome.caught_up;
+            outcome.caught_up |= caught_up;
+            self.committed.send_replace(report.checkpoint);
+            self.report(&name, &outcome, report.checkpoint);
+            if newly_caught_up {
+                tracing::info!(projection = name, role = self.role.as_str(), position = ?report.checkpoint.map(|p| p.to_string()), "caught up");
+                let _ = self.notices.send(Notice::CaughtUp { run: self.run });
+            }
+            if progress.0.elapsed() >= PROGRESS_INTERVAL {
+                let rate = progress.1 as f64 / progress.0.elapsed().as_secs_f64();
+                let position = projection.checkpoint().map(|c| c.position.to_string());
+                tracing::info!(
+                    projection = name,
+                    role = self.role.as_str(),
+                    position,
+                    events_per_second = rate.round(),
+                    "progress"
+                );
+                progress = (Instant::now(), 0);
+            }
+        }
+        outcome.checkpoint = projection.checkpoint().map(|c| c.position);
+        // Dropping the projection (its database and instance) before telling anyone the run is
+        // over: whoever starts the next run on the same file must find it closed.
+        drop(projection);
+        let _ = self.notices.send(Notice::Finished {
+            run: self.run,
+            outcome,
+        });
+    }
+
+    /// Publishes a committed batch on the status board: the projection's own entry when it
+    /// serves, its rebuild's when it rebuilds beside the serving one.
+    fn report(&self, name: &str, outcome: &Outcome, checkpoint: Option<Position>) {
+        self.status.update(name, |s| match self.role {
+            // A run that was replaced (its successor promoted) may commit one last batch; the
+            // entry is its successor's by then.
+            Role::Serving if s.serving_run == Some(self.run) => {
+                s.checkpoint = checkpoint;
+                s.caught_up = outcome.caught_up;
+                s.projected = outcome.projected;
+                s.failed = outcome.failed;
+            }
+            Role::Serving => {}
+            Role::Rebuilding => {
+                if let Some(rebuild) = s.rebuild.as_mut().filter(|r| r.run == self.run) {
+                    rebuild.position = checkpoint;
+                    rebuild.projected = outcome.projected;
+                    rebuild.failed = outcome.failed;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,201 @@
+//! Requests from the `projector` command line to the process running the projections of a data
+//! directory, through files: the command writes `<data>/_control/<id>.request.json` (under a
+//! temporary name, then renamed), the supervisor answers with `<id>.reply.json` on its next tick.
+//! When no process holds the directory, the command does the work on the catalog itself.
+//!
+//! Files work wherever the data directory does, need no open port, and are guarded by the same
+//! permissions as the data they change.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use super::Supervisor;
+use crate::store::{Catalog, DataDir, HistoryEntry, KeptVersion};
+
+/// Make an earlier kept version of a projection current again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// The projection.
+    pub projection: String,
+    /// The version to return to; default: the one that was current before the current one.
+    pub to: Option<String>,
+}
+
+/// What can be asked of the running process.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Request {
+    Rollback(RollbackRequest),
+}
+
+/// The answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    ok: bool,
+    message: String,
+}
+
+/// Largest request file read; anything bigger is not one of ours.
+const MAX_REQUEST_BYTES: u64 = 64 << 10;
+
+/// Rolls `request.projection` back: through the process running the data directory when
+/// there is one (waiting up to `wait` for its answer), else directly on the catalog.
+pub fn request_rollback(
+    data: &DataDir,
+    request: RollbackRequest,
+    wait: Duration,
+) -> anyhow::Result<String> {
+    if !data.is_locked()? {
+        return offline_rollback(data, &request);
+    }
+    let dir = data.control_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let temporary = dir.join(format!(".{id}.tmp"));
+    std::fs::write(&temporary, serde_json::to_vec(&Request::Rollback(request))?)?;
+    std::fs::rename(&temporary, dir.join(format!("{id}.request.json")))?;
+    let reply_path = dir.join(format!("{id}.reply.json"));
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read(&reply_path) {
+            let _ = std::fs::remove_file(&reply_path);
+            let reply: Reply = serde_json::from_slice(&text).context("reading the reply")?;
+            if reply.ok {
+                return Ok(reply.message);
+            }
+            bail!("{}", reply.message);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(dir.join(format!("{id}.request.json")));
+    bail!(
+        "the projector running on {} did not answer within {} s; is it stuck? (its log says more)",
+        data.root().display(),
+        wait.as_secs()
+    )
+}
+
+/// A rollback with no process running: the kept version becomes current at once, and the
+/// module that projected into the current one is held back, so the next start serves the kept
+/// version (catching up from its own checkpoint) instead of re-applying the folder's file.
+fn offline_rollback(data: &DataDir, request: &RollbackRequest) -> anyhow::Result<String> {
+    let catalog = data.catalog()?;
+    let (current, target) = rollback_target(&catalog, request)?;
+    catalog.hold(&request.projection, Some(&current.wasm_sha256))?;
+    catalog.make_current(&request.projection, &target.file)?;
+    catalog.record(&HistoryEntry {
+        projection: Some(request.projection.clone()),
+        outcome: "rolled-back".into(),
+        from_version: Some(current.version.clone()),
+        from_sha256: Some(current.wasm_sha256.clone()),
+        to_version: Some(target.version.clone()),
+        to_sha256: Some(target.wasm_sha256.clone()),
+        detail: Some("no projector was running: queries read the kept version at once".into()),
+        ..HistoryEntry::default()
+    })?;
+    Ok(format!(
+        "{} rolled back from {} to {}; no projector was running, so queries read it at once and \
+         the next start catches it up from its own checkpoint",
+        request.projection, current.version, target.version
+    ))
+}
+
+/// The current version of the request's projection and the kept version to return to.
+pub(super) fn rollback_target(
+    catalog: &Catalog,
+    request: &RollbackRequest,
+) -> anyhow::Result<(KeptVersion, KeptVersion)> {
+    let name = &request.projection;
+    let Some(current) = catalog.current_of(name)? else {
+        bail!("projection {name} is not in this data directory's catalog");
+    };
+    let kept = catalog.versions(name)?;
+    let earlier: Vec<&KeptVersion> = kept
+        .iter()
+        .filter(|v| v.file != current.file && v.current_since_unix_ms.is_some())
+        .collect();
+    let listed = || {
+        let versions: Vec<&str> = earlier.iter().map(|v| v.version.as_str()).collect();
+        if versions.is_empty() {
+            "none".to_string()
+        } else {
+            versions.join(", ")
+        }
+    };
+    let target = match &request.to {
+        Some(to) => earlier.iter().find(|v| v.version == *to).copied(),
+        None => earlier.first().copied(),
+    };
+    match target {
+        Some(target) => Ok((current, target.clone())),
+        None => match &request.to {
+            Some(to) if *to == current.version => bail!("{name} {to} is current already"),
+            Some(to) => bail!(
+                "no kept version {to} of {name}; the earlier versions kept are: {}",
+                listed()
+            ),
+            None => bail!(
+                "no earlier version of {name} is kept (current: {})",
+                current.version
+            ),
+        },
+    }
+}
+
+impl Supervisor {
+    /// Answers the requests waiting in the control folder.
+    pub(super) async fn serve_requests(&mut self) {
+        let dir = self.data.control_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let mut requests: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".request.json"))
+            .collect();
+        requests.sort();
+        for path in requests {
+            let reply = match read_request(&path) {
+                Ok(Request::Rollback(request)) => match self.rollback(&request).await {
+                    Ok(message) => Reply { ok: true, message },
+                    Err(error) => Reply {
+                        ok: false,
+                        message: format!("{error:#}"),
+                    },
+                },
+                Err(error) => Reply {
+                    ok: false,
+                    message: format!("{error:#}"),
+                },
+            };
+            let _ = std::fs::remove_file(&path);
+            if let Err(error) = write_reply(&path, &reply) {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not answer a control request"
+                );
+            }
+        }
+    }
+}
+
+fn read_request(path: &Path) -> anyhow::Result<Request> {
+    let size = std::fs::metadata(path)?.len();
+    if size > MAX_REQUEST_BYTES {
+        bail!("the request is {size} bytes; requests are at most {MAX_REQUEST_BYTES}");
+    }
+    let text = std::fs::read(path)?;
+    serde_json::from_slice(&text).context("the request is not a rollback request")
+}
+
+fn write_reply(request: &Path, reply: &Reply) -> anyhow::Result<()> {
+    let name = request.to_string_lossy();
+    let reply_path = name.trim_end_matches(".request.json").to_string() + ".reply.json";
+    let temporary = format!("{reply_path}.tmp");
+    std::fs::write(&temporary, serde_json::to_vec(reply)?)?;
+    std::fs::rename(&temporary, &reply_path)?;
+    Ok(())
+}

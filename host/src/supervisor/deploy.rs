@@ -1,0 +1,361 @@
+//! What a prepared module means, decided by its manifest against what runs and what the catalog
+//! says is current:
+//!
+//! - a module that failed preparation is refused; nothing running is touched;
+//! - a name another folder file already declares: the later file is refused, naming both;
+//! - a module a rollback holds back (same hash): nothing, until a different file appears;
+//! - a projection not running: started on its current database when the versions match, else
+//!   the current version (from its kept module) serves while the new one rebuilds beside it;
+//! - same name and version, new bytes: swapped in at the next batch boundary;
+//! - same name, new version: a shadow rebuild, cut over when it has caught up (`rebuild.rs`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Active, FolderFile, Managed, Prepared, Supervisor, file_name, short};
+use crate::pipeline::{Control, Role};
+use crate::runtime::Plugin;
+use crate::store::{HistoryEntry, KeptVersion, VersionFiles};
+
+impl Supervisor {
+    /// A module finished preparing: refuse it, or act on it.
+    pub(super) async fn prepared(&mut self, prepared: Prepared) {
+        self.preparing = false;
+        let current_sha = self.files.get(&prepared.path).map(|f| f.sha256.clone());
+        // The file changed again (or went away) while this version was prepared: the newer
+        // change is queued and decides.
+        if current_sha.as_deref() == Some(prepared.sha256.as_str()) {
+            self.deploy(prepared).await;
+        }
+        self.prepare_next();
+    }
+
+    async fn deploy(&mut self, prepared: Prepared) {
+        let file = file_name(&prepared.path);
+        let plugin = match prepared.plugin {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                let name = self.files.get(&prepared.path).and_then(|f| f.name.clone());
+                self.history(HistoryEntry {
+                    projection: name,
+                    outcome: "refused".into(),
+                    plugin_file: Some(file),
+                    to_sha256: Some(prepared.sha256.clone()),
+                    detail: Some(format!("{error:#}")),
+                    ..HistoryEntry::default()
+                });
+                return;
+            }
+        };
+        let name = plugin.manifest.name.clone();
+        tracing::debug!(
+            projection = name,
+            file,
+            prepare_ms = prepared.took.as_millis() as u64,
+            "module prepared"
+        );
+        let owner = self.projections.get(&name).and_then(|m| m.owner.clone());
+        if let Some(owner) = owner.filter(|o| *o != prepared.path && self.files.contains_key(o)) {
+            self.history(HistoryEntry {
+                projection: Some(name.clone()),
+                outcome: "refused".into(),
+                plugin_file: Some(file.clone()),
+                to_version: Some(plugin.manifest.version.clone()),
+                to_sha256: Some(plugin.sha256.clone()),
+                detail: Some(format!(
+                    "{} and {file} both declare projection {name}; the later one, {file}, is \
+                     refused (remove one of them)",
+                    file_name(&owner)
+                )),
+                ..HistoryEntry::default()
+            });
+            return;
+        }
+        if let Some(folder_file) = self.files.get_mut(&prepared.path) {
+            folder_file.name = Some(name.clone());
+        }
+        self.projections.entry(name.clone()).or_default().owner = Some(prepared.path.clone());
+        let held = self.catalog.held(&name).unwrap_or_default();
+        if held.as_deref() == Some(plugin.sha256.as_str()) {
+            tracing::info!(
+                projection = name,
+                file,
+                module = short(&plugin.sha256),
+                "module held back by a rollback; deploy a different file to replace the rolled-back version"
+            );
+            if self.serving(&name).is_none() {
+                self.serve_current(&name, &file).await;
+            }
+            return;
+        }
+        if held.is_some() {
+            // A different module: the rollback's hold ends here.
+            if let Err(error) = self.catalog.hold(&name, None) {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "could not release a rollback hold"
+                );
+            }
+        }
+        match self.serving(&name) {
+            None => self.start(plugin, &prepared.wasm, &file).await,
+            Some(serving) if serving.plugin.sha256 == plugin.sha256 => {
+                // Same bytes as what serves; a rebuild of another module is no longer wanted.
+                self.abandon_rebuild(&name, "the folder's module is the serving one again");
+            }
+            Some(serving) if serving.plugin.manifest.version == plugin.manifest.version => {
+                self.abandon_rebuild(&name, "a newer module of the serving version arrived");
+                self.swap(plugin, &prepared.wasm, &file);
+            }
+            Some(_) => self.shadow(plugin, &prepared.wasm, &file),
+        }
+    }
+
+    /// The serving run of `name`, if any.
+    pub(super) fn serving(&self, name: &str) -> Option<&Active> {
+        self.projections.get(name).and_then(|m| m.serving.as_ref())
+    }
+
+    /// Starts a projection that is not running, with `plugin` from the folder.
+    async fn start(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
+        let name = plugin.manifest.name.clone();
+        let current = match self.catalog.current_of(&name) {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::error!(
+                    projection = name,
+                    error = format!("{error:#}"),
+                    "reading the catalog"
+                );
+                return;
+            }
+        };
+        match current {
+            Some(current) if current.version != plugin.manifest.version => {
+                // The current version serves (from its kept module) while the new one rebuilds.
+                self.serve_current(&name, file).await;
+                self.shadow(plugin, wasm, file);
+            }
+            current => {
+                let from = current.map(|c| (c.version, c.wasm_sha256));
+                let started = self
+                    .data
+                    .current_or_new(&name, &plugin.manifest.version, &plugin.sha256)
+                    .and_then(|files| {
+                        self.record_module(&plugin, wasm, &files)?;
+                        self.start_run(&plugin, &files, Role::Serving, "serving")
+                    });
+                self.started(&name, &plugin, file, from, started);
+            }
+        }
+    }
+
+    /// Logs and records how starting a serving run went.
+    fn started(
+        &mut self,
+        name: &str,
+        plugin: &Plugin,
+        file: &str,
+        from: Option<(String, String)>,
+        started: anyhow::Result<Active>,
+    ) {
+        let (from_version, from_sha256) = from.unzip();
+        match started {
+            Ok(active) => {
+                self.history(HistoryEntry {
+                    projection: Some(name.to_string()),
+                    outcome: "started".into(),
+                    plugin_file: Some(file.to_string()),
+                    from_version,
+                    from_sha256,
+                    to_version: Some(plugin.manifest.version.clone()),
+                    to_sha256: Some(plugin.sha256.clone()),
+                    detail: Some(format!("projecting into {}", active.files.file)),
+                    ..HistoryEntry::default()
+                });
+                self.projections
+                    .entry(name.to_string())
+                    .or_default()
+                    .serving = Some(active);
+                self.ever_served = true;
+            }
+            Err(error) => {
+                let reason = format!("{error:#}");
+                self.settings
+                    .status
+                    .update(name, |s| s.stopped = Some(reason.clone()));
+                self.history(HistoryEntry {
+                    projection: Some(name.to_string()),
+                    outcome: "refused".into(),
+                    plugin_file: Some(file.to_string()),
+                    to_version: Some(plugin.manifest.version.clone()),
+                    to_sha256: Some(plugin.sha256.clone()),
+                    detail: Some(format!("could not start: {reason}")),
+                    ..HistoryEntry::default()
+                });
+            }
+        }
+    }
+
+    /// Starts the catalog's current version of `name` from its kept module (a rollback's
+    /// target, or the old version while a new one rebuilds after a restart).
+    pub(super) async fn serve_current(&mut self, name: &str, file: &str) {
+        let current = match self.catalog.current_of(name) {
+            Ok(Some(current)) => current,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(
+                    projection = name,
+                    error = format!("{error:#}"),
+                    "reading the catalog"
+                );
+                return;
+            }
+        };
+        let files = self.data.files_of(&current.file);
+        let plugin = self.load_kept(&files).await;
+        let from = None;
+        let started = plugin.and_then(|plugin| {
+            let active = self.start_run(&plugin, &files, Role::Serving, "serving")?;
+            Ok((plugin, active))
+        });
+        match started {
+            Ok((plugin, active)) => self.started(name, &plugin, file, from, Ok(active)),
+            Err(error) => {
+                tracing::warn!(
+                    projection = name,
+                    version = current.version,
+                    error = format!("{error:#}"),
+                    "the current version cannot run (its data stays queryable)"
+                );
+            }
+        }
+    }
+
+    /// Loads the module kept beside version file `files`, off the async threads.
+    pub(super) async fn load_kept(&self, files: &VersionFiles) -> anyhow::Result<Plugin> {
+        let runtime = self.runtime.clone();
+        let path = files.wasm.clone();
+        tokio::task::spawn_blocking(move || {
+            let wasm = std::fs::read(&path).map_err(|e| {
+                anyhow::format_err!("reading the kept module {}: {e}", path.display())
+            })?;
+            super::prepare(&runtime, &path, &wasm)
+        })
+        .await?
+    }
+
+    /// Records that `plugin` projects into `files`: in the catalog, and its module kept.
+    pub(super) fn record_module(
+        &self,
+        plugin: &Plugin,
+        wasm: &[u8],
+        files: &VersionFiles,
+    ) -> anyhow::Result<()> {
+        self.data.keep_module(files, wasm)?;
+        self.catalog.record_version(&KeptVersion {
+            projection: plugin.manifest.name.clone(),
+            file: files.file.clone(),
+            version: plugin.manifest.version.clone(),
+            wasm_sha256: plugin.sha256.clone(),
+            current_since_unix_ms: None,
+        })
+    }
+
+    /// Asks the serving run to swap `plugin` in; the run says when it has ([`Self::swapped`]).
+    fn swap(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
+        let name = plugin.manifest.name.clone();
+        let Some(serving) = self
+            .projections
+            .get_mut(&name)
+            .and_then(|m| m.serving.as_mut())
+        else {
+            return;
+        };
+        serving.run.send(Control::Swap(Box::new(plugin.clone())));
+        self.pending_swaps
+            .insert(serving.run.id, (plugin, Arc::clone(wasm), file.to_string()));
+    }
+
+    /// A run reports a swap done (or failed: the old code keeps running).
+    pub(super) fn swapped(&mut self, run: u64, sha256: &str, result: Result<(), String>) {
+        let Some((plugin, wasm, file)) = self.pending_swaps.remove(&run) else {
+            return;
+        };
+        if plugin.sha256 != sha256 {
+            return;
+        }
+        let name = plugin.manifest.name.clone();
+        let Some(serving) = self
+            .projections
+            .get_mut(&name)
+            .and_then(|m| m.serving.as_mut())
+        else {
+            return;
+        };
+        let from_sha256 = serving.plugin.sha256.clone();
+        let files = serving.files.clone();
+        if result.is_ok() {
+            serving.plugin = plugin.clone();
+        }
+        let result = result
+            .map_err(anyhow::Error::msg)
+            .and_then(|()| self.record_module(&plugin, &wasm, &files));
+        let (outcome, detail) = match result {
+            Ok(()) => ("swapped", "continues from its checkpoint".to_string()),
+            Err(error) => (
+                "refused",
+                format!("the swap failed; the old module keeps running: {error:#}"),
+            ),
+        };
+        self.history(HistoryEntry {
+            projection: Some(name),
+            outcome: outcome.into(),
+            plugin_file: Some(file),
+            from_version: Some(plugin.manifest.version.clone()),
+            from_sha256: Some(from_sha256),
+            to_version: Some(plugin.manifest.version.clone()),
+            to_sha256: Some(plugin.sha256.clone()),
+            detail: Some(detail),
+            ..HistoryEntry::default()
+        });
+    }
+
+    /// A plugin file is gone: its projection stops (its data stays and stays queryable).
+    pub(super) fn removed(&mut self, path: &Path) {
+        let Some(FolderFile { name, .. }) = self.files.remove(path) else {
+            return;
+        };
+        self.queue.retain(|(queued, _, _)| queued != path);
+        let Some(name) = name else { return };
+        let Some(managed) = self.projections.get_mut(&name) else {
+            return;
+        };
+        if managed.owner.as_deref() != Some(path) {
+            return;
+        }
+        let Managed {
+            serving, rebuild, ..
+        } = std::mem::take(managed);
+        let version = serving.as_ref().map(|a| a.plugin.manifest.version.clone());
+        let sha256 = serving.as_ref().map(|a| a.plugin.sha256.clone());
+        // Their ends are not waited for: the runs are no longer the supervisor's.
+        for active in [serving, rebuild].into_iter().flatten() {
+            active.run.send(Control::Stop);
+        }
+        let reason = format!("its plugin file {} was removed", file_name(path));
+        self.settings.status.update(&name, |s| {
+            s.stopped = Some(reason.clone());
+            s.rebuild = None;
+        });
+        self.history(HistoryEntry {
+            projection: Some(name),
+            outcome: "removed".into(),
+            plugin_file: Some(file_name(path)),
+            from_version: version,
+            from_sha256: sha256,
+            detail: Some("stopped; its data stays queryable".into()),
+            ..HistoryEntry::default()
+        });
+    }
+}

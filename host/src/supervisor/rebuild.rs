@@ -1,0 +1,372 @@
+//! Rebuilds beside the serving version, and what ends them.
+//!
+//! A shadow projects a new version from the start of the log into a database of its own, with its
+//! own subscription, while the serving version keeps projecting and answering queries. A rollback
+//! is the same run on a kept version's database, from its own checkpoint. When the rebuild has
+//! caught up with the head, the cut-over is one committed catalog update (queries resolve the name
+//! to the new file from then on), then the rebuild is promoted and the old run stopped; its file
+//! is kept. Retention then deletes the versions beyond the newest `keep_versions`.
+//!
+//! Invariant: nothing here touches the serving run until the cut-over; a rebuild that fails is
+//! abandoned and the serving version carries on untouched.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::control::rollback_target;
+use super::{RollbackRequest, Supervisor, short};
+use crate::pipeline::{Control, Role};
+use crate::runtime::Plugin;
+use crate::store::HistoryEntry;
+
+/// How often a rebuild's progress is recorded in the history (it is on the status board always).
+const PROGRESS_RECORDED: Duration = Duration::from_secs(30);
+
+/// Longest the supervisor waits for the source to say where its head is.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Supervisor {
+    /// Starts rebuilding `plugin`'s version beside the serving one.
+    pub(super) fn shadow(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
+        let name = plugin.manifest.name.clone();
+        self.abandon_rebuild(&name, "a newer module arrived");
+        let serving = self.serving(&name).map(|a| {
+            (
+                a.plugin.manifest.version.clone(),
+                a.plugin.sha256.clone(),
+                a.files.file.clone(),
+            )
+        });
+        // A kept database of the same version continues from its checkpoint (a restart during
+        // the rebuild, or a version deployed again); otherwise the version gets a new file.
+        let kept = self
+            .catalog
+            .versions(&name)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|v| {
+                v.version == plugin.manifest.version
+                    && serving.as_ref().is_none_or(|(_, _, f)| *f != v.file)
+            });
+        let files = match kept {
+            Some(kept) => self.data.files_of(&kept.file),
+            None => self
+                .data
+                .version_files(&name, &plugin.manifest.version, &plugin.sha256),
+        };
+        let resumed = files.db.exists();
+        let started = self
+            .record_module(&plugin, wasm, &files)
+            .and_then(|()| self.start_run(&plugin, &files, Role::Rebuilding, "shadow"));
+        let (from_version, from_sha256) = serving.map(|(v, s, _)| (v, s)).unzip();
+        let (outcome, detail) = match started {
+            Ok(active) => {
+                let detail = format!(
+                    "rebuilding into {} from {}; the serving version answers queries until it has caught up",
+                    files.file,
+                    if resumed {
+                        "its checkpoint"
+                    } else {
+                        "the start of the log"
+                    }
+                );
+                if let Some(managed) = self.projections.get_mut(&name) {
+                    managed.rebuild = Some(active);
+                }
+                ("shadow-started", detail)
+            }
+            Err(error) => (
+                "refused",
+                format!("could not start the shadow rebuild: {error:#}"),
+            ),
+        };
+        self.history(HistoryEntry {
+            projection: Some(name),
+            outcome: outcome.into(),
+            plugin_file: Some(file.to_string()),
+            from_version,
+            from_sha256,
+            to_version: Some(plugin.manifest.version.clone()),
+            to_sha256: Some(plugin.sha256.clone()),
+            detail: Some(detail),
+            ..HistoryEntry::default()
+        });
+    }
+
+    /// Stops the rebuild of `name`, if one runs, recording why.
+    pub(super) fn abandon_rebuild(&mut self, name: &str, reason: &str) {
+        let Some(active) = self
+            .projections
+            .get_mut(name)
+            .and_then(|m| m.rebuild.take())
+        else {
+            return;
+        };
+        active.run.send(Control::Stop);
+        self.settings.status.update(name, |s| s.rebuild = None);
+        self.history(HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: "abandoned".into(),
+            to_version: Some(active.plugin.manifest.version.clone()),
+            to_sha256: Some(active.plugin.sha256.clone()),
+            detail: Some(format!("the {} was stopped: {reason}", active.kind)),
+            ..HistoryEntry::default()
+        });
+    }
+
+    /// A run has caught up; a rebuild that has is cut over.
+    pub(super) fn caught_up(&mut self, run: u64) {
+        if let Some((name, Role::Rebuilding)) = self.find_run(run) {
+            self.cut_over(&name);
+        }
+    }
+
+    /// Makes the rebuild of `name` current: queries switch, the old run stops, its file stays.
+    fn cut_over(&mut self, name: &str) {
+        let Some(managed) = self.projections.get_mut(name) else {
+            return;
+        };
+        let Some(rebuild) = managed.rebuild.take() else {
+            return;
+        };
+        if let Err(error) = self.catalog.make_current(name, &rebuild.files.file) {
+            rebuild.run.send(Control::Stop);
+            self.settings.status.update(name, |s| s.rebuild = None);
+            self.history(HistoryEntry {
+                projection: Some(name.to_string()),
+                outcome: "abandoned".into(),
+                to_version: Some(rebuild.plugin.manifest.version.clone()),
+                detail: Some(format!("the cut-over could not be recorded: {error:#}")),
+                ..HistoryEntry::default()
+            });
+            return;
+        }
+        rebuild.run.send(Control::Promote);
+        let kind = rebuild.kind;
+        let (to_version, to_sha256, to_file) = (
+            rebuild.plugin.manifest.version.clone(),
+            rebuild.plugin.sha256.clone(),
+            rebuild.files.file.clone(),
+        );
+        let managed = self.projections.get_mut(name).expect("taken from above");
+        let old = managed.serving.replace(rebuild);
+        if let Some(old) = &old {
+            old.run.send(Control::Stop);
+        }
+        self.history(HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: if kind == "rollback" {
+                "rolled-back"
+            } else {
+                "cut-over"
+            }
+            .into(),
+            from_version: old.as_ref().map(|o| o.plugin.manifest.version.clone()),
+            from_sha256: old.as_ref().map(|o| o.plugin.sha256.clone()),
+            to_version: Some(to_version),
+            to_sha256: Some(to_sha256),
+            detail: Some(match &old {
+                Some(old) => format!("queries read {to_file}; {} is kept", old.files.file),
+                None => format!("queries read {to_file}"),
+            }),
+            ..HistoryEntry::default()
+        });
+        self.retain(name);
+    }
+
+    /// Deletes the versions of `name` beyond the newest `keep_versions` that served queries,
+    /// and rebuilds that were abandoned; never one that runs.
+    fn retain(&mut self, name: &str) {
+        let keep = self.options.keep_versions.max(1);
+        let running: Vec<String> = self
+            .projections
+            .get(name)
+            .into_iter()
+            .flat_map(|m| [&m.serving, &m.rebuild])
+            .flatten()
+            .map(|a| a.files.file.clone())
+            .collect();
+        let Ok(versions) = self.catalog.versions(name) else {
+            return;
+        };
+        let mut served = 0;
+        for version in versions {
+            let has_served = version.current_since_unix_ms.is_some();
+            if running.contains(&version.file) || (has_served && served < keep) {
+                served += usize::from(has_served);
+                continue;
+            }
+            let files = self.data.files_of(&version.file);
+            let removed = self
+                .data
+                .remove_version(&files)
+                .and_then(|()| self.catalog.forget_version(name, &version.file));
+            match removed {
+                Ok(()) => tracing::info!(
+                    projection = name,
+                    version = version.version,
+                    file = version.file,
+                    keep,
+                    "old version deleted"
+                ),
+                Err(error) => tracing::warn!(
+                    projection = name,
+                    file = version.file,
+                    error = format!("{error:#}"),
+                    "could not delete an old version"
+                ),
+            }
+        }
+    }
+
+    /// Starts rolling `name` back to a kept version; returns what the operator is told.
+    pub(super) async fn rollback(&mut self, request: &RollbackRequest) -> anyhow::Result<String> {
+        let name = request.projection.as_str();
+        let (current, target) = rollback_target(&self.catalog, request)?;
+        let folder = self
+            .projections
+            .get(name)
+            .and_then(|m| m.owner.as_ref())
+            .and_then(|owner| self.files.get(owner))
+            .map(|f| f.sha256.clone());
+        if self.serving(name).is_none() {
+            self.catalog
+                .hold(name, folder.as_deref().or(Some(&current.wasm_sha256)))?;
+            self.catalog.make_current(name, &target.file)?;
+            self.history(HistoryEntry {
+                projection: Some(name.to_string()),
+                outcome: "rolled-back".into(),
+                from_version: Some(current.version.clone()),
+                from_sha256: Some(current.wasm_sha256.clone()),
+                to_version: Some(target.version.clone()),
+                to_sha256: Some(target.wasm_sha256.clone()),
+                detail: Some("not running: queries read the kept version at once".into()),
+                ..HistoryEntry::default()
+            });
+            return Ok(format!(
+                "{name} rolled back from {} to {}; it is not running, so queries read the kept \
+                 version at once",
+                current.version, target.version
+            ));
+        }
+        let files = self.data.files_of(&target.file);
+        let plugin = self.load_kept(&files).await.map_err(|error| {
+            anyhow::format_err!(
+                "cannot roll back to {} ({}): {error:#}",
+                target.version,
+                target.file
+            )
+        })?;
+        self.catalog.hold(name, folder.as_deref())?;
+        self.abandon_rebuild(name, "a rollback replaces it");
+        let active = self.start_run(&plugin, &files, Role::Rebuilding, "rollback")?;
+        if let Some(managed) = self.projections.get_mut(name) {
+            managed.rebuild = Some(active);
+        }
+        self.history(HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: "rollback-started".into(),
+            from_version: Some(current.version.clone()),
+            from_sha256: Some(current.wasm_sha256.clone()),
+            to_version: Some(target.version.clone()),
+            to_sha256: Some(plugin.sha256.clone()),
+            detail: Some(format!(
+                "{} catches up from its own checkpoint; the folder's module {} is held back",
+                target.file,
+                folder.as_deref().map_or("-", short)
+            )),
+            ..HistoryEntry::default()
+        });
+        Ok(format!(
+            "rolling {name} back from {} to {}: it catches up from its own checkpoint, and \
+             queries switch when it has",
+            current.version, target.version
+        ))
+    }
+
+    /// Updates each rebuild's head, rate and time left; records progress now and then.
+    pub(super) async fn rebuild_progress(&mut self) {
+        let rebuilding: Vec<String> = self
+            .projections
+            .iter()
+            .filter(|(_, m)| m.rebuild.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        if rebuilding.is_empty() || self.head_asked.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.head_asked = Instant::now();
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, self.source.head()).await {
+            Ok(Ok(head)) => head,
+            _ => None,
+        };
+        let board = self.settings.status.projections();
+        for name in rebuilding {
+            let Some(progress) = board.get(&name).and_then(|s| s.rebuild.clone()) else {
+                continue;
+            };
+            let Some(active) = self
+                .projections
+                .get_mut(&name)
+                .and_then(|m| m.rebuild.as_mut())
+            else {
+                continue;
+            };
+            let now = Instant::now();
+            let position = progress.position.map_or(0, |p| p.commit);
+            let (rate, eta) = match active.sample {
+                Some((at, projected, at_position)) if now > at => {
+                    let seconds = (now - at).as_secs_f64();
+                    let rate = (progress.projected.saturating_sub(projected)) as f64 / seconds;
+                    let speed = position.saturating_sub(at_position) as f64 / seconds;
+                    let left = head.map(|h| h.commit.saturating_sub(position) as f64);
+                    let eta = left.filter(|_| speed > 0.0).map(|left| left / speed);
+                    (rate, eta)
+                }
+                _ => (0.0, None),
+            };
+            active.sample = Some((now, progress.projected, position));
+            let record = active.recorded.elapsed() >= PROGRESS_RECORDED;
+            if record {
+                active.recorded = now;
+            }
+            let (version, sha256, kind) = (
+                active.plugin.manifest.version.clone(),
+                active.plugin.sha256.clone(),
+                active.kind,
+            );
+            self.settings.status.update(&name, |s| {
+                if let Some(rebuild) = &mut s.rebuild {
+                    rebuild.head = head;
+                    rebuild.events_per_second = rate;
+                    rebuild.eta_seconds = eta;
+                }
+            });
+            if record {
+                let percent = head
+                    .filter(|h| h.commit > 0)
+                    .map(|h| format!("{:.1}%", 100.0 * position as f64 / h.commit as f64))
+                    .unwrap_or_else(|| "?".into());
+                self.history(HistoryEntry {
+                    projection: Some(name.clone()),
+                    outcome: "shadow-progress".into(),
+                    to_version: Some(version),
+                    to_sha256: Some(sha256),
+                    detail: Some(format!(
+                        "{kind}: position {position} of {} ({percent}), {} events so far, {rate:.0} events/s, about {} s left",
+                        head.map_or("?".into(), |h| h.commit.to_string()),
+                        progress.projected,
+                        eta.map_or("?".into(), |e| format!("{e:.0}"))
+                    )),
+                    ..HistoryEntry::default()
+                });
+            }
+        }
+    }
+
+    /// Looks at rebuilds and control requests.
+    pub(super) async fn tick(&mut self) {
+        self.rebuild_progress().await;
+        self.serve_requests().await;
+    }
+}
