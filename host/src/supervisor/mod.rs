@@ -234,6 +234,7 @@ impl Supervisor {
     /// Takes in settled changes of the plugins folder.
     fn changed(&mut self, changes: Vec<Change>) {
         for change in changes {
+            tracing::debug!(?change, "plugins folder changed");
             match change {
                 Change::Present { path, wasm, sha256 } => {
                     let entry = self.files.entry(path.clone()).or_insert(FolderFile {

@@ -15,7 +15,7 @@ pub const PROJECTOR: &str = env!("CARGO_BIN_EXE_projector");
 pub const PROJECTIONS: [&str; 2] = ["order_summary", "payments"];
 
 /// Starts devstore on `listen` (port 0: any free port).
-async fn start_store(
+pub(crate) async fn start_store(
     storage: devstore::Storage,
     listen: SocketAddr,
 ) -> anyhow::Result<devstore::Server> {
@@ -27,18 +27,18 @@ async fn start_store(
     .await
 }
 
-fn any_port() -> SocketAddr {
+pub(crate) fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-fn client(connection: &str) -> anyhow::Result<eventstore::Client> {
+pub(crate) fn client(connection: &str) -> anyhow::Result<eventstore::Client> {
     Ok(eventstore::Client::new(
         format!("{connection}&discoveryInterval=0").parse()?,
     )?)
 }
 
 /// Appends `events` one by one and returns the log positions of the first and the last.
-async fn append(
+pub(crate) async fn append(
     client: &eventstore::Client,
     events: &[GeneratedEvent],
 ) -> anyhow::Result<(i64, i64)> {
@@ -64,7 +64,7 @@ async fn append(
 }
 
 /// A folder with the example plugins and a `projector.toml` reading from `connection`.
-fn write_config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<PathBuf> {
     crate::util::example_plugins(&dir.join("plugins"))?;
     let config = dir.join("projector.toml");
     std::fs::write(
@@ -78,12 +78,17 @@ fn write_config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<Pat
 }
 
 /// `projector run` on `config`, its log going to `log`.
-fn spawn_run(config: &Path, log: &Path, filter: &str) -> anyhow::Result<Child> {
+pub(crate) fn spawn_run(config: &Path, log: &Path, filter: &str) -> anyhow::Result<Child> {
     spawn_run_with(config, log, filter, &[])
 }
 
 /// [`spawn_run`] with more arguments.
-fn spawn_run_with(config: &Path, log: &Path, filter: &str, args: &[&str]) -> anyhow::Result<Child> {
+pub(crate) fn spawn_run_with(
+    config: &Path,
+    log: &Path,
+    filter: &str,
+    args: &[&str],
+) -> anyhow::Result<Child> {
     Ok(Command::new(PROJECTOR)
         .args(["run", "--config", config.to_str().unwrap()])
         .args(args)
@@ -110,7 +115,7 @@ pub fn checkpoint(data: &Path, name: &str) -> Option<i64> {
 /// Waits until each projection has committed the last of `events` (written from position
 /// `first` on) that it subscribes to; fails with the log after `timeout`. A projection cannot
 /// be expected further: past its last event, only the server's periodic checkpoints move it.
-fn wait_for(
+pub(crate) fn wait_for(
     data: &Path,
     events: &[GeneratedEvent],
     first: i64,
@@ -145,7 +150,11 @@ fn wait_for(
 }
 
 /// The tables and dead letters equal the model's for `events` written from position `first`.
-fn assert_model(data: &Path, events: &[GeneratedEvent], first: i64) -> anyhow::Result<()> {
+pub(crate) fn assert_model(
+    data: &Path,
+    events: &[GeneratedEvent],
+    first: i64,
+) -> anyhow::Result<()> {
     let expected = shop::expected_from(events, first);
     assert_eq!(
         tables::rows(data, "order_summary", "orders")?,

@@ -2,9 +2,11 @@
 //! One test binary; each module is one area.
 
 mod cli;
+mod deploy;
 mod dev;
 mod esdb;
 mod pipeline;
+mod reload;
 mod resume;
 mod sandbox;
 mod util;

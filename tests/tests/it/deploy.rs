@@ -1,0 +1,270 @@
+//! Helpers for the hot-reload tests: deploying modules the way operators do (a temporary name,
+//! then a rename), new bytes for the same module, the tally workload appended by the official
+//! client with its independent model, and the reload history read from the catalog.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use projector::store::{Catalog, HistoryEntry};
+use projector::value::Value;
+use projector_tests::tables;
+
+/// Publishes `wasm` as `folder/name` atomically: written under a temporary name, then renamed.
+pub fn deploy(folder: &Path, name: &str, wasm: &[u8]) -> anyhow::Result<PathBuf> {
+    let temporary = folder.join(format!("{name}.tmp"));
+    std::fs::write(&temporary, wasm)?;
+    let path = folder.join(name);
+    std::fs::rename(&temporary, &path)?;
+    Ok(path)
+}
+
+/// The component `wasm` with a custom section appended: other bytes (another hash), the same
+/// code and manifest, as a rebuild of unchanged source with another build id would be.
+pub fn rebuilt(wasm: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"projector-test-build";
+    let mut payload = leb128(name.len());
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = wasm.to_vec();
+    out.push(0); // custom section
+    out.extend(leb128(payload.len()));
+    out.extend(payload);
+    out
+}
+
+fn leb128(mut value: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The sha256 of `bytes`, hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The reload history of `projection` in `data` (oldest first), or nothing before the catalog
+/// exists.
+pub fn history(data: &Path, projection: &str) -> Vec<HistoryEntry> {
+    Catalog::open_read_only(data)
+        .ok()
+        .flatten()
+        .and_then(|catalog| catalog.history(Some(projection), 10_000).ok())
+        .unwrap_or_default()
+}
+
+/// Waits until `projection`'s history holds an entry that `wanted` accepts, beyond the first
+/// `seen` entries; returns it. Fails with the history and the log after `timeout`.
+pub fn wait_for_history(
+    data: &Path,
+    projection: &str,
+    seen: usize,
+    timeout: Duration,
+    log: &Path,
+    wanted: impl Fn(&HistoryEntry) -> bool,
+) -> anyhow::Result<HistoryEntry> {
+    let started = Instant::now();
+    loop {
+        let entries = history(data, projection);
+        if let Some(found) = entries.iter().skip(seen).find(|e| wanted(e)) {
+            return Ok(found.clone());
+        }
+        if started.elapsed() > timeout {
+            anyhow::bail!(
+                "no such reload outcome of {projection} within {timeout:?}; history: {entries:#?}\nlog:\n{}",
+                tail(log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last 200 lines of a log file.
+pub fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(200)..].join("\n")
+}
+
+/// Events of the tally workload as appended: `(position, event type)`, in log order.
+pub type Appended = Arc<Mutex<Vec<(i64, String)>>>;
+
+/// The tally workload: events of types `A`, `B` and `C`, every 37th a `Poison` the plugin
+/// refuses, appended one at a time through the official client at about `rate` per second
+/// until stopped.
+pub struct Writer {
+    /// What was appended so far.
+    pub appended: Appended,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Writer {
+    /// Starts appending to the server at `connection`.
+    pub fn start(connection: &str, rate: u32) -> anyhow::Result<Writer> {
+        let client = crate::esdb::client(connection)?;
+        let appended: Appended = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = {
+            let (appended, stop) = (Arc::clone(&appended), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let pause = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+                let mut next = tokio::time::Instant::now();
+                let mut index = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    append_one(&client, &appended, index).await?;
+                    index += 1;
+                    next += pause;
+                    tokio::time::sleep_until(next).await;
+                }
+                anyhow::Ok(())
+            })
+        };
+        Ok(Writer {
+            appended,
+            stop,
+            task,
+        })
+    }
+
+    /// Appends `count` events as fast as the server takes them (a backlog).
+    pub async fn backlog(connection: &str, count: u64) -> anyhow::Result<Appended> {
+        let client = crate::esdb::client(connection)?;
+        let appended: Appended = Arc::default();
+        for index in 0..count {
+            append_one(&client, &appended, index).await?;
+        }
+        Ok(appended)
+    }
+
+    /// Stops appending; returns every event appended.
+    pub async fn stop(self) -> anyhow::Result<Vec<(i64, String)>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await??;
+        Ok(self.appended.lock().unwrap().clone())
+    }
+}
+
+async fn append_one(
+    client: &eventstore::Client,
+    appended: &Appended,
+    index: u64,
+) -> anyhow::Result<()> {
+    let event_type = if index % 37 == 36 {
+        "Poison"
+    } else {
+        ["A", "B", "C"][(index % 3) as usize]
+    };
+    let data = eventstore::EventData::json(event_type, &serde_json::json!({ "n": index }))?;
+    let written = client
+        .append_to_stream(format!("tally-{}", index % 11), &Default::default(), data)
+        .await?;
+    appended
+        .lock()
+        .unwrap()
+        .push((written.position.commit as i64, event_type.to_string()));
+    Ok(())
+}
+
+/// The rows of the tally table that `version` (1 or 2) builds from `events`: per type, the
+/// count (times 2 for version 2), the version and the last position; `Poison` is refused.
+pub fn tally_model(events: &[(i64, String)], version: i64) -> Vec<Vec<Value>> {
+    let mut by_type: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    for (position, event_type) in events {
+        if event_type != "Poison" {
+            let entry = by_type.entry(event_type).or_default();
+            entry.0 += version;
+            entry.1 = *position;
+        }
+    }
+    by_type
+        .into_iter()
+        .map(|(event_type, (events, last))| {
+            vec![
+                Value::Text(event_type.to_string()),
+                Value::Integer(events),
+                Value::Text(version.to_string()),
+                Value::Integer(last),
+            ]
+        })
+        .collect()
+}
+
+/// The positions of the `Poison` events among `events`: what tally dead-letters.
+pub fn poison(events: &[(i64, String)]) -> Vec<i64> {
+    events
+        .iter()
+        .filter(|(_, t)| t == "Poison")
+        .map(|(p, _)| *p)
+        .collect()
+}
+
+/// Waits until the current version of tally has committed `position`.
+pub fn wait_for_position(
+    data: &Path,
+    position: i64,
+    timeout: Duration,
+    log: &Path,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while tables::checkpoint(data, "tally").is_none_or(|at| at < position) {
+        if started.elapsed() > timeout {
+            anyhow::bail!(
+                "tally did not reach {position} within {timeout:?} (at {:?})\n{}",
+                tables::checkpoint(data, "tally"),
+                tail(log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// A folder holding a `projector.toml` reading from `connection`, with an empty plugins folder.
+pub fn config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("plugins"))?;
+    let config = dir.join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\nplugins_dir = \"plugins\"\n[source]\nconnection = {connection:?}\n\
+             reconnect_max_ms = 500\n{extra}"
+        ),
+    )?;
+    Ok(config)
+}
+
+/// A `projector` process that is killed if the test ends without stopping it (a failing
+/// assertion must not leave it running).
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    /// Guards `child`.
+    pub fn new(child: std::process::Child) -> Running {
+        Running(Some(child))
+    }
+
+    /// Asks it to stop as Ctrl-C would and waits for it.
+    pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        crate::esdb::interrupt(self.0.take().expect("running"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

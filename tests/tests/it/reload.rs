@@ -1,0 +1,515 @@
+//! Hot reload with the real binary, devstore and events appended continuously by the official
+//! client: same-version swaps, a shadow rebuild with its cut-over, refused modules, rollback,
+//! removal, and a burst of writes to one file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use projector_tests::{guests, shop, tables};
+
+use crate::deploy::{
+    self, Running, Writer, config, deploy, history, poison, rebuilt, sha256, tail, tally_model,
+    wait_for_history, wait_for_position,
+};
+use crate::esdb::{any_port, append, spawn_run, spawn_run_with, start_store};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn read(path: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(std::fs::read(path)?)
+}
+
+/// Five new builds of order-summary (same name and version, other bytes) deployed while the
+/// shop workload is appended: each is swapped in at a batch boundary and continues from the
+/// checkpoint, and the tables and dead letters equal an uninterrupted run's (the model's).
+#[tokio::test(flavor = "multi_thread")]
+async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let events = shop::generate(3000, 21);
+    let writer = {
+        let client = crate::esdb::client(&connection)?;
+        let events = events.clone();
+        tokio::spawn(async move {
+            let mut first = None;
+            for chunk in events.chunks(50) {
+                first.get_or_insert(append(&client, chunk).await?.0);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            anyhow::Ok(first.expect("events"))
+        })
+    };
+    let dir = tempfile::tempdir()?;
+    let config = crate::esdb::write_config(dir.path(), &connection, "")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let original = read(guests::ORDER_SUMMARY)?;
+    let mut last = sha256(&original);
+    for round in 0..5 {
+        // Let some events through between swaps.
+        let before = tables::checkpoint(&data, "order_summary").unwrap_or(0);
+        let started = Instant::now();
+        while tables::checkpoint(&data, "order_summary").unwrap_or(0) <= before {
+            anyhow::ensure!(started.elapsed() < PATIENCE, "no progress\n{}", tail(&log));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let wasm = rebuilt(&original, &format!("build {round}"));
+        last = sha256(&wasm);
+        let seen = history(&data, "order_summary").len();
+        deploy(&plugins, "order_summary.wasm", &wasm)?;
+        let swapped = wait_for_history(&data, "order_summary", seen, PATIENCE, &log, |e| {
+            e.to_sha256.as_deref() == Some(last.as_str())
+        })?;
+        assert_eq!(swapped.outcome, "swapped", "{swapped:?}");
+    }
+    let first = writer.await??;
+    crate::esdb::wait_for(&data, &events, first, PATIENCE, &log)?;
+    let status = run.stop()?;
+    assert!(status.success(), "exit {status}\n{}", tail(&log));
+    crate::esdb::assert_model(&data, &events, first)?;
+    let swaps = history(&data, "order_summary")
+        .iter()
+        .filter(|e| e.outcome == "swapped")
+        .count();
+    assert_eq!(swaps, 5);
+    let recorded = projector::store::Reader::open(&data)?
+        .query("SELECT wasm_sha256 FROM order_summary._projector_plugin")?
+        .rows;
+    assert_eq!(recorded, vec![vec![projector::value::Value::Text(last)]]);
+    store.shutdown().await?;
+    Ok(())
+}
+
+/// tally 2.0.0 deployed over 1.0.0 while events are appended: it rebuilds from the start of the
+/// log into its own file while queries, polled throughout, keep answering from 1.0.0 (never an
+/// error, never a mix of the two); the API shows the rebuild's progress; after the cut-over the
+/// tables equal the model of 2.0.0 over every event, and 1.0.0's file is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_version_rebuilds_in_the_shadow_and_cuts_over_atomically() -> anyhow::Result<()> {
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let backlog = Writer::backlog(&connection, 5000).await?;
+    let writer = Writer::start(&connection, 200)?;
+    let dir = tempfile::tempdir()?;
+    // Small batches make the rebuild last long enough to be watched through the API.
+    let config = config(dir.path(), &connection, "[batching]\nmax_events = 10\n")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
+    let run = Running::new(spawn_run_with(
+        &config,
+        &log,
+        "info",
+        &["--api", "127.0.0.1:0"],
+    )?);
+    let last_backlog = backlog.lock().unwrap().last().unwrap().0;
+    wait_for_position(&data, last_backlog, PATIENCE, &log)?;
+
+    let v2 = read(guests::TALLY_V2)?;
+    deploy(&plugins, "tally.wasm", &v2)?;
+    let mut answered = (0, 0);
+    let mut saw_rebuilding = false;
+    let started = Instant::now();
+    loop {
+        // Every query answers, from one version whole.
+        let result = projector::store::Reader::open(&data)?
+            .query("SELECT DISTINCT version FROM tally.tally")?;
+        match result.rows.as_slice() {
+            [row] if row[0] == projector::value::Value::Text("1".into()) => answered.0 += 1,
+            [row] if row[0] == projector::value::Value::Text("2".into()) => answered.1 += 1,
+            rows => panic!("a query saw {rows:?}"),
+        }
+        if !saw_rebuilding && let Some(api) = api_address(&log) {
+            let (_, body) = crate::dev::http_get(&api, "/api/projections")?;
+            let status: serde_json::Value = serde_json::from_str(&body)?;
+            let tally = &status["projections"][0];
+            if tally["state"] == "rebuilding" {
+                assert_eq!(tally["version"], "1.0.0", "{body}");
+                assert_eq!(tally["rebuild"]["version"], "2.0.0", "{body}");
+                assert_eq!(tally["rebuild"]["kind"], "shadow", "{body}");
+                assert!(
+                    tally["rebuild"]["position"].is_u64() || tally["rebuild"]["position"].is_null(),
+                    "{body}"
+                );
+                saw_rebuilding = true;
+            }
+        }
+        if answered.1 > 20 {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < PATIENCE, "no cut-over\n{}", tail(&log));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        answered.0 > 0,
+        "no query answered from 1.0.0 during the rebuild"
+    );
+    let outcomes: Vec<String> = history(&data, "tally")
+        .iter()
+        .map(|e| e.outcome.clone())
+        .collect();
+    assert!(
+        outcomes.contains(&"shadow-started".to_string()),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&"cut-over".to_string()), "{outcomes:?}");
+
+    let written = writer.stop().await?;
+    let mut all = backlog.lock().unwrap().clone();
+    all.extend(written);
+    wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
+    let status = run.stop()?;
+    assert!(status.success(), "exit {status}\n{}", tail(&log));
+    assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
+    let dead: Vec<i64> = tables::dead_letters(&data, "tally")?
+        .iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(dead, poison(&all));
+    let kept: Vec<String> = std::fs::read_dir(data.join("tally"))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".db"))
+        .collect();
+    assert!(kept.iter().any(|n| n.starts_with("1.0.0-")), "{kept:?}");
+    assert!(kept.iter().any(|n| n.starts_with("2.0.0-")), "{kept:?}");
+    assert!(saw_rebuilding, "the API never showed the rebuild");
+    store.shutdown().await?;
+    Ok(())
+}
+
+/// The API address a run logged.
+fn api_address(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let rest = text.split("serving the API address=").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_string())
+}
+
+/// Broken modules deployed over a running tally are each refused with their reason, and the
+/// running version's position keeps advancing between them: a truncated file, random bytes, a
+/// core module, a component of another world, a `describe` that traps, DDL that does not run,
+/// and a second file claiming the name.
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyhow::Result<()> {
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let writer = Writer::start(&connection, 200)?;
+    let dir = tempfile::tempdir()?;
+    let config = config(dir.path(), &connection, "")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    let v1 = read(guests::TALLY_V1)?;
+    deploy(&plugins, "tally.wasm", &v1)?;
+    let run = Running::new(spawn_run(&config, &log, "info")?);
+    wait_for_position(&data, 1, PATIENCE, &log)?;
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let candidates: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            "tally.wasm",
+            v1[..v1.len() / 2].to_vec(),
+            "compiling the component",
+        ),
+        (
+            "random bytes",
+            "tally.wasm",
+            random,
+            "not a WebAssembly file",
+        ),
+        (
+            "a core module",
+            "tally.wasm",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module",
+        ),
+        (
+            "another world",
+            "tally.wasm",
+            read(guests::WRONG_WORLD)?,
+            "projector:plugin",
+        ),
+        (
+            "describe traps",
+            "tally.wasm",
+            read(guests::TALLY_DESCRIBE_TRAPS)?,
+            "calling describe",
+        ),
+        (
+            "bad DDL",
+            "tally.wasm",
+            read(guests::TALLY_BAD_DDL)?,
+            "schema",
+        ),
+        (
+            "a taken name",
+            "tally-copy.wasm",
+            rebuilt(&v1, "copy"),
+            "both declare projection tally",
+        ),
+    ];
+    for (what, file, wasm, reason) in candidates {
+        let before = tables::checkpoint(&data, "tally").unwrap_or(0);
+        let seen = history(&data, "tally").len();
+        let unnamed = unnamed_refusals(&data).len();
+        deploy(&plugins, file, &wasm)?;
+        let sha = sha256(&wasm);
+        let started = Instant::now();
+        let refusal = loop {
+            let mut entries: Vec<projector::store::HistoryEntry> =
+                history(&data, "tally").into_iter().skip(seen).collect();
+            entries.extend(unnamed_refusals(&data).into_iter().skip(unnamed));
+            if let Some(entry) = entries
+                .into_iter()
+                .find(|e| e.to_sha256.as_deref() == Some(sha.as_str()))
+            {
+                break entry;
+            }
+            anyhow::ensure!(
+                started.elapsed() < PATIENCE,
+                "{what}: no outcome\n{}",
+                tail(&log)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(refusal.outcome, "refused", "{what}: {refusal:?}");
+        assert_eq!(
+            refusal.plugin_file.as_deref(),
+            Some(file),
+            "{what}: {refusal:?}"
+        );
+        let detail = refusal.detail.unwrap_or_default();
+        assert!(detail.contains(reason), "{what}: {detail}");
+        // The running version goes on.
+        let started = Instant::now();
+        while tables::checkpoint(&data, "tally").unwrap_or(0) <= before {
+            anyhow::ensure!(
+                started.elapsed() < PATIENCE,
+                "{what}: tally stopped\n{}",
+                tail(&log)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if file != "tally.wasm" {
+            std::fs::remove_file(plugins.join(file))?;
+        }
+    }
+    let written = writer.stop().await?;
+    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(
+        tables::rows(&data, "tally", "tally")?,
+        tally_model(&written, 1)
+    );
+    store.shutdown().await?;
+    Ok(())
+}
+
+/// Refusals of modules that never said their name.
+fn unnamed_refusals(data: &Path) -> Vec<projector::store::HistoryEntry> {
+    projector::store::Catalog::open_read_only(data)
+        .ok()
+        .flatten()
+        .and_then(|c| c.history(None, 10_000).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.projection.is_none())
+        .collect()
+}
+
+/// After a cut-over to 2.0.0, `projector rollback` makes 1.0.0 current again: it resumes from
+/// its own checkpoint (the subscription starts there, not at the start of the log) and its
+/// tables are whole; the folder's 2.0.0 is not applied again until a different file appears,
+/// which then rebuilds as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_resumes_the_kept_version_from_its_checkpoint() -> anyhow::Result<()> {
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let writer = Writer::start(&connection, 200)?;
+    let dir = tempfile::tempdir()?;
+    let config = config(dir.path(), &connection, "")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
+    let run = Running::new(spawn_run(
+        &config,
+        &log,
+        "info,projector::pipeline::feed=debug,projector::projection=error",
+    )?);
+    wait_for_position(&data, 50, PATIENCE, &log)?;
+    let v2 = read(guests::TALLY_V2)?;
+    deploy(&plugins, "tally.wasm", &v2)?;
+    wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
+        e.outcome == "cut-over"
+    })?;
+    // The old version's file stopped where the cut-over left it.
+    let v1_file = std::fs::read_dir(data.join("tally"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("1.0.0-"))
+                && p.extension().is_some_and(|e| e == "db")
+        })
+        .expect("the 1.0.0 file is kept");
+    let stopped_at = checkpoint_of(&v1_file)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let seen = history(&data, "tally").len();
+    let output = std::process::Command::new(crate::esdb::PROJECTOR)
+        .args(["rollback", "--data", data.to_str().unwrap(), "tally"])
+        .output()?;
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("rolling tally back from 2.0.0 to 1.0.0"),
+        "{said}"
+    );
+    wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+        e.outcome == "rolled-back"
+    })?;
+    let text = std::fs::read_to_string(&log)?;
+    let resumed = format!("subscribing projection=\"tally\" after=Some(\"{stopped_at}\")");
+    assert!(text.contains(&resumed), "no `{resumed}` in\n{}", tail(&log));
+    let result =
+        projector::store::Reader::open(&data)?.query("SELECT DISTINCT version FROM tally.tally")?;
+    assert_eq!(
+        result.rows,
+        vec![vec![projector::value::Value::Text("1".into())]]
+    );
+
+    // The folder still holds 2.0.0: it is held back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = history(&data, "tally");
+    assert!(
+        !after
+            .iter()
+            .skip(seen)
+            .any(|e| e.outcome == "shadow-started"),
+        "{after:#?}"
+    );
+    // A different file of 2.0.0 rebuilds again.
+    let seen = after.len();
+    deploy(&plugins, "tally.wasm", &rebuilt(&v2, "again"))?;
+    wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+        e.outcome == "cut-over"
+    })?;
+
+    let written = writer.stop().await?;
+    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(
+        tables::rows(&data, "tally", "tally")?,
+        tally_model(&written, 2)
+    );
+    store.shutdown().await?;
+    Ok(())
+}
+
+/// The committed position in a projection database file.
+fn checkpoint_of(db: &Path) -> anyhow::Result<i64> {
+    let connection =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(connection.query_row(
+        "SELECT commit_position FROM _projector_checkpoint",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Removing a plugin file stops its projection and leaves its data queryable; adding it back
+/// resumes from the checkpoint. A burst of 20 writes to one file is one reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow::Result<()> {
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let writer = Writer::start(&connection, 200)?;
+    let dir = tempfile::tempdir()?;
+    let config = config(dir.path(), &connection, "")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    let v1 = read(guests::TALLY_V1)?;
+    deploy(&plugins, "tally.wasm", &v1)?;
+    let run = Running::new(spawn_run(&config, &log, "info")?);
+    wait_for_position(&data, 50, PATIENCE, &log)?;
+
+    std::fs::remove_file(plugins.join("tally.wasm"))?;
+    wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
+        e.outcome == "removed"
+    })?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = tables::checkpoint(&data, "tally").expect("queryable");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        tables::checkpoint(&data, "tally"),
+        Some(stopped),
+        "it kept projecting"
+    );
+    assert!(!tables::rows(&data, "tally", "tally")?.is_empty());
+
+    let seen = history(&data, "tally").len();
+    deploy(&plugins, "tally.wasm", &v1)?;
+    let started = wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+        e.outcome == "started"
+    })?;
+    assert_eq!(started.to_version.as_deref(), Some("1.0.0"));
+    wait_for_position(&data, stopped + 1, PATIENCE, &log)?;
+
+    // 20 writes of one file, 20 ms apart, in place: one settled change, one swap.
+    let burst = rebuilt(&v1, "burst");
+    let seen = history(&data, "tally").len();
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(plugins.join("tally.wasm"))?;
+        for chunk in burst.chunks(burst.len().div_ceil(20)) {
+            file.write_all(chunk)?;
+            file.flush()?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let burst_sha = sha256(&burst);
+    wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+        e.to_sha256.as_deref() == Some(burst_sha.as_str())
+    })?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let reloads: Vec<String> = history(&data, "tally")
+        .iter()
+        .skip(seen)
+        .map(|e| e.outcome.clone())
+        .collect();
+    assert_eq!(reloads, ["swapped"], "{:#?}", history(&data, "tally"));
+
+    let written = writer.stop().await?;
+    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(
+        tables::rows(&data, "tally", "tally")?,
+        tally_model(&written, 1)
+    );
+    assert_eq!(
+        tables::dead_letters(&data, "tally")?
+            .iter()
+            .map(|d| d.0)
+            .collect::<Vec<_>>(),
+        poison(&written)
+    );
+    let _ = deploy::tail;
+    store.shutdown().await?;
+    Ok(())
+}
