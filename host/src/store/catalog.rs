@@ -165,8 +165,22 @@ impl Catalog {
 
     /// Makes `file` the version queries of `name` read, in one committed transaction.
     pub fn make_current(&self, name: &str, file: &str) -> anyhow::Result<()> {
+        self.switch(name, file, None)
+    }
+
+    /// [`Catalog::make_current`], with `entry` added to the history in the same transaction:
+    /// a cut-over that happened is never missing from the history, whenever the process dies.
+    pub fn switch(
+        &self,
+        name: &str,
+        file: &str,
+        entry: Option<&HistoryEntry>,
+    ) -> anyhow::Result<()> {
         // One writer per catalog connection, never nested: the unchecked form is safe here.
         let transaction = self.connection.unchecked_transaction()?;
+        if let Some(entry) = entry {
+            self.record(entry)?;
+        }
         transaction.execute(
             "UPDATE versions SET current_since_unix_ms = ?3 WHERE projection = ?1 AND file = ?2",
             params![name, file, now_unix_ms()],

@@ -268,8 +268,7 @@ impl DataDir {
                 wasm_sha256: sha256.clone(),
                 current_since_unix_ms: None,
             })?;
-            catalog.make_current(&name, &files.file)?;
-            catalog.record(&HistoryEntry {
+            let entry = HistoryEntry {
                 projection: Some(name.clone()),
                 outcome: "migrated".into(),
                 to_version: Some(version),
@@ -280,7 +279,8 @@ impl DataDir {
                     files.db.display()
                 )),
                 ..HistoryEntry::default()
-            })?;
+            };
+            catalog.switch(&name, &files.file, Some(&entry))?;
             tracing::info!(projection = name, from = %path.display(), to = %files.db.display(), "database moved to the versioned layout");
         }
         Ok(())

@@ -85,8 +85,7 @@ fn offline_rollback(data: &DataDir, request: &RollbackRequest) -> anyhow::Result
     let catalog = data.catalog()?;
     let (current, target) = rollback_target(&catalog, request)?;
     catalog.hold(&request.projection, Some(&current.wasm_sha256))?;
-    catalog.make_current(&request.projection, &target.file)?;
-    catalog.record(&HistoryEntry {
+    let entry = HistoryEntry {
         projection: Some(request.projection.clone()),
         outcome: "rolled-back".into(),
         from_version: Some(current.version.clone()),
@@ -95,7 +94,8 @@ fn offline_rollback(data: &DataDir, request: &RollbackRequest) -> anyhow::Result
         to_sha256: Some(target.wasm_sha256.clone()),
         detail: Some("no projector was running: queries read the kept version at once".into()),
         ..HistoryEntry::default()
-    })?;
+    };
+    catalog.switch(&request.projection, &target.file, Some(&entry))?;
     Ok(format!(
         "{} rolled back from {} to {}; no projector was running, so queries read it at once and \
          the next start catches it up from its own checkpoint",

@@ -429,6 +429,17 @@ impl Supervisor {
             unix_ms: crate::store::now_unix_ms(),
             ..entry
         };
+        if let Err(error) = self.catalog.record(&entry) {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "could not record a reload outcome in the catalog"
+            );
+        }
+        self.announce(entry);
+    }
+
+    /// Logs a reload outcome already kept in the catalog, and shows it on the status board.
+    fn announce(&self, entry: HistoryEntry) {
         let short = |sha: &Option<String>| sha.as_deref().map(|s| s[..s.len().min(8)].to_string());
         let fields = (
             entry.projection.as_deref().unwrap_or("-"),

@@ -129,7 +129,31 @@ impl Supervisor {
         let Some(rebuild) = managed.rebuild.take() else {
             return;
         };
-        if let Err(error) = self.catalog.make_current(name, &rebuild.files.file) {
+        let old = managed.serving.as_ref();
+        let entry = HistoryEntry {
+            unix_ms: crate::store::now_unix_ms(),
+            projection: Some(name.to_string()),
+            outcome: if rebuild.kind == "rollback" {
+                "rolled-back"
+            } else {
+                "cut-over"
+            }
+            .into(),
+            from_version: old.map(|o| o.plugin.manifest.version.clone()),
+            from_sha256: old.map(|o| o.plugin.sha256.clone()),
+            to_version: Some(rebuild.plugin.manifest.version.clone()),
+            to_sha256: Some(rebuild.plugin.sha256.clone()),
+            detail: Some(match old {
+                Some(old) => format!(
+                    "queries read {}; {} is kept",
+                    rebuild.files.file, old.files.file
+                ),
+                None => format!("queries read {}", rebuild.files.file),
+            }),
+            ..HistoryEntry::default()
+        };
+        // The switch and its history entry commit together.
+        if let Err(error) = self.catalog.switch(name, &rebuild.files.file, Some(&entry)) {
             rebuild.run.send(Control::Stop);
             self.settings.status.update(name, |s| s.rebuild = None);
             self.history(HistoryEntry {
@@ -142,35 +166,11 @@ impl Supervisor {
             return;
         }
         rebuild.run.send(Control::Promote);
-        let kind = rebuild.kind;
-        let (to_version, to_sha256, to_file) = (
-            rebuild.plugin.manifest.version.clone(),
-            rebuild.plugin.sha256.clone(),
-            rebuild.files.file.clone(),
-        );
         let managed = self.projections.get_mut(name).expect("taken from above");
-        let old = managed.serving.replace(rebuild);
-        if let Some(old) = &old {
+        if let Some(old) = managed.serving.replace(rebuild) {
             old.run.send(Control::Stop);
         }
-        self.history(HistoryEntry {
-            projection: Some(name.to_string()),
-            outcome: if kind == "rollback" {
-                "rolled-back"
-            } else {
-                "cut-over"
-            }
-            .into(),
-            from_version: old.as_ref().map(|o| o.plugin.manifest.version.clone()),
-            from_sha256: old.as_ref().map(|o| o.plugin.sha256.clone()),
-            to_version: Some(to_version),
-            to_sha256: Some(to_sha256),
-            detail: Some(match &old {
-                Some(old) => format!("queries read {to_file}; {} is kept", old.files.file),
-                None => format!("queries read {to_file}"),
-            }),
-            ..HistoryEntry::default()
-        });
+        self.announce(entry);
         self.retain(name);
     }
 
@@ -232,8 +232,8 @@ impl Supervisor {
         if self.serving(name).is_none() {
             self.catalog
                 .hold(name, folder.as_deref().or(Some(&current.wasm_sha256)))?;
-            self.catalog.make_current(name, &target.file)?;
-            self.history(HistoryEntry {
+            let entry = HistoryEntry {
+                unix_ms: crate::store::now_unix_ms(),
                 projection: Some(name.to_string()),
                 outcome: "rolled-back".into(),
                 from_version: Some(current.version.clone()),
@@ -242,7 +242,9 @@ impl Supervisor {
                 to_sha256: Some(target.wasm_sha256.clone()),
                 detail: Some("not running: queries read the kept version at once".into()),
                 ..HistoryEntry::default()
-            });
+            };
+            self.catalog.switch(name, &target.file, Some(&entry))?;
+            self.announce(entry);
             return Ok(format!(
                 "{name} rolled back from {} to {}; it is not running, so queries read the kept \
                  version at once",

@@ -513,3 +513,123 @@ async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow:
     store.shutdown().await?;
     Ok(())
 }
+
+/// `projector run` killed with SIGKILL again and again while 2.0.0 rebuilds beside 1.0.0, once
+/// the moment the rebuild has caught up (racing the cut-over), and started again each time:
+/// after every kill the current version is 1.0.0 or 2.0.0, whole (its tables are its model at
+/// its checkpoint: nothing lost, nothing applied twice, no mix), and the rebuild resumes from
+/// its own checkpoint until it cuts over.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() -> anyhow::Result<()>
+{
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let backlog = Writer::backlog(&connection, 4000).await?;
+    let writer = Writer::start(&connection, 200)?;
+    let dir = tempfile::tempdir()?;
+    let config = config(dir.path(), &connection, "[batching]\nmax_events = 10\n")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
+    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let last_backlog = backlog.lock().unwrap().last().unwrap().0;
+    wait_for_position(&data, last_backlog, PATIENCE, &log)?;
+    drop(run); // SIGKILL
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V2)?)?;
+
+    let mut kills = Vec::new();
+    for round in 0..8u64 {
+        let cut_over = |data: &Path| {
+            history(data, "tally")
+                .iter()
+                .any(|e| e.outcome == "cut-over")
+        };
+        if cut_over(&data) && round >= 4 {
+            break;
+        }
+        let log_round = dir.path().join(format!("run-{round}.log"));
+        let run = Running::new(spawn_run(
+            &config,
+            &log_round,
+            "info,projector::projection=error",
+        )?);
+        if round == 2 {
+            // Kill the moment the rebuild reports it has caught up: the cut-over follows
+            // within milliseconds.
+            let started = Instant::now();
+            while !std::fs::read_to_string(&log_round)?
+                .contains("caught up projection=\"tally\" role=\"rebuilding\"")
+            {
+                if started.elapsed() > PATIENCE || cut_over(&data) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(150 + round * 170)).await;
+        }
+        drop(run); // SIGKILL
+        kills.push(cut_over(&data));
+        // Appends acknowledged after the kill may still be on their way back.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_whole(&data, &backlog, &writer.appended)?;
+    }
+    eprintln!("cut over before each kill: {kills:?}");
+    assert!(
+        kills.contains(&false),
+        "no kill landed during the rebuild: {kills:?}"
+    );
+    let run = Running::new(spawn_run(&config, &log, "info")?);
+    wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
+        e.outcome == "cut-over"
+    })?;
+    let written = writer.stop().await?;
+    let mut all = backlog.lock().unwrap().clone();
+    all.extend(written);
+    wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
+    let dead: Vec<i64> = tables::dead_letters(&data, "tally")?
+        .iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(dead, poison(&all));
+    store.shutdown().await?;
+    Ok(())
+}
+
+/// The current version of tally is one version whole: its tables and dead letters are that
+/// version's model over the events at or before its checkpoint.
+fn assert_whole(
+    data: &Path,
+    backlog: &deploy::Appended,
+    live: &deploy::Appended,
+) -> anyhow::Result<()> {
+    let reader = projector::store::Reader::open(data)?;
+    let versions = reader
+        .query("SELECT DISTINCT version FROM tally.tally")?
+        .rows;
+    let version = match versions.as_slice() {
+        [row] if row[0] == projector::value::Value::Text("1".into()) => 1,
+        [row] if row[0] == projector::value::Value::Text("2".into()) => 2,
+        rows => anyhow::bail!("the current tables mix versions: {rows:?}"),
+    };
+    let checkpoint = tables::checkpoint(data, "tally").expect("a checkpoint");
+    let mut events = backlog.lock().unwrap().clone();
+    events.extend(live.lock().unwrap().iter().cloned());
+    events.retain(|(position, _)| *position <= checkpoint);
+    assert_eq!(
+        tables::rows(data, "tally", "tally")?,
+        tally_model(&events, version),
+        "version {version} at {checkpoint}"
+    );
+    let dead: Vec<i64> = tables::dead_letters(data, "tally")?
+        .iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(dead, poison(&events), "version {version} at {checkpoint}");
+    Ok(())
+}
