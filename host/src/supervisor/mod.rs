@@ -475,12 +475,6 @@ impl Supervisor {
                 entry.outcome
             ),
         }
-        if let Err(error) = self.catalog.record(&entry) {
-            tracing::error!(
-                error = format!("{error:#}"),
-                "could not record a reload outcome in the catalog"
-            );
-        }
         self.settings.status.add_reload(entry);
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use projector_tests::{guests, shop, tables};
 
 const PROJECTOR: &str = env!("CARGO_BIN_EXE_projector");
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/shop.jsonl");
+pub(crate) const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/shop.jsonl");
 
 fn projector(args: &[&str]) -> Output {
     Command::new(PROJECTOR)

@@ -26,15 +26,16 @@ fn read(path: &str) -> anyhow::Result<Vec<u8>> {
 async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
     let store = start_store(devstore::Storage::Memory, any_port()).await?;
     let connection = store.connection_string();
-    let events = shop::generate(3000, 21);
+    // About ten seconds of appends: the swaps land while events flow.
+    let events = shop::generate(6000, 21);
     let writer = {
         let client = crate::esdb::client(&connection)?;
         let events = events.clone();
         tokio::spawn(async move {
             let mut first = None;
-            for chunk in events.chunks(50) {
+            for chunk in events.chunks(30) {
                 first.get_or_insert(append(&client, chunk).await?.0);
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
             }
             anyhow::Ok(first.expect("events"))
         })
@@ -53,7 +54,9 @@ async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
         // Let some events through between swaps.
         let before = tables::checkpoint(&data, "order_summary").unwrap_or(0);
         let started = Instant::now();
-        while tables::checkpoint(&data, "order_summary").unwrap_or(0) <= before {
+        while tables::checkpoint(&data, "order_summary").unwrap_or(0) <= before
+            && !writer.is_finished()
+        {
             anyhow::ensure!(started.elapsed() < PATIENCE, "no progress\n{}", tail(&log));
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -632,4 +635,84 @@ fn assert_whole(
         .collect();
     assert_eq!(dead, poison(&events), "version {version} at {checkpoint}");
     Ok(())
+}
+
+/// Twelve projections in one data directory (tally under twelve names, its name bytes patched
+/// in the component) run over the shop fixture; one query joins two of them, through
+/// `projector query`, which attaches only the projections a query names.
+#[test]
+fn twelve_projections_answer_one_query_that_joins_two() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let tally = read(guests::TALLY_V1)?;
+    for index in 1..=12 {
+        let name = format!("tm_{index:02}");
+        let wasm = replace_all(&tally, b"tally", name.as_bytes());
+        deploy(&plugins, &format!("{name}.wasm"), &wasm)?;
+    }
+    let config = dir.path().join("projector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\nplugins_dir = \"plugins\"\n[source]\nfile = {:?}\n",
+            crate::cli::FIXTURE
+        ),
+    )?;
+    let output = std::process::Command::new(crate::esdb::PROJECTOR)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("2000 events projected").count(),
+        12,
+        "{stderr}"
+    );
+    let data = dir.path().join("data");
+    let output = std::process::Command::new(crate::esdb::PROJECTOR)
+        .args([
+            "query",
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+            "SELECT a.event_type, a.events + b.events AS both FROM tm_03.tm_03 AS a JOIN tm_11.tm_11 AS b USING (event_type) ORDER BY a.event_type",
+        ])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_str(&stdout)?;
+    let rows = rows.as_array().expect("rows");
+    assert!(rows.len() >= 5, "{stdout}");
+    let single = projector::store::Reader::open(&data)?
+        .query("SELECT events FROM tm_07.tm_07 WHERE event_type = 'OrderCreated'")?
+        .rows;
+    let created = rows
+        .iter()
+        .find(|r| r["event_type"] == "OrderCreated")
+        .expect("OrderCreated");
+    assert_eq!(
+        vec![vec![projector::value::Value::Integer(
+            created["both"].as_i64().unwrap() / 2
+        )]],
+        single
+    );
+    Ok(())
+}
+
+/// `bytes` with every occurrence of `from` replaced by `to` (of the same length).
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut index = 0;
+    while let Some(found) = out[index..].windows(from.len()).position(|w| w == from) {
+        out[index + found..index + found + to.len()].copy_from_slice(to);
+        index += found + to.len();
+    }
+    out
 }
