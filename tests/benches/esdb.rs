@@ -6,10 +6,9 @@
 //! RATE` to change the defaults of 1000000 events, 3 catch-up rounds, 20 s, 1000 events/s).
 //! devstore, the client, the pipeline and the plugin share one process and the machine's cores.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use projector::pipeline::BatchOptions;
@@ -19,6 +18,7 @@ use projector::runtime::{Limits, Runtime};
 use projector::source::EsdbSource;
 use projector::store::DataDir;
 use projector_tests::guests;
+use projector_tests::latency::Probe;
 use projector_tests::shop::{self, Payload};
 use tokio::sync::oneshot;
 
@@ -186,39 +186,7 @@ async fn live(
     seconds: u64,
     rate: u64,
 ) -> anyhow::Result<Vec<Duration>> {
-    let pending: Arc<Mutex<VecDeque<(i64, Instant)>>> = Arc::default();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let (pending, latencies, done, status) = (
-            Arc::clone(&pending),
-            Arc::clone(&latencies),
-            Arc::clone(&done),
-            status.clone(),
-        );
-        std::thread::spawn(move || {
-            loop {
-                let committed = status
-                    .projections()
-                    .values()
-                    .next()
-                    .and_then(|s| s.checkpoint)
-                    .map_or(0, |p| p.commit as i64);
-                let now = Instant::now();
-                let mut queue = pending.lock().unwrap();
-                while queue.front().is_some_and(|(at, _)| *at <= committed) {
-                    let (_, appended) = queue.pop_front().unwrap();
-                    latencies.lock().unwrap().push(now - appended);
-                }
-                let empty = queue.is_empty();
-                drop(queue);
-                if empty && done.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        })
-    };
+    let probe = Probe::start(status, "order_summary");
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for index in 0..seconds * rate {
@@ -234,10 +202,7 @@ async fn live(
             .append(&format!("order-{order}"), &[("OrderCreated".into(), data)])
             .await?
             .commit as i64;
-        pending.lock().unwrap().push_back((position, appended));
+        probe.appended(position, appended);
     }
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    watcher.join().expect("watcher thread");
-    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
-    Ok(latencies)
+    Ok(probe.finish())
 }

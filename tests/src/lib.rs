@@ -1,7 +1,10 @@
 //! Helpers shared by the end-to-end tests and benchmarks: the paths of the compiled guest
 //! components, a deterministic shop workload with an independent model of the tables the
-//! example plugins should build, and table dumps to compare databases with.
+//! example plugins should build, table dumps to compare databases with, and an
+//! append-to-commit latency probe for the benchmarks.
 
+pub mod latency;
+pub mod modules;
 pub mod shop;
 pub mod tables;
 

@@ -120,6 +120,7 @@ async fn projections(State(shared): State<Shared>) -> Json<serde_json::Value> {
                 "source_error": status.source_error,
                 "error": status.error,
                 "rebuild": rebuild,
+                "last_swap_pause_ms": status.last_swap_pause.map(|p| p.as_secs_f64() * 1e3),
                 "reloads": status.reloads,
             })
         })

@@ -166,6 +166,7 @@ pub fn start(
                 sha256: Some(sha256),
                 rebuild: s.rebuild.take(),
                 reloads: std::mem::take(&mut s.reloads),
+                last_swap_pause: s.last_swap_pause,
                 ..ProjectionStatus::default()
             }
         });

@@ -29,6 +29,9 @@ pub struct ProjectionStatus {
     pub rebuild: Option<Rebuild>,
     /// The last reload outcomes, oldest first.
     pub reloads: VecDeque<HistoryEntry>,
+    /// How long the last same-version swap paused the projection: from the old module's last
+    /// commit to the new module's first.
+    pub last_swap_pause: Option<Duration>,
     /// The committed position.
     pub checkpoint: Option<Position>,
     /// Whether it has delivered everything the source held when the subscription started.

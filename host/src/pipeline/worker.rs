@@ -143,6 +143,8 @@ impl Worker {
                     pause_ms = format!("{:.1}", pause.as_secs_f64() * 1e3),
                     "first batch of the swapped module committed"
                 );
+                self.status
+                    .update(&name, |s| s.last_swap_pause = Some(pause));
                 let _ = self.notices.send(Notice::SwapPause {
                     run: self.run,
                     pause,
