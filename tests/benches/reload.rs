@@ -10,7 +10,7 @@
 //!    the compile cache cold (bytes never seen) and warm (bytes compiled before).
 //!
 //! Run with `cargo bench -p projector-tests --bench reload` (add `-- EVENTS RATE SWAPS ROUNDS`
-//! to change the defaults of 200000 events, 1000 events/s, 20 swaps, 3 catch-up rounds).
+//! to change the defaults of 500000 events, 1000 events/s, 20 swaps, 3 catch-up rounds).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let events = args.first().copied().unwrap_or(200_000);
+    let events = args.first().copied().unwrap_or(500_000);
     let rate = args.get(1).copied().unwrap_or(1000);
     let swaps = args.get(2).copied().unwrap_or(20) as usize;
     let rounds = args.get(3).copied().unwrap_or(3);
@@ -65,6 +65,8 @@ async fn bench(events: u64, rate: u64, swaps: usize, rounds: u64) -> anyhow::Res
         let dir = tempfile::tempdir()?;
         let host = Host::start(dir.path(), &store, &[("tally.wasm", &v2)]).await?;
         let live = Live::start(Arc::clone(&store), rate, None);
+        // Timed from the projection's start, like the rebuild below (compiling is not in it).
+        host.wait(|_| true).await;
         let started = Instant::now();
         host.wait(|s| s.checkpoint.is_some_and(|p| p.commit as i64 >= last))
             .await;
@@ -223,7 +225,12 @@ impl Host {
         let (stop, stopped) = oneshot::channel();
         let source: Arc<dyn EventSource> = Arc::clone(store) as Arc<dyn EventSource>;
         let task = tokio::spawn(supervisor::run(
-            data, runtime, source, settings, options, async move {
+            data,
+            runtime,
+            source,
+            settings,
+            options,
+            async move {
                 let _ = stopped.await;
             },
         ));
@@ -258,7 +265,10 @@ impl Host {
         let running = renamed.elapsed();
         self.wait(|s| s.last_swap_pause.is_some() && s.last_swap_pause != previous)
             .await;
-        let pause = self.tally().and_then(|s| s.last_swap_pause).expect("a pause");
+        let pause = self
+            .tally()
+            .and_then(|s| s.last_swap_pause)
+            .expect("a pause");
         // Let the projection settle before the next swap.
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok((running, pause))
@@ -285,8 +295,7 @@ impl Live {
         let task = {
             let stop = Arc::clone(&stop);
             tokio::spawn(async move {
-                let mut ticks =
-                    tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+                let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut index = 0u64;
                 while !stop.load(Ordering::SeqCst) {

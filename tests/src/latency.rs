@@ -24,27 +24,32 @@ impl Probe {
         let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
         let done = Arc::new(AtomicBool::new(false));
         let watcher = {
-            let (pending, latencies, done) =
-                (Arc::clone(&pending), Arc::clone(&latencies), Arc::clone(&done));
+            let (pending, latencies, done) = (
+                Arc::clone(&pending),
+                Arc::clone(&latencies),
+                Arc::clone(&done),
+            );
             let (status, name) = (status.clone(), name.to_string());
-            std::thread::spawn(move || loop {
-                let committed = status
-                    .projections()
-                    .get(&name)
-                    .and_then(|s| s.checkpoint)
-                    .map_or(0, |p| p.commit as i64);
-                let now = Instant::now();
-                let mut queue = pending.lock().unwrap();
-                while queue.front().is_some_and(|(at, _)| *at <= committed) {
-                    let (_, appended) = queue.pop_front().unwrap();
-                    latencies.lock().unwrap().push(now - appended);
+            std::thread::spawn(move || {
+                loop {
+                    let committed = status
+                        .projections()
+                        .get(&name)
+                        .and_then(|s| s.checkpoint)
+                        .map_or(0, |p| p.commit as i64);
+                    let now = Instant::now();
+                    let mut queue = pending.lock().unwrap();
+                    while queue.front().is_some_and(|(at, _)| *at <= committed) {
+                        let (_, appended) = queue.pop_front().unwrap();
+                        latencies.lock().unwrap().push(now - appended);
+                    }
+                    let empty = queue.is_empty();
+                    drop(queue);
+                    if empty && done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
                 }
-                let empty = queue.is_empty();
-                drop(queue);
-                if empty && done.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_micros(100));
             })
         };
         Probe {

@@ -205,12 +205,24 @@ async fn report_status(status: Status) {
     loop {
         ticks.tick().await;
         for (name, projection) in status.projections() {
+            let rebuild = projection.rebuild.as_ref().map(|r| {
+                format!(
+                    "{} {} at {} of {}",
+                    r.kind,
+                    r.version,
+                    r.position.map_or("start".into(), |p| p.to_string()),
+                    r.head.map_or("?".into(), |p| p.to_string())
+                )
+            });
             tracing::info!(
                 projection = name,
+                version = projection.version,
                 position = projection.checkpoint.map(|p| p.to_string()),
                 caught_up = projection.caught_up,
                 projected = projection.projected,
                 failed = projection.failed,
+                rebuild,
+                stopped = projection.stopped,
                 "status"
             );
         }

@@ -101,6 +101,12 @@ impl Status {
         self.lock().projections.clone()
     }
 
+    /// The committed position of projection `name`'s serving run: cheaper than a snapshot of
+    /// everything, for whoever polls it often.
+    pub fn checkpoint(&self, name: &str) -> Option<Position> {
+        self.lock().projections.get(name).and_then(|s| s.checkpoint)
+    }
+
     /// The last reload outcomes of modules that could not say their projection's name.
     pub fn unnamed_reloads(&self) -> VecDeque<HistoryEntry> {
         self.lock().unnamed.clone()

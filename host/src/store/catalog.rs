@@ -88,7 +88,9 @@ pub struct HistoryEntry {
 
 /// An open catalog.
 pub struct Catalog {
-    connection: Connection,
+    /// Behind a mutex so a catalog can be shared by async tasks (`Connection` is not `Sync`);
+    /// every use is one short statement or transaction.
+    connection: std::sync::Mutex<Connection>,
 }
 
 impl Catalog {
@@ -103,7 +105,9 @@ impl Catalog {
         connection
             .execute_batch(SCHEMA)
             .with_context(|| format!("creating the catalog {}", path.display()))?;
-        Ok(Catalog { connection })
+        Ok(Catalog {
+            connection: std::sync::Mutex::new(connection),
+        })
     }
 
     /// Opens the catalog of `root` read-only, or `None` when the directory has none yet.
@@ -116,12 +120,15 @@ impl Catalog {
         let connection = Connection::open_with_flags(&path, flags)
             .with_context(|| format!("opening the catalog {} read-only", path.display()))?;
         connection.busy_timeout(Duration::from_secs(5))?;
-        Ok(Some(Catalog { connection }))
+        Ok(Some(Catalog {
+            connection: std::sync::Mutex::new(connection),
+        }))
     }
 
     /// Every projection's current version file, by name.
     pub fn current(&self) -> anyhow::Result<Vec<KeptVersion>> {
-        let mut statement = self.connection.prepare(
+        let connection = self.lock();
+        let mut statement = connection.prepare(
             "SELECT v.projection, v.file, v.version, v.wasm_sha256, v.current_since_unix_ms
              FROM projections p JOIN versions v ON v.projection = p.name AND v.file = p.current_file
              ORDER BY p.name",
@@ -137,7 +144,8 @@ impl Catalog {
 
     /// The version files kept for `name`, the most recently current first (then the newest).
     pub fn versions(&self, name: &str) -> anyhow::Result<Vec<KeptVersion>> {
-        let mut statement = self.connection.prepare(
+        let connection = self.lock();
+        let mut statement = connection.prepare(
             "SELECT projection, file, version, wasm_sha256, current_since_unix_ms FROM versions
              WHERE projection = ?1
              ORDER BY current_since_unix_ms IS NULL, current_since_unix_ms DESC, created_unix_ms DESC",
@@ -148,7 +156,7 @@ impl Catalog {
 
     /// Records a version file (new), or the module now projecting into it (known).
     pub fn record_version(&self, version: &KeptVersion) -> anyhow::Result<()> {
-        self.connection.execute(
+        self.lock().execute(
             "INSERT INTO versions (projection, file, version, wasm_sha256, created_unix_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (projection, file) DO UPDATE SET wasm_sha256 = ?4",
@@ -176,10 +184,11 @@ impl Catalog {
         file: &str,
         entry: Option<&HistoryEntry>,
     ) -> anyhow::Result<()> {
+        let connection = self.lock();
         // One writer per catalog connection, never nested: the unchecked form is safe here.
-        let transaction = self.connection.unchecked_transaction()?;
+        let transaction = connection.unchecked_transaction()?;
         if let Some(entry) = entry {
-            self.record(entry)?;
+            record(&transaction, entry)?;
         }
         transaction.execute(
             "UPDATE versions SET current_since_unix_ms = ?3 WHERE projection = ?1 AND file = ?2",
@@ -196,7 +205,7 @@ impl Catalog {
 
     /// Forgets version file `file` of `name` (its files are deleted by the caller).
     pub fn forget_version(&self, name: &str, file: &str) -> anyhow::Result<()> {
-        self.connection.execute(
+        self.lock().execute(
             "DELETE FROM versions WHERE projection = ?1 AND file = ?2",
             params![name, file],
         )?;
@@ -205,7 +214,7 @@ impl Catalog {
 
     /// Holds back the folder module `sha256` of `name` (after a rollback), or releases it.
     pub fn hold(&self, name: &str, sha256: Option<&str>) -> anyhow::Result<()> {
-        self.connection.execute(
+        self.lock().execute(
             "INSERT INTO projections (name, held_sha256) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE SET held_sha256 = ?2",
             params![name, sha256],
@@ -216,7 +225,7 @@ impl Catalog {
     /// The folder module held back for `name`, if any.
     pub fn held(&self, name: &str) -> anyhow::Result<Option<String>> {
         let held = self
-            .connection
+            .lock()
             .query_row(
                 "SELECT held_sha256 FROM projections WHERE name = ?1",
                 [name],
@@ -228,32 +237,7 @@ impl Catalog {
 
     /// Appends `entry` to the history (its time is now when it has none).
     pub fn record(&self, entry: &HistoryEntry) -> anyhow::Result<()> {
-        let unix_ms = if entry.unix_ms == 0 {
-            now_unix_ms()
-        } else {
-            entry.unix_ms
-        };
-        self.connection.execute(
-            "INSERT INTO history (unix_ms, projection, outcome, plugin_file, from_version, from_sha256,
-                                  to_version, to_sha256, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                unix_ms,
-                entry.projection,
-                entry.outcome,
-                entry.plugin_file,
-                entry.from_version,
-                entry.from_sha256,
-                entry.to_version,
-                entry.to_sha256,
-                entry.detail
-            ],
-        )?;
-        self.connection.execute(
-            "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?1",
-            [HISTORY_ROWS],
-        )?;
-        Ok(())
+        record(&self.lock(), entry)
     }
 
     /// The last `limit` history entries, oldest first; of `projection` only when given.
@@ -262,7 +246,8 @@ impl Catalog {
         projection: Option<&str>,
         limit: usize,
     ) -> anyhow::Result<Vec<HistoryEntry>> {
-        let mut statement = self.connection.prepare(
+        let connection = self.lock();
+        let mut statement = connection.prepare(
             "SELECT unix_ms, projection, outcome, plugin_file, from_version, from_sha256, to_version,
                     to_sha256, detail
              FROM history WHERE ?1 IS NULL OR projection = ?1 ORDER BY id DESC LIMIT ?2",
@@ -284,6 +269,45 @@ impl Catalog {
         entries.reverse();
         Ok(entries)
     }
+}
+
+impl Catalog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding it leaves a connection behind, not half-written data.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Appends `entry` to the history on `connection`, and drops the oldest rows past the bound.
+fn record(connection: &Connection, entry: &HistoryEntry) -> anyhow::Result<()> {
+    let unix_ms = if entry.unix_ms == 0 {
+        now_unix_ms()
+    } else {
+        entry.unix_ms
+    };
+    connection.execute(
+        "INSERT INTO history (unix_ms, projection, outcome, plugin_file, from_version, from_sha256,
+                              to_version, to_sha256, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            unix_ms,
+            entry.projection,
+            entry.outcome,
+            entry.plugin_file,
+            entry.from_version,
+            entry.from_sha256,
+            entry.to_version,
+            entry.to_sha256,
+            entry.detail
+        ],
+    )?;
+    connection.execute(
+        "DELETE FROM history WHERE id <= (SELECT max(id) FROM history) - ?1",
+        [HISTORY_ROWS],
+    )?;
+    Ok(())
 }
 
 fn kept_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeptVersion> {

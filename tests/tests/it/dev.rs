@@ -11,11 +11,28 @@ use crate::esdb::{PROJECTIONS, PROJECTOR, checkpoint, interrupt};
 
 /// A plain HTTP/1.1 GET of `path` from `address`: the response's status line and body.
 pub fn http_get(address: &str, path: &str) -> anyhow::Result<(String, String)> {
+    http(address, "GET", path, None)
+}
+
+/// A plain HTTP/1.1 request, with a JSON body if given: the response's status line and body.
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> anyhow::Result<(String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address)?;
+    let body = json.unwrap_or_default();
+    let content_type = if json.is_some() {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

@@ -164,6 +164,17 @@ async fn a_new_version_rebuilds_in_the_shadow_and_cuts_over_atomically() -> anyh
     );
     assert!(outcomes.contains(&"cut-over".to_string()), "{outcomes:?}");
 
+    // The API reaches the supervisor for rollbacks; one to a version never kept is refused.
+    let api = api_address(&log).expect("the API address");
+    let (status_line, body) = crate::dev::http(
+        &api,
+        "POST",
+        "/api/projections/tally/rollback",
+        Some(r#"{"to": "9.9.9"}"#),
+    )?;
+    assert!(status_line.contains("400"), "{status_line} {body}");
+    assert!(body.contains("no kept version 9.9.9 of tally"), "{body}");
+
     let written = writer.stop().await?;
     let mut all = backlog.lock().unwrap().clone();
     all.extend(written);
@@ -715,4 +726,69 @@ fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
         index += found + to.len();
     }
     out
+}
+
+/// Three versions in turn (1.0.0, 2.0.0, then 2.0.1: 2.0.0 with its version bytes patched):
+/// after the second cut-over the newest two versions that served are kept (the default
+/// `keep_versions`), 1.0.0's database and module are deleted, and rolling back to it is refused
+/// with the versions that are kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let connection = store.connection_string();
+    let writer = Writer::start(&connection, 200)?;
+    let dir = tempfile::tempdir()?;
+    let config = config(dir.path(), &connection, "")?;
+    let (plugins, data, log) = (
+        dir.path().join("plugins"),
+        dir.path().join("data"),
+        dir.path().join("run.log"),
+    );
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
+    let run = Running::new(spawn_run(&config, &log, "info")?);
+    wait_for_position(&data, 20, PATIENCE, &log)?;
+    let v2 = read(guests::TALLY_V2)?;
+    for wasm in [v2.clone(), replace_all(&v2, b"2.0.0", b"2.0.1")] {
+        let seen = history(&data, "tally").len();
+        deploy(&plugins, "tally.wasm", &wasm)?;
+        wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+            e.outcome == "cut-over"
+        })?;
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(data.join("tally"))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| !name.contains("-wal") && !name.contains("-shm"))
+        .map(|name| {
+            name.split('-').next().unwrap_or_default().to_string()
+                + "."
+                + name.rsplit('.').next().unwrap_or_default()
+        })
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["2.0.0.db", "2.0.0.wasm", "2.0.1.db", "2.0.1.wasm"]);
+    let output = std::process::Command::new(crate::esdb::PROJECTOR)
+        .args([
+            "rollback",
+            "--data",
+            data.to_str().unwrap(),
+            "tally",
+            "--to",
+            "1.0.0",
+        ])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no kept version 1.0.0 of tally; the earlier versions kept are: 2.0.0"),
+        "{stderr}"
+    );
+    let written = writer.stop().await?;
+    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(
+        tables::rows(&data, "tally", "tally")?,
+        tally_model(&written, 2)
+    );
+    store.shutdown().await?;
+    Ok(())
 }
