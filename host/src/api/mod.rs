@@ -138,7 +138,8 @@ struct RollbackBody {
 }
 
 /// Asks the supervisor (through its control folder, as `projector rollback` does) to roll
-/// `name` back; a refusal is a 400 with the reason.
+/// `name` back, on a blocking thread (it waits for the answer); a refusal is a 400 with the
+/// reason.
 async fn rollback(
     State(shared): State<Shared>,
     Path(name): Path<String>,
@@ -150,23 +151,11 @@ async fn rollback(
         projection: name,
         to,
     };
-    let result = tokio::task::spawn_blocking(move || {
-        request_rollback(&data, request, std::time::Duration::from_secs(30))
+    blocking(move || {
+        let message = request_rollback(&data, request, std::time::Duration::from_secs(30))?;
+        Ok(json!({ "message": message }))
     })
-    .await;
-    match result {
-        Ok(Ok(message)) => Json(json!({ "message": message })).into_response(),
-        Ok(Err(error)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": format!("{error:#}") })),
-        )
-            .into_response(),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": error.to_string() })),
-        )
-            .into_response(),
-    }
+    .await
 }
 
 /// The query of `GET /api/query?sql=…` and of a `POST` body.
@@ -186,13 +175,16 @@ async fn query_post(State(shared): State<Shared>, Json(sql): Json<Sql>) -> Respo
 /// Runs `sql` on a blocking thread (SQLite is synchronous); a refused or failing statement is
 /// a 400 with the reason.
 async fn run_query(shared: Shared, sql: String) -> Response {
-    let result = tokio::task::spawn_blocking(move || {
-        let reader = Reader::open(&shared.data_dir)?;
-        reader.query(&sql)
-    })
-    .await;
-    match result {
-        Ok(Ok(rows)) => Json(rows.to_json()).into_response(),
+    blocking(move || Ok(Reader::open(&shared.data_dir)?.query(&sql)?.to_json())).await
+}
+
+/// Runs `work` on a blocking thread: its JSON is a 200, its error a 400 with the reason, and a
+/// panic a 500.
+async fn blocking(
+    work: impl FnOnce() -> anyhow::Result<serde_json::Value> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(error)) => (
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": format!("{error:#}") })),

@@ -228,3 +228,59 @@ impl Drop for Running {
         }
     }
 }
+
+/// What a hot-reload test runs against: devstore in this process, and a folder with a
+/// `projector.toml` reading from it, an empty plugins folder, the data directory and the log.
+pub struct Scene {
+    pub store: devstore::Server,
+    pub connection: String,
+    pub config: PathBuf,
+    pub plugins: PathBuf,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Scene {
+    /// A fresh scene whose config ends with `extra` (TOML).
+    pub async fn new(extra: &str) -> anyhow::Result<Scene> {
+        let store =
+            crate::esdb::start_store(devstore::Storage::Memory, crate::esdb::any_port()).await?;
+        let connection = store.connection_string();
+        let dir = tempfile::tempdir()?;
+        let config = config(dir.path(), &connection, extra)?;
+        Ok(Scene {
+            store,
+            connection,
+            config,
+            plugins: dir.path().join("plugins"),
+            data: dir.path().join("data"),
+            log: dir.path().join("run.log"),
+            _dir: dir,
+        })
+    }
+
+    /// The plugins folder, the data directory and the log.
+    pub fn paths(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (self.plugins.clone(), self.data.clone(), self.log.clone())
+    }
+
+    /// `projector run` on the scene's config, logging at `filter` to `log`.
+    pub fn run_logging_to(&self, filter: &str, log: &Path) -> anyhow::Result<Running> {
+        Ok(Running::new(crate::esdb::spawn_run(
+            &self.config,
+            log,
+            filter,
+        )?))
+    }
+
+    /// `projector run` on the scene's config, logging at `filter` to the scene's log.
+    pub fn run(&self, filter: &str) -> anyhow::Result<Running> {
+        self.run_logging_to(filter, &self.log)
+    }
+
+    /// Stops devstore.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.store.shutdown().await
+    }
+}

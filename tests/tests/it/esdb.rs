@@ -65,15 +65,8 @@ pub(crate) async fn append(
 
 /// A folder with the example plugins and a `projector.toml` reading from `connection`.
 pub(crate) fn write_config(dir: &Path, connection: &str, extra: &str) -> anyhow::Result<PathBuf> {
+    let config = crate::deploy::config(dir, connection, extra)?;
     crate::util::example_plugins(&dir.join("plugins"))?;
-    let config = dir.join("projector.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\nplugins_dir = \"plugins\"\n[source]\nconnection = {connection:?}\n\
-             reconnect_max_ms = 500\n{extra}"
-        ),
-    )?;
     Ok(config)
 }
 

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use projector_tests::{guests, shop, tables};
 
 use crate::deploy::{
-    self, Running, Writer, config, deploy, history, poison, rebuilt, sha256, tail, tally_model,
+    self, Running, Scene, Writer, deploy, history, poison, rebuilt, sha256, tail, tally_model,
     wait_for_history, wait_for_position,
 };
-use crate::esdb::{any_port, append, spawn_run, spawn_run_with, start_store};
+use crate::esdb::{append, spawn_run_with};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -24,8 +24,8 @@ fn read(path: &str) -> anyhow::Result<Vec<u8>> {
 /// checkpoint, and the tables and dead letters equal an uninterrupted run's (the model's).
 #[tokio::test(flavor = "multi_thread")]
 async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    let scene = Scene::new("").await?;
+    let connection = scene.connection.clone();
     // About ten seconds of appends: the swaps land while events flow.
     let events = shop::generate(6000, 21);
     let writer = {
@@ -40,14 +40,9 @@ async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
             anyhow::Ok(first.expect("events"))
         })
     };
-    let dir = tempfile::tempdir()?;
-    let config = crate::esdb::write_config(dir.path(), &connection, "")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
-    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let (plugins, data, log) = scene.paths();
+    crate::util::example_plugins(&plugins)?;
+    let run = scene.run("info")?;
     let original = read(guests::ORDER_SUMMARY)?;
     let mut last = sha256(&original);
     for round in 0..5 {
@@ -83,7 +78,7 @@ async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
         .query("SELECT wasm_sha256 FROM order_summary._projector_plugin")?
         .rows;
     assert_eq!(recorded, vec![vec![projector::value::Value::Text(last)]]);
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
 
@@ -93,21 +88,15 @@ async fn same_version_swaps_lose_and_double_nothing() -> anyhow::Result<()> {
 /// tables equal the model of 2.0.0 over every event, and 1.0.0's file is kept.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_version_rebuilds_in_the_shadow_and_cuts_over_atomically() -> anyhow::Result<()> {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    // Small batches make the rebuild last long enough to be watched through the API.
+    let scene = Scene::new("[batching]\nmax_events = 10\n").await?;
+    let connection = scene.connection.clone();
     let backlog = Writer::backlog(&connection, 5000).await?;
     let writer = Writer::start(&connection, 200)?;
-    let dir = tempfile::tempdir()?;
-    // Small batches make the rebuild last long enough to be watched through the API.
-    let config = config(dir.path(), &connection, "[batching]\nmax_events = 10\n")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
+    let (plugins, data, log) = scene.paths();
     deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
     let run = Running::new(spawn_run_with(
-        &config,
+        &scene.config,
         &log,
         "info",
         &["--api", "127.0.0.1:0"],
@@ -194,7 +183,7 @@ async fn a_new_version_rebuilds_in_the_shadow_and_cuts_over_atomically() -> anyh
     assert!(kept.iter().any(|n| n.starts_with("1.0.0-")), "{kept:?}");
     assert!(kept.iter().any(|n| n.starts_with("2.0.0-")), "{kept:?}");
     assert!(saw_rebuilding, "the API never showed the rebuild");
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
 
@@ -211,19 +200,13 @@ fn api_address(log: &Path) -> Option<String> {
 /// and a second file claiming the name.
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyhow::Result<()> {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    let scene = Scene::new("").await?;
+    let connection = scene.connection.clone();
     let writer = Writer::start(&connection, 200)?;
-    let dir = tempfile::tempdir()?;
-    let config = config(dir.path(), &connection, "")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
+    let (plugins, data, log) = scene.paths();
     let v1 = read(guests::TALLY_V1)?;
     deploy(&plugins, "tally.wasm", &v1)?;
-    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let run = scene.run("info")?;
     wait_for_position(&data, 1, PATIENCE, &log)?;
     let random: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -325,7 +308,7 @@ async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyh
         tables::rows(&data, "tally", "tally")?,
         tally_model(&written, 1)
     );
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
 
@@ -347,22 +330,12 @@ fn unnamed_refusals(data: &Path) -> Vec<projector::store::HistoryEntry> {
 /// which then rebuilds as usual.
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_resumes_the_kept_version_from_its_checkpoint() -> anyhow::Result<()> {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    let scene = Scene::new("").await?;
+    let connection = scene.connection.clone();
     let writer = Writer::start(&connection, 200)?;
-    let dir = tempfile::tempdir()?;
-    let config = config(dir.path(), &connection, "")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
+    let (plugins, data, log) = scene.paths();
     deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = Running::new(spawn_run(
-        &config,
-        &log,
-        "info,projector::pipeline::feed=debug,projector::projection=error",
-    )?);
+    let run = scene.run("info,projector::pipeline::feed=debug,projector::projection=error")?;
     wait_for_position(&data, 50, PATIENCE, &log)?;
     let v2 = read(guests::TALLY_V2)?;
     deploy(&plugins, "tally.wasm", &v2)?;
@@ -429,7 +402,7 @@ async fn rollback_resumes_the_kept_version_from_its_checkpoint() -> anyhow::Resu
         tables::rows(&data, "tally", "tally")?,
         tally_model(&written, 2)
     );
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
 
@@ -448,19 +421,13 @@ fn checkpoint_of(db: &Path) -> anyhow::Result<i64> {
 /// resumes from the checkpoint. A burst of 20 writes to one file is one reload.
 #[tokio::test(flavor = "multi_thread")]
 async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow::Result<()> {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    let scene = Scene::new("").await?;
+    let connection = scene.connection.clone();
     let writer = Writer::start(&connection, 200)?;
-    let dir = tempfile::tempdir()?;
-    let config = config(dir.path(), &connection, "")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
+    let (plugins, data, log) = scene.paths();
     let v1 = read(guests::TALLY_V1)?;
     deploy(&plugins, "tally.wasm", &v1)?;
-    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let run = scene.run("info")?;
     wait_for_position(&data, 50, PATIENCE, &log)?;
 
     std::fs::remove_file(plugins.join("tally.wasm"))?;
@@ -523,8 +490,7 @@ async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow:
             .collect::<Vec<_>>(),
         poison(&written)
     );
-    let _ = deploy::tail;
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
 
@@ -536,19 +502,13 @@ async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow:
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() -> anyhow::Result<()>
 {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    let scene = Scene::new("[batching]\nmax_events = 10\n").await?;
+    let connection = scene.connection.clone();
     let backlog = Writer::backlog(&connection, 4000).await?;
     let writer = Writer::start(&connection, 200)?;
-    let dir = tempfile::tempdir()?;
-    let config = config(dir.path(), &connection, "[batching]\nmax_events = 10\n")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
+    let (plugins, data, log) = scene.paths();
     deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let run = scene.run("info")?;
     let last_backlog = backlog.lock().unwrap().last().unwrap().0;
     wait_for_position(&data, last_backlog, PATIENCE, &log)?;
     drop(run); // SIGKILL
@@ -564,12 +524,8 @@ async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() ->
         if cut_over(&data) && round >= 4 {
             break;
         }
-        let log_round = dir.path().join(format!("run-{round}.log"));
-        let run = Running::new(spawn_run(
-            &config,
-            &log_round,
-            "info,projector::projection=error",
-        )?);
+        let log_round = log.with_file_name(format!("run-{round}.log"));
+        let run = scene.run_logging_to("info,projector::projection=error", &log_round)?;
         if round == 2 {
             // Kill the moment the rebuild reports it has caught up: the cut-over follows
             // within milliseconds.
@@ -596,7 +552,7 @@ async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() ->
         kills.contains(&false),
         "no kill landed during the rebuild: {kills:?}"
     );
-    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let run = scene.run("info")?;
     wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
         e.outcome == "cut-over"
     })?;
@@ -611,7 +567,7 @@ async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() ->
         .map(|d| d.0)
         .collect();
     assert_eq!(dead, poison(&all));
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
 
@@ -734,18 +690,12 @@ fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 /// with the versions that are kept.
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
-    let store = start_store(devstore::Storage::Memory, any_port()).await?;
-    let connection = store.connection_string();
+    let scene = Scene::new("").await?;
+    let connection = scene.connection.clone();
     let writer = Writer::start(&connection, 200)?;
-    let dir = tempfile::tempdir()?;
-    let config = config(dir.path(), &connection, "")?;
-    let (plugins, data, log) = (
-        dir.path().join("plugins"),
-        dir.path().join("data"),
-        dir.path().join("run.log"),
-    );
+    let (plugins, data, log) = scene.paths();
     deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = Running::new(spawn_run(&config, &log, "info")?);
+    let run = scene.run("info")?;
     wait_for_position(&data, 20, PATIENCE, &log)?;
     let v2 = read(guests::TALLY_V2)?;
     for wasm in [v2.clone(), replace_all(&v2, b"2.0.0", b"2.0.1")] {
@@ -789,6 +739,6 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
         tables::rows(&data, "tally", "tally")?,
         tally_model(&written, 2)
     );
-    store.shutdown().await?;
+    scene.stop().await?;
     Ok(())
 }
