@@ -52,6 +52,7 @@ fn main() {
         ("TALLY_V2", Some("v2")),
         ("TALLY_DESCRIBE_TRAPS", Some("describe-traps")),
         ("TALLY_BAD_DDL", Some("bad-ddl")),
+        ("TALLY_BROKEN", Some("broken")),
         ("TALLY_V1", None),
     ] {
         let mut args = vec!["-p", "tally"];

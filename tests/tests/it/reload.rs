@@ -742,3 +742,56 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
     scene.stop().await?;
     Ok(())
 }
+
+/// A 2.0.0 that loads fine but traps on every event: its shadow rebuild stops at the first
+/// batch and is abandoned with the reason, while 1.0.0 keeps serving and advancing; a good
+/// 2.0.0 deployed afterwards rebuilds and cuts over as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_rebuild_is_abandoned_and_the_serving_version_carries_on() -> anyhow::Result<()> {
+    let scene = Scene::new("").await?;
+    let connection = scene.connection.clone();
+    let backlog = Writer::backlog(&connection, 500).await?;
+    let writer = Writer::start(&connection, 200)?;
+    let (plugins, data, log) = scene.paths();
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
+    let run = scene.run("info,projector::projection=error")?;
+    let last_backlog = backlog.lock().unwrap().last().unwrap().0;
+    wait_for_position(&data, last_backlog, PATIENCE, &log)?;
+
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_BROKEN)?)?;
+    let abandoned = wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
+        e.outcome == "abandoned"
+    })?;
+    let detail = abandoned.detail.unwrap_or_default();
+    assert!(
+        detail.contains("the plugin failed on every event"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("the serving version carries on"),
+        "{detail}"
+    );
+    let before = tables::checkpoint(&data, "tally").unwrap_or(0);
+    wait_for_position(&data, before + 1, PATIENCE, &log)?;
+    let versions = projector::store::Reader::open(&data)?
+        .query("SELECT DISTINCT version FROM tally.tally")?
+        .rows;
+    assert_eq!(
+        versions,
+        vec![vec![projector::value::Value::Text("1".into())]]
+    );
+
+    let seen = history(&data, "tally").len();
+    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V2)?)?;
+    wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+        e.outcome == "cut-over"
+    })?;
+    let written = writer.stop().await?;
+    let mut all = backlog.lock().unwrap().clone();
+    all.extend(written);
+    wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
+    scene.stop().await?;
+    Ok(())
+}

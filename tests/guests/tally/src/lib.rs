@@ -5,7 +5,8 @@
 //! A cargo feature picks the variant: none is v1 (`1.0.0`, adds 1, writes `version = '1'`); `v2`
 //! is `2.0.0`, adds 2 and writes `'2'`, so its tables differ from v1's and a mix of rows shows;
 //! `describe-traps` panics in `describe`; `bad-ddl` (`3.0.0`) declares a table that passes the
-//! host's manifest check but that SQLite refuses.
+//! host's manifest check but that SQLite refuses; `broken` is a `2.0.0` that loads fine and
+//! panics on every event, so its rebuild fails.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "projection" });
 
@@ -16,12 +17,15 @@ use projector::plugin::types::{InvalidEvent, Value};
 #[cfg(any(
     all(feature = "v2", feature = "describe-traps"),
     all(feature = "v2", feature = "bad-ddl"),
+    all(feature = "v2", feature = "broken"),
     all(feature = "describe-traps", feature = "bad-ddl"),
+    all(feature = "describe-traps", feature = "broken"),
+    all(feature = "bad-ddl", feature = "broken"),
 ))]
-compile_error!("enable at most one of the features v2, describe-traps and bad-ddl");
+compile_error!("enable at most one of the features v2, describe-traps, bad-ddl and broken");
 
 /// The manifest version: what tells the host a reload is a new version (rebuild) or a code fix.
-const VERSION: &str = if cfg!(feature = "v2") {
+const VERSION: &str = if cfg!(feature = "v2") || cfg!(feature = "broken") {
     "2.0.0"
 } else if cfg!(feature = "bad-ddl") {
     "3.0.0"
@@ -57,6 +61,9 @@ impl Guest for Tally {
     }
 
     fn handle(events: Vec<Event>) -> Result<(), Error> {
+        if cfg!(feature = "broken") {
+            panic!("tally was built to trap on every event");
+        }
         for (index, event) in events.iter().enumerate() {
             if event.event_type == "Poison" {
                 let message = format!("tally {VERSION} refuses Poison");
