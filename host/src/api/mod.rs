@@ -86,8 +86,11 @@ async fn projections(State(shared): State<Shared>) -> Json<serde_json::Value> {
         .projections()
         .into_iter()
         .map(|(name, status)| {
+            // Entries come from the history too (projections not started in this process).
             let state = if status.stopped.is_some() {
                 "stopped"
+            } else if status.serving_run.is_none() {
+                "not running"
             } else if status.rebuild.is_some() {
                 "rebuilding"
             } else {

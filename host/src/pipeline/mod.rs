@@ -131,12 +131,36 @@ pub struct Run {
     pub id: RunId,
     /// Where its controls go.
     control: mpsc::UnboundedSender<Control>,
+    /// Turns true (or closes, if the thread died) once the run has closed its database.
+    released: watch::Receiver<bool>,
 }
 
 impl Run {
     /// Asks the run for `control`; a run that has ended ignores it.
     pub fn send(&self, control: Control) {
         let _ = self.control.send(control);
+    }
+
+    /// Tells when the run's thread has closed its database (it has ended): only then may
+    /// another run open the same file, or the file be deleted.
+    pub fn release(&self) -> Release {
+        Release(self.released.clone())
+    }
+}
+
+/// Whether a run has closed its database; see [`Run::release`].
+#[derive(Clone, Debug)]
+pub struct Release(watch::Receiver<bool>);
+
+impl Release {
+    /// Whether it has (or its thread is gone).
+    pub fn is_done(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
+
+    /// Waits until it has.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|closed| *closed).await;
     }
 }
 
@@ -184,6 +208,8 @@ pub fn start(
     // The feed ends when the thread stops listening (it drops its receiver).
     tokio::spawn(feed.run(batch_sender));
     let (control, control_receiver) = mpsc::unbounded_channel();
+    let (released_sender, released) = watch::channel(false);
+    let panic_notices = notices.clone();
     let worker = worker::Worker {
         run: id,
         role,
@@ -192,13 +218,37 @@ pub fn start(
         notices,
         committed: committed_sender,
         status: settings.status.clone(),
+        released: released_sender,
     };
+    let thread_name = name.clone();
     std::thread::Builder::new()
         .name(format!("projection-{name}"))
         .stack_size(settings.thread_stack_bytes)
-        .spawn(move || worker.project(projection))
+        .spawn(move || {
+            // A panic here is a host bug; the run still ends visibly instead of leaving whoever
+            // waits for its end waiting forever.
+            let body = std::panic::AssertUnwindSafe(|| worker.project(projection));
+            if std::panic::catch_unwind(body).is_err() {
+                tracing::error!(projection = thread_name, "the projection's thread panicked");
+                let outcome = Outcome {
+                    name: thread_name,
+                    checkpoint: None,
+                    projected: 0,
+                    failed: 0,
+                    caught_up: false,
+                    error: Some(anyhow::format_err!(
+                        "the projection's thread panicked (a host bug; see the log)"
+                    )),
+                };
+                let _ = panic_notices.send(Notice::Finished { run: id, outcome });
+            }
+        })
         .with_context(|| format!("starting the thread of projection {name}"))?;
-    Ok(Run { id, control })
+    Ok(Run {
+        id,
+        control,
+        released,
+    })
 }
 
 /// Runs a fixed set of `projections` over `source` until the source ends (a finite source) or

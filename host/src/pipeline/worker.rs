@@ -27,6 +27,8 @@ pub(super) struct Worker {
     /// Tells the feed what is committed, so a resubscription starts there.
     pub committed: watch::Sender<Option<Position>>,
     pub status: Status,
+    /// Set once the projection (its database) is closed.
+    pub released: watch::Sender<bool>,
 }
 
 /// What the thread waits for next.
@@ -92,7 +94,10 @@ impl Worker {
                     let run = self.run;
                     self.status.update(&name, |s| {
                         s.serving_run = Some(run);
-                        s.rebuild = None;
+                        // A newer rebuild may have started since this one was promoted.
+                        if s.rebuild.as_ref().is_some_and(|r| r.run == run) {
+                            s.rebuild = None;
+                        }
                         s.version = Some(version);
                         s.sha256 = Some(sha256);
                         s.checkpoint = checkpoint;
@@ -143,8 +148,12 @@ impl Worker {
                     pause_ms = format!("{:.1}", pause.as_secs_f64() * 1e3),
                     "first batch of the swapped module committed"
                 );
-                self.status
-                    .update(&name, |s| s.last_swap_pause = Some(pause));
+                let run = self.run;
+                self.status.update(&name, |s| {
+                    if s.serving_run == Some(run) {
+                        s.last_swap_pause = Some(pause);
+                    }
+                });
                 let _ = self.notices.send(Notice::SwapPause {
                     run: self.run,
                     pause,
@@ -178,6 +187,7 @@ impl Worker {
         // Dropping the projection (its database and instance) before telling anyone the run is
         // over: whoever starts the next run on the same file must find it closed.
         drop(projection);
+        self.released.send_replace(true);
         let _ = self.notices.send(Notice::Finished {
             run: self.run,
             outcome,

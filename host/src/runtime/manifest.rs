@@ -27,8 +27,13 @@ impl Manifest {
         if let Err(problem) = check_name(&guest.name) {
             problems.push(problem);
         }
-        if guest.version.trim().is_empty() {
-            problems.push("the version is empty".to_string());
+        let printable = guest.version.chars().all(|c| c.is_ascii_graphic());
+        if guest.version.is_empty() || guest.version.len() > 64 || !printable {
+            // It names files, history rows and log lines: keep it short and plain.
+            problems.push(format!(
+                "the version {:?} must be 1 to 64 printable ASCII characters without spaces",
+                guest.version.chars().take(80).collect::<String>()
+            ));
         }
         if guest.schema.is_empty() {
             problems.push("the schema declares no tables".to_string());
@@ -126,5 +131,11 @@ mod tests {
             error.contains("schema statement 1 is not a CREATE"),
             "{error}"
         );
+        let mut long = guest("orders", &["CREATE TABLE t (a)"]);
+        long.version = "1".repeat(65);
+        assert!(Manifest::validate(long).is_err());
+        let mut spaced = guest("orders", &["CREATE TABLE t (a)"]);
+        spaced.version = "1.0 beta".into();
+        assert!(Manifest::validate(spaced).is_err());
     }
 }

@@ -173,22 +173,31 @@ impl Catalog {
 
     /// Makes `file` the version queries of `name` read, in one committed transaction.
     pub fn make_current(&self, name: &str, file: &str) -> anyhow::Result<()> {
-        self.switch(name, file, None)
+        self.switch(name, file, None, None)
     }
 
-    /// [`Catalog::make_current`], with `entry` added to the history in the same transaction:
-    /// a cut-over that happened is never missing from the history, whenever the process dies.
+    /// [`Catalog::make_current`], with `entry` added to the history and, for a rollback, the
+    /// folder's module `hold` held back, in the same transaction: a cut-over that happened is
+    /// never missing from the history, whenever the process dies.
     pub fn switch(
         &self,
         name: &str,
         file: &str,
         entry: Option<&HistoryEntry>,
+        hold: Option<&str>,
     ) -> anyhow::Result<()> {
         let connection = self.lock();
         // One writer per catalog connection, never nested: the unchecked form is safe here.
         let transaction = connection.unchecked_transaction()?;
         if let Some(entry) = entry {
             record(&transaction, entry)?;
+        }
+        if let Some(sha256) = hold {
+            transaction.execute(
+                "INSERT INTO projections (name, held_sha256) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET held_sha256 = ?2",
+                params![name, sha256],
+            )?;
         }
         transaction.execute(
             "UPDATE versions SET current_since_unix_ms = ?3 WHERE projection = ?1 AND file = ?2",

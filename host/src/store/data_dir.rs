@@ -71,6 +71,20 @@ impl DataDir {
 
     /// Takes the directory for this process; fails if another process runs projections on it.
     pub fn lock(&self) -> anyhow::Result<DirLock> {
+        match self.try_lock()? {
+            Some(lock) => Ok(lock),
+            None => bail!(
+                "another projector is running on data directory {}; stop it first, or use \
+                 another --data",
+                self.root.display()
+            ),
+        }
+    }
+
+    /// Takes the directory for this process, or `None` when another process holds it.
+    pub fn try_lock(&self) -> anyhow::Result<Option<DirLock>> {
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("creating data directory {}", self.root.display()))?;
         let path = self.root.join("_lock");
         let file = File::options()
             .create(true)
@@ -79,29 +93,10 @@ impl DataDir {
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(TryLockError::WouldBlock) => bail!(
-                "another projector is running on data directory {}; stop it first, or use \
-                 another --data",
-                self.root.display()
-            ),
+            Ok(()) => Ok(Some(DirLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(error)) => {
                 Err(error).with_context(|| format!("locking {}", path.display()))
-            }
-        }
-    }
-
-    /// Whether a process holds [`DataDir::lock`] right now.
-    pub fn is_locked(&self) -> anyhow::Result<bool> {
-        let path = self.root.join("_lock");
-        let Ok(file) = File::open(&path) else {
-            return Ok(false);
-        };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(false),
-            Err(TryLockError::WouldBlock) => Ok(true),
-            Err(TryLockError::Error(error)) => {
-                Err(error).with_context(|| format!("checking the lock {}", path.display()))
             }
         }
     }
@@ -138,7 +133,8 @@ impl DataDir {
     }
 
     /// The files of the current version of `name` when that is `version`; otherwise a new
-    /// version file (created by module `sha256`), recorded in the catalog and made current.
+    /// version file (created by module `sha256`), recorded in the catalog and made current,
+    /// with a `started` history entry saying so.
     pub fn current_or_new(
         &self,
         name: &str,
@@ -159,7 +155,15 @@ impl DataDir {
             wasm_sha256: sha256.to_string(),
             current_since_unix_ms: None,
         })?;
-        catalog.make_current(name, &files.file)?;
+        let entry = HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: "started".into(),
+            to_version: Some(version.to_string()),
+            to_sha256: Some(sha256.to_string()),
+            detail: Some(format!("a new database {} made current", files.file)),
+            ..HistoryEntry::default()
+        };
+        catalog.switch(name, &files.file, Some(&entry), None)?;
         Ok(files)
     }
 
@@ -280,7 +284,7 @@ impl DataDir {
                 )),
                 ..HistoryEntry::default()
             };
-            catalog.switch(&name, &files.file, Some(&entry))?;
+            catalog.switch(&name, &files.file, Some(&entry), None)?;
             tracing::info!(projection = name, from = %path.display(), to = %files.db.display(), "database moved to the versioned layout");
         }
         Ok(())
@@ -371,11 +375,10 @@ mod tests {
         let files = data.version_files("p", "1.0/../x y", "0123456789abcdef");
         assert_eq!(files.file, "p/1.0_.._x_y-01234567.db");
         assert!(files.wasm.ends_with("p/1.0_.._x_y-01234567.wasm"));
-        assert!(!data.is_locked().unwrap());
         let lock = data.lock().unwrap();
-        assert!(data.is_locked().unwrap());
+        assert!(data.try_lock().unwrap().is_none());
         assert!(data.lock().is_err());
         drop(lock);
-        assert!(!data.is_locked().unwrap());
+        assert!(data.try_lock().unwrap().is_some());
     }
 }

@@ -41,6 +41,9 @@ struct Reply {
 /// Largest request file read; anything bigger is not one of ours.
 const MAX_REQUEST_BYTES: u64 = 64 << 10;
 
+/// Age past which leftovers in the control folder are deleted.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
 /// Rolls `request.projection` back: through the process running the data directory when
 /// there is one (waiting up to `wait` for its answer), else directly on the catalog.
 pub fn request_rollback(
@@ -48,7 +51,9 @@ pub fn request_rollback(
     request: RollbackRequest,
     wait: Duration,
 ) -> anyhow::Result<String> {
-    if !data.is_locked()? {
+    // Holding the lock while changing the catalog keeps a `projector run` from starting in
+    // between.
+    if let Some(_lock) = data.try_lock()? {
         return offline_rollback(data, &request);
     }
     let dir = data.control_dir();
@@ -83,8 +88,7 @@ pub fn request_rollback(
 /// version (catching up from its own checkpoint) instead of re-applying the folder's file.
 fn offline_rollback(data: &DataDir, request: &RollbackRequest) -> anyhow::Result<String> {
     let catalog = data.catalog()?;
-    let (current, target) = rollback_target(&catalog, request)?;
-    catalog.hold(&request.projection, Some(&current.wasm_sha256))?;
+    let (current, target) = rollback_target(data, &catalog, request)?;
     let entry = HistoryEntry {
         projection: Some(request.projection.clone()),
         outcome: "rolled-back".into(),
@@ -95,7 +99,12 @@ fn offline_rollback(data: &DataDir, request: &RollbackRequest) -> anyhow::Result
         detail: Some("no projector was running: queries read the kept version at once".into()),
         ..HistoryEntry::default()
     };
-    catalog.switch(&request.projection, &target.file, Some(&entry))?;
+    catalog.switch(
+        &request.projection,
+        &target.file,
+        Some(&entry),
+        Some(&current.wasm_sha256),
+    )?;
     Ok(format!(
         "{} rolled back from {} to {}; no projector was running, so queries read it at once and \
          the next start catches it up from its own checkpoint",
@@ -105,6 +114,7 @@ fn offline_rollback(data: &DataDir, request: &RollbackRequest) -> anyhow::Result
 
 /// The current version of the request's projection and the kept version to return to.
 pub(super) fn rollback_target(
+    data: &DataDir,
     catalog: &Catalog,
     request: &RollbackRequest,
 ) -> anyhow::Result<(KeptVersion, KeptVersion)> {
@@ -130,7 +140,20 @@ pub(super) fn rollback_target(
         None => earlier.first().copied(),
     };
     match target {
-        Some(target) => Ok((current, target.clone())),
+        Some(target) => {
+            let files = data.files_of(&target.file);
+            for (what, path) in [("database", &files.db), ("module", &files.wasm)] {
+                if !path.is_file() {
+                    bail!(
+                        "cannot roll {name} back to {}: its {what} {} was not kept (databases \
+                         moved from the old layout have no module)",
+                        target.version,
+                        path.display()
+                    );
+                }
+            }
+            Ok((current, target.clone()))
+        }
         None => match &request.to {
             Some(to) if *to == current.version => bail!("{name} {to} is current already"),
             Some(to) => bail!(
@@ -157,6 +180,9 @@ impl Supervisor {
             .filter(|p| p.to_string_lossy().ends_with(".request.json"))
             .collect();
         requests.sort();
+        if requests.is_empty() {
+            sweep(&dir);
+        }
         for path in requests {
             let reply = match read_request(&path) {
                 Ok(Request::Rollback(request)) => match self.rollback(&request).await {
@@ -183,12 +209,42 @@ impl Supervisor {
 }
 
 fn read_request(path: &Path) -> anyhow::Result<Request> {
-    let size = std::fs::metadata(path)?.len();
-    if size > MAX_REQUEST_BYTES {
-        bail!("the request is {size} bytes; requests are at most {MAX_REQUEST_BYTES}");
+    use std::io::Read;
+    // Not through a link, not a FIFO or a device: a plain file, read to a bound.
+    let metadata = std::fs::symlink_metadata(path)?;
+    if !metadata.is_file() {
+        bail!("the request is not a plain file");
     }
-    let text = std::fs::read(path)?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_REQUEST_BYTES {
+        bail!("the request is over {MAX_REQUEST_BYTES} bytes");
+    }
     serde_json::from_slice(&text).context("the request is not a rollback request")
+}
+
+/// Deletes what requesters left behind (replies nobody read, half-written requests) once it
+/// is older than [`STALE_AFTER`].
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.to_string_lossy();
+        let leftover = name.ends_with(".reply.json") || name.ends_with(".tmp");
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if leftover && stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 fn write_reply(request: &Path, reply: &Reply) -> anyhow::Result<()> {

@@ -71,8 +71,13 @@ impl Supervisor {
             });
             return;
         }
-        if let Some(folder_file) = self.files.get_mut(&prepared.path) {
-            folder_file.name = Some(name.clone());
+        let previous = self
+            .files
+            .get_mut(&prepared.path)
+            .and_then(|folder_file| folder_file.name.replace(name.clone()));
+        if let Some(previous) = previous.filter(|previous| *previous != name) {
+            let reason = format!("its plugin file {file} declares projection {name} now");
+            self.release(&previous, &prepared.path, &reason);
         }
         self.projections.entry(name.clone()).or_default().owner = Some(prepared.path.clone());
         let held = self.catalog.held(&name).unwrap_or_default();
@@ -104,10 +109,36 @@ impl Supervisor {
                 self.abandon_rebuild(&name, "the folder's module is the serving one again");
             }
             Some(serving) if serving.plugin.manifest.version == plugin.manifest.version => {
+                let (old, new) = (&serving.plugin.manifest, &plugin.manifest);
+                if old.filter != new.filter || old.schema != new.schema {
+                    // The feed keeps its subscription and the database its tables across a
+                    // swap: a module that wants other events or other tables under the same
+                    // version would silently miss them.
+                    let what = if old.filter != new.filter {
+                        "the events it asks for"
+                    } else {
+                        "its schema"
+                    };
+                    let (version, sha256) = (new.version.clone(), plugin.sha256.clone());
+                    self.history(HistoryEntry {
+                        projection: Some(name.clone()),
+                        outcome: "refused".into(),
+                        plugin_file: Some(file),
+                        to_version: Some(version),
+                        to_sha256: Some(sha256),
+                        detail: Some(format!(
+                            "it keeps version {} but changes {what}; a new filter or schema needs \
+                             a new version (rebuilt from the start of the log)",
+                            old.version
+                        )),
+                        ..HistoryEntry::default()
+                    });
+                    return;
+                }
                 self.abandon_rebuild(&name, "a newer module of the serving version arrived");
                 self.swap(plugin, &prepared.wasm, &file);
             }
-            Some(_) => self.shadow(plugin, &prepared.wasm, &file),
+            Some(_) => self.shadow(plugin, &prepared.wasm, &file).await,
         }
     }
 
@@ -134,17 +165,35 @@ impl Supervisor {
             Some(current) if current.version != plugin.manifest.version => {
                 // The current version serves (from its kept module) while the new one rebuilds.
                 self.serve_current(&name, file).await;
-                self.shadow(plugin, wasm, file);
+                self.shadow(plugin, wasm, file).await;
             }
             current => {
-                let from = current.map(|c| (c.version, c.wasm_sha256));
-                let started = self
-                    .data
-                    .current_or_new(&name, &plugin.manifest.version, &plugin.sha256)
-                    .and_then(|files| {
-                        self.record_module(&plugin, wasm, &files)?;
+                let from = current
+                    .as_ref()
+                    .map(|c| (c.version.clone(), c.wasm_sha256.clone()));
+                let new = current.is_none();
+                let files = match &current {
+                    Some(current) => self.data.files_of(&current.file),
+                    None => {
+                        self.data
+                            .version_files(&name, &plugin.manifest.version, &plugin.sha256)
+                    }
+                };
+                // A new projection is current from its start (there is nothing else to serve);
+                // its "started" entry below is its history.
+                let files = self.record_module(&plugin, wasm, &files).and_then(|()| {
+                    if new {
+                        self.catalog.make_current(&name, &files.file)?;
+                    }
+                    Ok(files)
+                });
+                let started = match files {
+                    Ok(files) => {
                         self.start_run(&plugin, &files, Role::Serving, "serving")
-                    });
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
                 self.started(&name, &plugin, file, from, started);
             }
         }
@@ -215,10 +264,13 @@ impl Supervisor {
         let files = self.data.files_of(&current.file);
         let plugin = self.load_kept(&files).await;
         let from = None;
-        let started = plugin.and_then(|plugin| {
-            let active = self.start_run(&plugin, &files, Role::Serving, "serving")?;
-            Ok((plugin, active))
-        });
+        let started = match plugin {
+            Ok(plugin) => self
+                .start_run(&plugin, &files, Role::Serving, "serving")
+                .await
+                .map(|active| (plugin, active)),
+            Err(error) => Err(error),
+        };
         match started {
             Ok((plugin, active)) => self.started(name, &plugin, file, from, Ok(active)),
             Err(error) => {
@@ -273,23 +325,26 @@ impl Supervisor {
             return;
         };
         serving.run.send(Control::Swap(Box::new(plugin.clone())));
-        self.pending_swaps
-            .insert(serving.run.id, (plugin, Arc::clone(wasm), file.to_string()));
+        self.pending_swaps.insert(
+            (serving.run.id, plugin.sha256.clone()),
+            (plugin, Arc::clone(wasm), file.to_string()),
+        );
     }
 
     /// A run reports a swap done (or failed: the old code keeps running).
     pub(super) fn swapped(&mut self, run: u64, sha256: &str, result: Result<(), String>) {
-        let Some((plugin, wasm, file)) = self.pending_swaps.remove(&run) else {
+        let Some((plugin, wasm, file)) = self.pending_swaps.remove(&(run, sha256.to_string()))
+        else {
             return;
         };
-        if plugin.sha256 != sha256 {
-            return;
-        }
         let name = plugin.manifest.name.clone();
+        // The run may have been replaced (a cut-over) since it was asked: its swap then
+        // concerns a file no longer served, and nothing of the serving run may change.
         let Some(serving) = self
             .projections
             .get_mut(&name)
             .and_then(|m| m.serving.as_mut())
+            .filter(|serving| serving.run.id == run)
         else {
             return;
         };
@@ -298,14 +353,20 @@ impl Supervisor {
         if result.is_ok() {
             serving.plugin = plugin.clone();
         }
-        let result = result
-            .map_err(anyhow::Error::msg)
-            .and_then(|()| self.record_module(&plugin, &wasm, &files));
         let (outcome, detail) = match result {
-            Ok(()) => ("swapped", "continues from its checkpoint".to_string()),
+            Ok(()) => match self.record_module(&plugin, &wasm, &files) {
+                Ok(()) => ("swapped", "continues from its checkpoint".to_string()),
+                Err(error) => (
+                    "swapped",
+                    format!(
+                        "continues from its checkpoint; but the module could not be kept for \
+                         rollback: {error:#}"
+                    ),
+                ),
+            },
             Err(error) => (
                 "refused",
-                format!("the swap failed; the old module keeps running: {error:#}"),
+                format!("the swap failed; the old module keeps running: {error}"),
             ),
         };
         self.history(HistoryEntry {
@@ -327,8 +388,16 @@ impl Supervisor {
             return;
         };
         self.queue.retain(|(queued, _, _)| queued != path);
-        let Some(name) = name else { return };
-        let Some(managed) = self.projections.get_mut(&name) else {
+        if let Some(name) = name {
+            let reason = format!("its plugin file {} was removed", file_name(path));
+            self.release(&name, path, &reason);
+        }
+    }
+
+    /// Stops projection `name` if `path` is its plugin file (removed, or declaring another name
+    /// now); its data stays and stays queryable.
+    fn release(&mut self, name: &str, path: &Path, reason: &str) {
+        let Some(managed) = self.projections.get_mut(name) else {
             return;
         };
         if managed.owner.as_deref() != Some(path) {
@@ -339,22 +408,20 @@ impl Supervisor {
         } = std::mem::take(managed);
         let version = serving.as_ref().map(|a| a.plugin.manifest.version.clone());
         let sha256 = serving.as_ref().map(|a| a.plugin.sha256.clone());
-        // Their ends are not waited for: the runs are no longer the supervisor's.
         for active in [serving, rebuild].into_iter().flatten() {
-            active.run.send(Control::Stop);
+            self.stop_run(active);
         }
-        let reason = format!("its plugin file {} was removed", file_name(path));
-        self.settings.status.update(&name, |s| {
-            s.stopped = Some(reason.clone());
+        self.settings.status.update(name, |s| {
+            s.stopped = Some(reason.to_string());
             s.rebuild = None;
         });
         self.history(HistoryEntry {
-            projection: Some(name),
+            projection: Some(name.to_string()),
             outcome: "removed".into(),
             plugin_file: Some(file_name(path)),
             from_version: version,
             from_sha256: sha256,
-            detail: Some("stopped; its data stays queryable".into()),
+            detail: Some(format!("stopped: {reason}; its data stays queryable")),
             ..HistoryEntry::default()
         });
     }

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 pub use control::{RollbackRequest, request_rollback};
 
-use crate::pipeline::{self, Control, Notice, Outcome, Role, Run, RunId, Settings};
+use crate::pipeline::{self, Control, Notice, Outcome, Release, Role, Run, RunId, Settings};
 use crate::projection::ErrorPolicy;
 use crate::reload::{Change, WatchOptions, Watcher};
 use crate::runtime::{Plugin, Runtime};
@@ -46,6 +46,9 @@ pub struct Options {
     /// What a failing event costs, per projection name; absent names get the default.
     pub policies: BTreeMap<String, ErrorPolicy>,
 }
+
+/// Longest the supervisor waits for a stopped run to close a database another run needs.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the supervisor looks at rebuilds' progress and for control requests.
 const TICK: Duration = Duration::from_millis(250);
@@ -87,7 +90,10 @@ pub async fn run(
         ended: Vec::new(),
         initial_scan: true,
         head_asked: Instant::now(),
+        head: Arc::default(),
+        head_query: None,
         ever_served: false,
+        draining: Vec::new(),
         fatal: None,
     };
     let mut ticks = tokio::time::interval(TICK);
@@ -162,6 +168,9 @@ struct Prepared {
     took: Duration,
 }
 
+/// A swap asked of a run and not confirmed yet: the module, its bytes, its plugin file.
+type PendingSwap = (Plugin, Arc<[u8]>, String);
+
 /// What the supervisor knows about one file of the plugins folder.
 #[derive(Debug)]
 struct FolderFile {
@@ -194,6 +203,8 @@ struct Active {
     sample: Option<(Instant, u64, u64)>,
     /// When a rebuild's progress was last recorded in the history.
     recorded: Instant,
+    /// For a rollback: the folder's module to hold back once it cuts over.
+    hold: Option<String>,
 }
 
 struct Supervisor {
@@ -214,8 +225,9 @@ struct Supervisor {
     queue: VecDeque<(PathBuf, Arc<[u8]>, String)>,
     /// Whether a preparation is under way.
     preparing: bool,
-    /// Swaps asked of a serving run and not yet confirmed: the module, its bytes, its file.
-    pending_swaps: HashMap<RunId, (Plugin, Arc<[u8]>, String)>,
+    /// Swaps asked of a serving run and not yet confirmed, by run and module hash: the module,
+    /// its bytes, its plugin file.
+    pending_swaps: HashMap<(RunId, String), PendingSwap>,
     /// Projections by name.
     projections: BTreeMap<String, Managed>,
     /// Outcomes of serving runs that ended (faulted, or their source ended).
@@ -224,8 +236,13 @@ struct Supervisor {
     initial_scan: bool,
     /// When the source's head was last asked for (rebuild progress).
     head_asked: Instant,
+    /// The source's head as last answered, and the query asking it now.
+    head: Arc<std::sync::Mutex<Option<crate::event::Position>>>,
+    head_query: Option<tokio::task::JoinHandle<()>>,
     /// Whether any projection has served yet (a finite source with none is an error).
     ever_served: bool,
+    /// Runs asked to stop whose threads may still have their database open.
+    draining: Vec<(PathBuf, Release)>,
     /// Why the supervisor must stop everything and fail.
     fatal: Option<anyhow::Error>,
 }
@@ -242,6 +259,8 @@ impl Supervisor {
                         name: None,
                     });
                     entry.sha256 = sha256.clone();
+                    // Only the newest bytes of a file are worth compiling.
+                    self.queue.retain(|(queued, _, _)| *queued != path);
                     self.queue.push_back((path, wasm, sha256));
                 }
                 Change::Removed { path } => self.removed(&path),
@@ -277,7 +296,16 @@ impl Supervisor {
         let sender = self.prepared_sender.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let plugin = prepare(&runtime, &path, &wasm);
+            // A panic while preparing (a host bug a hostile module found) refuses the module;
+            // it must not leave the queue waiting for a result forever.
+            let plugin = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prepare(&runtime, &path, &wasm)
+            }))
+            .unwrap_or_else(|_| {
+                Err(anyhow::format_err!(
+                    "preparing the module panicked (a host bug)"
+                ))
+            });
             let _ = sender.send(Prepared {
                 path,
                 wasm,
@@ -358,6 +386,7 @@ impl Supervisor {
 
     /// A run ended: expected (stopped), or a fault, or its source ended.
     fn finished(&mut self, run: RunId, outcome: Outcome) {
+        self.pending_swaps.retain(|(asked, _), _| *asked != run);
         let Some((name, role)) = self.find_run(run) else {
             // A run replaced at cut-over or by a swap-free restart: its end was asked for.
             return;
@@ -478,14 +507,44 @@ impl Supervisor {
         self.settings.status.add_reload(entry);
     }
 
-    /// Starts `plugin` on the database `files` in `role`.
-    fn start_run(
-        &self,
+    /// Asks `active` to stop; until its thread has closed the database, no other run opens the
+    /// file and retention leaves it alone.
+    fn stop_run(&mut self, active: Active) {
+        active.run.send(Control::Stop);
+        self.draining.retain(|(_, release)| !release.is_done());
+        self.draining.push((active.files.db, active.run.release()));
+    }
+
+    /// Waits (bounded) until no stopped run still has `db` open.
+    async fn closed(&mut self, db: &Path) {
+        self.draining.retain(|(_, release)| !release.is_done());
+        let waits: Vec<Release> = self
+            .draining
+            .iter()
+            .filter(|(path, _)| path == db)
+            .map(|(_, release)| release.clone())
+            .collect();
+        for release in waits {
+            // A batch in flight ends within the batch deadline; past a generous bound, opening
+            // the file anyway fails with a clear error rather than hanging the supervisor.
+            if tokio::time::timeout(CLOSE_TIMEOUT, release.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(file = %db.display(), "a stopped run has not closed its database yet");
+            }
+        }
+    }
+
+    /// Starts `plugin` on the database `files` in `role`, once no stopped run holds it.
+    async fn start_run(
+        &mut self,
         plugin: &Plugin,
         files: &VersionFiles,
         role: Role,
         kind: &'static str,
     ) -> anyhow::Result<Active> {
+        self.closed(&files.db).await;
         let name = &plugin.manifest.name;
         let policy = self.options.policies.get(name).copied().unwrap_or_default();
         let projection =
@@ -524,6 +583,7 @@ impl Supervisor {
             stopping: false,
             sample: None,
             recorded: Instant::now(),
+            hold: None,
         })
     }
 }

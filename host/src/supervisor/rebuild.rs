@@ -27,7 +27,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Supervisor {
     /// Starts rebuilding `plugin`'s version beside the serving one.
-    pub(super) fn shadow(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
+    pub(super) async fn shadow(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
         let name = plugin.manifest.name.clone();
         self.abandon_rebuild(&name, "a newer module arrived");
         let serving = self.serving(&name).map(|a| {
@@ -55,9 +55,13 @@ impl Supervisor {
                 .version_files(&name, &plugin.manifest.version, &plugin.sha256),
         };
         let resumed = files.db.exists();
-        let started = self
-            .record_module(&plugin, wasm, &files)
-            .and_then(|()| self.start_run(&plugin, &files, Role::Rebuilding, "shadow"));
+        let started = match self.record_module(&plugin, wasm, &files) {
+            Ok(()) => {
+                self.start_run(&plugin, &files, Role::Rebuilding, "shadow")
+                    .await
+            }
+            Err(error) => Err(error),
+        };
         let (from_version, from_sha256) = serving.map(|(v, s, _)| (v, s)).unzip();
         let (outcome, detail) = match started {
             Ok(active) => {
@@ -102,14 +106,19 @@ impl Supervisor {
         else {
             return;
         };
-        active.run.send(Control::Stop);
+        let (version, sha256, kind) = (
+            active.plugin.manifest.version.clone(),
+            active.plugin.sha256.clone(),
+            active.kind,
+        );
+        self.stop_run(active);
         self.settings.status.update(name, |s| s.rebuild = None);
         self.history(HistoryEntry {
             projection: Some(name.to_string()),
             outcome: "abandoned".into(),
-            to_version: Some(active.plugin.manifest.version.clone()),
-            to_sha256: Some(active.plugin.sha256.clone()),
-            detail: Some(format!("the {} was stopped: {reason}", active.kind)),
+            to_version: Some(version),
+            to_sha256: Some(sha256),
+            detail: Some(format!("the {kind} was stopped: {reason}")),
             ..HistoryEntry::default()
         });
     }
@@ -153,13 +162,19 @@ impl Supervisor {
             ..HistoryEntry::default()
         };
         // The switch and its history entry commit together.
-        if let Err(error) = self.catalog.switch(name, &rebuild.files.file, Some(&entry)) {
-            rebuild.run.send(Control::Stop);
+        if let Err(error) = self.catalog.switch(
+            name,
+            &rebuild.files.file,
+            Some(&entry),
+            rebuild.hold.as_deref(),
+        ) {
+            let version = rebuild.plugin.manifest.version.clone();
+            self.stop_run(rebuild);
             self.settings.status.update(name, |s| s.rebuild = None);
             self.history(HistoryEntry {
                 projection: Some(name.to_string()),
                 outcome: "abandoned".into(),
-                to_version: Some(rebuild.plugin.manifest.version.clone()),
+                to_version: Some(version),
                 detail: Some(format!("the cut-over could not be recorded: {error:#}")),
                 ..HistoryEntry::default()
             });
@@ -168,7 +183,7 @@ impl Supervisor {
         rebuild.run.send(Control::Promote);
         let managed = self.projections.get_mut(name).expect("taken from above");
         if let Some(old) = managed.serving.replace(rebuild) {
-            old.run.send(Control::Stop);
+            self.stop_run(old);
         }
         self.announce(entry);
         self.retain(name);
@@ -192,15 +207,22 @@ impl Supervisor {
         let mut served = 0;
         for version in versions {
             let has_served = version.current_since_unix_ms.is_some();
-            if running.contains(&version.file) || (has_served && served < keep) {
+            let files = self.data.files_of(&version.file);
+            // A run stopped a moment ago may still be closing it: its turn comes next time.
+            let closing = self
+                .draining
+                .iter()
+                .any(|(db, release)| *db == files.db && !release.is_done());
+            if running.contains(&version.file) || closing || (has_served && served < keep) {
                 served += usize::from(has_served);
                 continue;
             }
-            let files = self.data.files_of(&version.file);
+            // Forgotten first: a crash between the two leaves stray files, never a catalog row
+            // naming files that are gone.
             let removed = self
-                .data
-                .remove_version(&files)
-                .and_then(|()| self.catalog.forget_version(name, &version.file));
+                .catalog
+                .forget_version(name, &version.file)
+                .and_then(|()| self.data.remove_version(&files));
             match removed {
                 Ok(()) => tracing::info!(
                     projection = name,
@@ -222,7 +244,7 @@ impl Supervisor {
     /// Starts rolling `name` back to a kept version; returns what the operator is told.
     pub(super) async fn rollback(&mut self, request: &RollbackRequest) -> anyhow::Result<String> {
         let name = request.projection.as_str();
-        let (current, target) = rollback_target(&self.catalog, request)?;
+        let (current, target) = rollback_target(&self.data, &self.catalog, request)?;
         let folder = self
             .projections
             .get(name)
@@ -243,7 +265,12 @@ impl Supervisor {
                 detail: Some("not running: queries read the kept version at once".into()),
                 ..HistoryEntry::default()
             };
-            self.catalog.switch(name, &target.file, Some(&entry))?;
+            self.catalog.switch(
+                name,
+                &target.file,
+                Some(&entry),
+                folder.as_deref().or(Some(&current.wasm_sha256)),
+            )?;
             self.announce(entry);
             return Ok(format!(
                 "{name} rolled back from {} to {}; it is not running, so queries read the kept \
@@ -259,9 +286,13 @@ impl Supervisor {
                 target.file
             )
         })?;
-        self.catalog.hold(name, folder.as_deref())?;
         self.abandon_rebuild(name, "a rollback replaces it");
-        let active = self.start_run(&plugin, &files, Role::Rebuilding, "rollback")?;
+        let mut active = self
+            .start_run(&plugin, &files, Role::Rebuilding, "rollback")
+            .await?;
+        // Held back when the rollback cuts over, with the switch: a rollback that never gets
+        // there (a restart before it has caught up) leaves nothing held.
+        active.hold = folder.clone();
         if let Some(managed) = self.projections.get_mut(name) {
             managed.rebuild = Some(active);
         }
@@ -273,7 +304,7 @@ impl Supervisor {
             to_version: Some(target.version.clone()),
             to_sha256: Some(plugin.sha256.clone()),
             detail: Some(format!(
-                "{} catches up from its own checkpoint; the folder's module {} is held back",
+                "{} catches up from its own checkpoint; the folder's module {} will be held back when it cuts over",
                 target.file,
                 folder.as_deref().map_or("-", short)
             )),
@@ -298,10 +329,21 @@ impl Supervisor {
             return;
         }
         self.head_asked = Instant::now();
-        let head = match tokio::time::timeout(HEAD_TIMEOUT, self.source.head()).await {
-            Ok(Ok(head)) => head,
-            _ => None,
-        };
+        // Asked in a task of its own: a source that is slow to answer must not hold up the
+        // loop (cut-overs, requests). This round uses the last answer.
+        if self
+            .head_query
+            .as_ref()
+            .is_none_or(|task| task.is_finished())
+        {
+            let (source, known) = (Arc::clone(&self.source), Arc::clone(&self.head));
+            self.head_query = Some(tokio::spawn(async move {
+                if let Ok(Ok(head)) = tokio::time::timeout(HEAD_TIMEOUT, source.head()).await {
+                    *known.lock().unwrap_or_else(|e| e.into_inner()) = head;
+                }
+            }));
+        }
+        let head = *self.head.lock().unwrap_or_else(|e| e.into_inner());
         let board = self.settings.status.projections();
         for name in rebuilding {
             let Some(progress) = board.get(&name).and_then(|s| s.rebuild.clone()) else {
