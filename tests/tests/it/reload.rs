@@ -254,6 +254,16 @@ async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyh
             rebuilt(&v1, "copy"),
             "both declare projection tally",
         ),
+        (
+            "the same version with another schema",
+            "tally.wasm",
+            replace_all(
+                &v1,
+                b"last_position INTEGER NOT NULL)",
+                b"last_position INTEGER NULL)    ",
+            ),
+            "keeps version 1.0.0 but changes its schema",
+        ),
     ];
     for (what, file, wasm, reason) in candidates {
         let before = tables::checkpoint(&data, "tally").unwrap_or(0);
@@ -792,6 +802,47 @@ async fn a_failing_rebuild_is_abandoned_and_the_serving_version_carries_on() -> 
     wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
     assert!(run.stop()?.success());
     assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
+    scene.stop().await?;
+    Ok(())
+}
+
+/// A plugin file rewritten to declare another projection: the old projection stops (its data
+/// stays queryable) and the new one starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_declares_another_name_stops_the_old_projection() -> anyhow::Result<()> {
+    let scene = Scene::new("").await?;
+    let writer = Writer::start(&scene.connection, 200)?;
+    let (plugins, data, log) = scene.paths();
+    let v1 = read(guests::TALLY_V1)?;
+    deploy(&plugins, "tally.wasm", &v1)?;
+    let run = scene.run("info,projector::projection=error")?;
+    wait_for_position(&data, 20, PATIENCE, &log)?;
+    deploy(
+        &plugins,
+        "tally.wasm",
+        &replace_all(&v1, b"tally", b"other"),
+    )?;
+    let removed = wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
+        e.outcome == "removed"
+    })?;
+    let detail = removed.detail.unwrap_or_default();
+    assert!(detail.contains("declares projection other now"), "{detail}");
+    wait_for_history(&data, "other", 0, PATIENCE, &log, |e| {
+        e.outcome == "started"
+    })?;
+    let stopped = tables::checkpoint(&data, "tally").expect("tally stays queryable");
+    let started = Instant::now();
+    while tables::checkpoint(&data, "other").unwrap_or(0) <= stopped {
+        anyhow::ensure!(
+            started.elapsed() < PATIENCE,
+            "other did not pass tally\n{}",
+            tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tables::checkpoint(&data, "tally"), Some(stopped));
+    writer.stop().await?;
+    assert!(run.stop()?.success());
     scene.stop().await?;
     Ok(())
 }
