@@ -9,12 +9,15 @@
 //! refused with its reason, and whatever was running keeps running.
 //!
 //! Layout: this file holds the event loop and the state; `deploy.rs` decides what a prepared
-//! module means; `rebuild.rs` runs rebuilds to cut-over, rollbacks and retention; `control.rs`
-//! carries requests (rollback) from the `projector` command line to the running process.
+//! module means; `runs.rs` starts and stops runs; `rebuild.rs` runs rebuilds to cut-over,
+//! rollbacks and retention; `history.rs` records outcomes; `control.rs` carries requests
+//! (rollback) from the `projector` command line to the running process.
 
 mod control;
 mod deploy;
+mod history;
 mod rebuild;
+mod runs;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -27,7 +30,7 @@ use tokio::sync::mpsc;
 
 pub use control::{RollbackRequest, request_rollback};
 
-use crate::pipeline::{self, Control, Notice, Outcome, Release, Role, Run, RunId, Settings};
+use crate::pipeline::{Notice, Outcome, Release, Role, Run, RunId, Settings};
 use crate::projection::ErrorPolicy;
 use crate::reload::{Change, WatchOptions, Watcher};
 use crate::runtime::{Plugin, Runtime};
@@ -381,209 +384,6 @@ impl Supervisor {
             } else {
                 None
             }
-        })
-    }
-
-    /// A run ended: expected (stopped), or a fault, or its source ended.
-    fn finished(&mut self, run: RunId, outcome: Outcome) {
-        self.pending_swaps.retain(|(asked, _), _| *asked != run);
-        let Some((name, role)) = self.find_run(run) else {
-            // A run replaced at cut-over or by a swap-free restart: its end was asked for.
-            return;
-        };
-        let managed = self.projections.get_mut(&name).expect("found above");
-        let active = match role {
-            Role::Serving => managed.serving.take(),
-            Role::Rebuilding => managed.rebuild.take(),
-        }
-        .expect("found above");
-        if role == Role::Rebuilding {
-            self.settings.status.update(&name, |s| s.rebuild = None);
-            if !active.stopping {
-                let reason = outcome
-                    .error
-                    .as_ref()
-                    .map_or("its source ended before it caught up".to_string(), |e| {
-                        format!("{e:#}")
-                    });
-                self.history(HistoryEntry {
-                    projection: Some(name.clone()),
-                    outcome: "abandoned".into(),
-                    from_version: Some(active.plugin.manifest.version.clone()),
-                    to_version: Some(active.plugin.manifest.version.clone()),
-                    to_sha256: Some(active.plugin.sha256.clone()),
-                    detail: Some(format!(
-                        "the {} stopped: {reason}; the serving version carries on",
-                        active.kind
-                    )),
-                    ..HistoryEntry::default()
-                });
-            }
-            return;
-        }
-        if !active.stopping {
-            self.ended.push(outcome);
-        }
-    }
-
-    /// Asks every run to finish its batch in flight, and waits until all have.
-    async fn stop_all(&mut self, noticed: &mut mpsc::UnboundedReceiver<Notice>) {
-        let mut waiting: Vec<(RunId, bool)> = Vec::new();
-        for managed in self.projections.values_mut() {
-            for (active, serving) in [(&mut managed.serving, true), (&mut managed.rebuild, false)] {
-                if let Some(active) = active {
-                    active.run.send(Control::Stop);
-                    waiting.push((active.run.id, serving));
-                }
-            }
-        }
-        while !waiting.is_empty() {
-            let Some(notice) = noticed.recv().await else {
-                break;
-            };
-            if let Notice::Finished { run, outcome } = notice
-                && let Some(index) = waiting.iter().position(|(id, _)| *id == run)
-            {
-                let (_, serving) = waiting.swap_remove(index);
-                if serving {
-                    self.ended.push(outcome);
-                }
-            }
-        }
-    }
-
-    /// Records a reload outcome: logged once, kept in the catalog, shown by the status board.
-    fn history(&self, entry: HistoryEntry) {
-        let entry = HistoryEntry {
-            unix_ms: crate::store::now_unix_ms(),
-            ..entry
-        };
-        if let Err(error) = self.catalog.record(&entry) {
-            tracing::error!(
-                error = format!("{error:#}"),
-                "could not record a reload outcome in the catalog"
-            );
-        }
-        self.announce(entry);
-    }
-
-    /// Logs a reload outcome already kept in the catalog, and shows it on the status board.
-    fn announce(&self, entry: HistoryEntry) {
-        let short = |sha: &Option<String>| sha.as_deref().map(|s| s[..s.len().min(8)].to_string());
-        let fields = (
-            entry.projection.as_deref().unwrap_or("-"),
-            entry.plugin_file.as_deref().unwrap_or("-"),
-            entry.from_version.as_deref().unwrap_or("-"),
-            short(&entry.from_sha256).unwrap_or_else(|| "-".into()),
-            entry.to_version.as_deref().unwrap_or("-"),
-            short(&entry.to_sha256).unwrap_or_else(|| "-".into()),
-            entry.detail.as_deref().unwrap_or(""),
-        );
-        let (projection, file, from_version, from, to_version, to, detail) = fields;
-        match entry.outcome.as_str() {
-            "refused" | "abandoned" => tracing::warn!(
-                projection,
-                file,
-                from_version,
-                from,
-                to_version,
-                to,
-                detail,
-                "reload: {}",
-                entry.outcome
-            ),
-            _ => tracing::info!(
-                projection,
-                file,
-                from_version,
-                from,
-                to_version,
-                to,
-                detail,
-                "reload: {}",
-                entry.outcome
-            ),
-        }
-        self.settings.status.add_reload(entry);
-    }
-
-    /// Asks `active` to stop; until its thread has closed the database, no other run opens the
-    /// file and retention leaves it alone.
-    fn stop_run(&mut self, active: Active) {
-        active.run.send(Control::Stop);
-        self.draining.retain(|(_, release)| !release.is_done());
-        self.draining.push((active.files.db, active.run.release()));
-    }
-
-    /// Waits (bounded) until no stopped run still has `db` open.
-    async fn closed(&mut self, db: &Path) {
-        self.draining.retain(|(_, release)| !release.is_done());
-        let waits: Vec<Release> = self
-            .draining
-            .iter()
-            .filter(|(path, _)| path == db)
-            .map(|(_, release)| release.clone())
-            .collect();
-        for release in waits {
-            // A batch in flight ends within the batch deadline; past a generous bound, opening
-            // the file anyway fails with a clear error rather than hanging the supervisor.
-            if tokio::time::timeout(CLOSE_TIMEOUT, release.wait())
-                .await
-                .is_err()
-            {
-                tracing::warn!(file = %db.display(), "a stopped run has not closed its database yet");
-            }
-        }
-    }
-
-    /// Starts `plugin` on the database `files` in `role`, once no stopped run holds it.
-    async fn start_run(
-        &mut self,
-        plugin: &Plugin,
-        files: &VersionFiles,
-        role: Role,
-        kind: &'static str,
-    ) -> anyhow::Result<Active> {
-        self.closed(&files.db).await;
-        let name = &plugin.manifest.name;
-        let policy = self.options.policies.get(name).copied().unwrap_or_default();
-        let projection =
-            crate::projection::Projection::open(&self.runtime, plugin.clone(), &files.db, policy)?;
-        let checkpoint = projection.checkpoint().map(|c| c.position);
-        let run = pipeline::start(
-            projection,
-            role,
-            Arc::clone(&self.source),
-            &self.settings,
-            self.notices.clone(),
-        )?;
-        if role == Role::Rebuilding {
-            let rebuild = pipeline::Rebuild {
-                run: run.id,
-                kind,
-                version: plugin.manifest.version.clone(),
-                sha256: plugin.sha256.clone(),
-                position: checkpoint,
-                head: None,
-                projected: 0,
-                failed: 0,
-                events_per_second: 0.0,
-                eta_seconds: None,
-                started: Instant::now(),
-            };
-            self.settings
-                .status
-                .update(name, |s| s.rebuild = Some(rebuild));
-        }
-        Ok(Active {
-            run,
-            plugin: plugin.clone(),
-            files: files.clone(),
-            kind,
-            stopping: false,
-            sample: None,
-            recorded: Instant::now(),
-            hold: None,
         })
     }
 }
