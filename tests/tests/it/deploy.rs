@@ -284,3 +284,24 @@ impl Scene {
         self.store.shutdown().await
     }
 }
+
+/// How long a reload test waits for anything before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The bytes of the compiled guest at `path`.
+pub fn read(path: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(std::fs::read(path)?)
+}
+
+/// `bytes` with every occurrence of `from` replaced by `to` (of the same length): a module
+/// with other names or versions in its data, for tests that need one.
+pub fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut index = 0;
+    while let Some(found) = out[index..].windows(from.len()).position(|w| w == from) {
+        out[index + found..index + found + to.len()].copy_from_slice(to);
+        index += found + to.len();
+    }
+    out
+}

@@ -8,5 +8,6 @@ mod esdb;
 mod pipeline;
 mod reload;
 mod resume;
+mod rollback;
 mod sandbox;
 mod util;
