@@ -313,17 +313,26 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
             e.outcome == "cut-over"
         })?;
     }
-    let mut kept: Vec<String> = std::fs::read_dir(data.join("tally"))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| !name.contains("-wal") && !name.contains("-shm"))
-        .map(|name| {
-            name.split('-').next().unwrap_or_default().to_string()
-                + "."
-                + name.rsplit('.').next().unwrap_or_default()
-        })
-        .collect();
-    kept.sort();
-    assert_eq!(kept, ["2.0.0.db", "2.0.0.wasm", "2.0.1.db", "2.0.1.wasm"]);
+    // Retention runs right after the cut-over is recorded: give it a moment.
+    let kept = |data: &Path| -> anyhow::Result<Vec<String>> {
+        let mut kept: Vec<String> = std::fs::read_dir(data.join("tally"))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| !name.contains("-wal") && !name.contains("-shm"))
+            .map(|name| {
+                name.split('-').next().unwrap_or_default().to_string()
+                    + "."
+                    + name.rsplit('.').next().unwrap_or_default()
+            })
+            .collect();
+        kept.sort();
+        Ok(kept)
+    };
+    let expected = ["2.0.0.db", "2.0.0.wasm", "2.0.1.db", "2.0.1.wasm"];
+    let started = Instant::now();
+    while kept(&data)? != expected && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(kept(&data)?, expected);
     let output = std::process::Command::new(crate::esdb::PROJECTOR)
         .args([
             "rollback",
