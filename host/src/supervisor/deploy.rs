@@ -9,7 +9,7 @@
 //! - same name and version, new bytes: swapped in at the next batch boundary;
 //! - same name, new version: a shadow rebuild, cut over when it has caught up (`rebuild.rs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Active, FolderFile, Managed, Prepared, Supervisor, file_name, short};
@@ -56,6 +56,10 @@ impl Supervisor {
         );
         let owner = self.projections.get(&name).and_then(|m| m.owner.clone());
         if let Some(owner) = owner.filter(|o| *o != prepared.path && self.files.contains_key(o)) {
+            // Remembered, so that this file is tried again when the owner's file goes.
+            if let Some(folder_file) = self.files.get_mut(&prepared.path) {
+                folder_file.name = Some(name.clone());
+            }
             self.history(HistoryEntry {
                 projection: Some(name.clone()),
                 outcome: "refused".into(),
@@ -388,10 +392,54 @@ impl Supervisor {
             return;
         };
         self.queue.retain(|(queued, _, _)| queued != path);
-        if let Some(name) = name {
-            let reason = format!("its plugin file {} was removed", file_name(path));
-            self.release(&name, path, &reason);
+        let Some(name) = name else { return };
+        let owned = self
+            .projections
+            .get(&name)
+            .is_some_and(|m| m.owner.as_deref() == Some(path));
+        let reason = format!("its plugin file {} was removed", file_name(path));
+        self.release(&name, path, &reason);
+        if owned {
+            self.retry_refused_duplicates(&name);
         }
+    }
+
+    /// Queues again the folder's files that were refused because another file declared `name`
+    /// first, now that it no longer does.
+    fn retry_refused_duplicates(&mut self, name: &str) {
+        let waiting: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, file)| file.name.as_deref() == Some(name))
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in waiting {
+            let size = std::fs::metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(u64::MAX);
+            let read = if size <= self.options.watch.max_file_bytes {
+                std::fs::read(&path).map_err(anyhow::Error::from)
+            } else {
+                Err(anyhow::format_err!(
+                    "it is over {} bytes",
+                    self.options.watch.max_file_bytes
+                ))
+            };
+            match read {
+                Ok(wasm) => {
+                    use sha2::Digest;
+                    let sha256 = hex::encode(sha2::Sha256::digest(&wasm));
+                    if let Some(file) = self.files.get_mut(&path) {
+                        file.sha256 = sha256.clone();
+                    }
+                    self.queue.push_back((path, wasm.into(), sha256));
+                }
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), error = format!("{error:#}"), "could not read a plugin file again")
+                }
+            }
+        }
+        self.prepare_next();
     }
 
     /// Stops projection `name` if `path` is its plugin file (removed, or declaring another name

@@ -359,3 +359,37 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
     scene.stop().await?;
     Ok(())
 }
+
+/// Two files declaring one projection: the later is refused; when the first is removed, the
+/// refused one takes over, continuing from the checkpoint (same version).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_duplicate_takes_over_when_the_first_file_goes() -> anyhow::Result<()> {
+    let scene = Scene::new("").await?;
+    let writer = Writer::start(&scene.connection, 200)?;
+    let (plugins, data, log) = scene.paths();
+    let v1 = read(guests::TALLY_V1)?;
+    deploy(&plugins, "tally.wasm", &v1)?;
+    let run = scene.run("info,projector::projection=error")?;
+    wait_for_position(&data, 20, PATIENCE, &log)?;
+    let copy = rebuilt(&v1, "copy");
+    deploy(&plugins, "tally-copy.wasm", &copy)?;
+    wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
+        e.outcome == "refused" && e.plugin_file.as_deref() == Some("tally-copy.wasm")
+    })?;
+    let seen = history(&data, "tally").len();
+    std::fs::remove_file(plugins.join("tally.wasm"))?;
+    let started = wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
+        e.outcome == "started"
+    })?;
+    assert_eq!(started.plugin_file.as_deref(), Some("tally-copy.wasm"));
+    assert_eq!(started.to_sha256.as_deref(), Some(sha256(&copy).as_str()));
+    let written = writer.stop().await?;
+    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
+    assert!(run.stop()?.success());
+    assert_eq!(
+        tables::rows(&data, "tally", "tally")?,
+        tally_model(&written, 1)
+    );
+    scene.stop().await?;
+    Ok(())
+}
