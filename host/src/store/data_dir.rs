@@ -171,8 +171,11 @@ impl DataDir {
     pub fn keep_module(&self, files: &VersionFiles, wasm: &[u8]) -> anyhow::Result<()> {
         let dir = files.wasm.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let temporary = tempfile::NamedTempFile::new_in(dir)?;
-        std::fs::write(temporary.path(), wasm)?;
+        let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut temporary, wasm)?;
+        // On disk before the catalog names it: a power cut must not leave a truncated module
+        // that a rollback would load.
+        temporary.as_file().sync_all()?;
         temporary
             .persist(&files.wasm)
             .with_context(|| format!("keeping the module {}", files.wasm.display()))?;
