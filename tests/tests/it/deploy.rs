@@ -305,3 +305,31 @@ pub fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Ends a tally test: stops the writer, waits until tally has committed every event (`earlier`
+/// ones, then the writer's), stops the run (which must exit 0), and checks that tally's tables
+/// and dead letters are `version`'s model over all of them. Returns the events.
+pub async fn finish_tally(
+    writer: Writer,
+    earlier: &Appended,
+    run: Running,
+    scene: &Scene,
+    version: i64,
+) -> anyhow::Result<Vec<(i64, String)>> {
+    let mut all = earlier.lock().unwrap().clone();
+    all.extend(writer.stop().await?);
+    let last = all.last().map_or(0, |(position, _)| *position);
+    wait_for_position(&scene.data, last, PATIENCE, &scene.log)?;
+    let status = run.stop()?;
+    anyhow::ensure!(status.success(), "exit {status}\n{}", tail(&scene.log));
+    assert_eq!(
+        tables::rows(&scene.data, "tally", "tally")?,
+        tally_model(&all, version)
+    );
+    let dead: Vec<i64> = tables::dead_letters(&scene.data, "tally")?
+        .iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(dead, poison(&all));
+    Ok(all)
+}

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use projector_tests::{guests, shop, tables};
 
 use crate::deploy::{
-    PATIENCE, Running, Scene, Writer, deploy, history, poison, read, rebuilt, replace_all, sha256,
-    tail, tally_model, wait_for_history, wait_for_position,
+    PATIENCE, Running, Scene, Writer, deploy, finish_tally, history, read, rebuilt, replace_all,
+    sha256, tail, wait_for_history, wait_for_position,
 };
 use crate::esdb::{append, spawn_run_with};
 
@@ -158,18 +158,7 @@ async fn a_new_version_rebuilds_in_the_shadow_and_cuts_over_atomically() -> anyh
     assert!(status_line.contains("400"), "{status_line} {body}");
     assert!(body.contains("no kept version 9.9.9 of tally"), "{body}");
 
-    let written = writer.stop().await?;
-    let mut all = backlog.lock().unwrap().clone();
-    all.extend(written);
-    wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
-    let status = run.stop()?;
-    assert!(status.success(), "exit {status}\n{}", tail(&log));
-    assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
-    let dead: Vec<i64> = tables::dead_letters(&data, "tally")?
-        .iter()
-        .map(|d| d.0)
-        .collect();
-    assert_eq!(dead, poison(&all));
+    finish_tally(writer, &backlog, run, &scene, 2).await?;
     let kept: Vec<String> = std::fs::read_dir(data.join("tally"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| name.ends_with(".db"))
@@ -305,13 +294,7 @@ async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyh
             std::fs::remove_file(plugins.join(file))?;
         }
     }
-    let written = writer.stop().await?;
-    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(
-        tables::rows(&data, "tally", "tally")?,
-        tally_model(&written, 1)
-    );
+    finish_tally(writer, &Default::default(), run, &scene, 1).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -439,12 +422,7 @@ async fn a_failing_rebuild_is_abandoned_and_the_serving_version_carries_on() -> 
     wait_for_history(&data, "tally", seen, PATIENCE, &log, |e| {
         e.outcome == "cut-over"
     })?;
-    let written = writer.stop().await?;
-    let mut all = backlog.lock().unwrap().clone();
-    all.extend(written);
-    wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
+    finish_tally(writer, &backlog, run, &scene, 2).await?;
     scene.stop().await?;
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use projector_tests::{guests, tables};
 
 use crate::deploy::{
-    self, PATIENCE, Scene, Writer, deploy, history, poison, read, rebuilt, replace_all, sha256,
-    tail, tally_model, wait_for_history, wait_for_position,
+    self, PATIENCE, Scene, Writer, deploy, finish_tally, history, poison, read, rebuilt,
+    replace_all, sha256, tail, tally_model, wait_for_history, wait_for_position,
 };
 
 /// After a cut-over to 2.0.0, `projector rollback` makes 1.0.0 current again: it resumes from
@@ -83,13 +83,7 @@ async fn rollback_resumes_the_kept_version_from_its_checkpoint() -> anyhow::Resu
         e.outcome == "cut-over"
     })?;
 
-    let written = writer.stop().await?;
-    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(
-        tables::rows(&data, "tally", "tally")?,
-        tally_model(&written, 2)
-    );
+    finish_tally(writer, &Default::default(), run, &scene, 2).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -164,20 +158,7 @@ async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow:
         .collect();
     assert_eq!(reloads, ["swapped"], "{:#?}", history(&data, "tally"));
 
-    let written = writer.stop().await?;
-    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(
-        tables::rows(&data, "tally", "tally")?,
-        tally_model(&written, 1)
-    );
-    assert_eq!(
-        tables::dead_letters(&data, "tally")?
-            .iter()
-            .map(|d| d.0)
-            .collect::<Vec<_>>(),
-        poison(&written)
-    );
+    finish_tally(writer, &Default::default(), run, &scene, 1).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -244,17 +225,7 @@ async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() ->
     wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
         e.outcome == "cut-over"
     })?;
-    let written = writer.stop().await?;
-    let mut all = backlog.lock().unwrap().clone();
-    all.extend(written);
-    wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(tables::rows(&data, "tally", "tally")?, tally_model(&all, 2));
-    let dead: Vec<i64> = tables::dead_letters(&data, "tally")?
-        .iter()
-        .map(|d| d.0)
-        .collect();
-    assert_eq!(dead, poison(&all));
+    finish_tally(writer, &backlog, run, &scene, 2).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -349,13 +320,7 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
         stderr.contains("no kept version 1.0.0 of tally; the earlier versions kept are: 2.0.0"),
         "{stderr}"
     );
-    let written = writer.stop().await?;
-    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(
-        tables::rows(&data, "tally", "tally")?,
-        tally_model(&written, 2)
-    );
+    finish_tally(writer, &Default::default(), run, &scene, 2).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -383,13 +348,7 @@ async fn a_refused_duplicate_takes_over_when_the_first_file_goes() -> anyhow::Re
     })?;
     assert_eq!(started.plugin_file.as_deref(), Some("tally-copy.wasm"));
     assert_eq!(started.to_sha256.as_deref(), Some(sha256(&copy).as_str()));
-    let written = writer.stop().await?;
-    wait_for_position(&data, written.last().unwrap().0, PATIENCE, &log)?;
-    assert!(run.stop()?.success());
-    assert_eq!(
-        tables::rows(&data, "tally", "tally")?,
-        tally_model(&written, 1)
-    );
+    finish_tally(writer, &Default::default(), run, &scene, 1).await?;
     scene.stop().await?;
     Ok(())
 }
