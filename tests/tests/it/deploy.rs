@@ -279,6 +279,31 @@ impl Scene {
         self.run_logging_to(filter, &self.log)
     }
 
+    /// The common start of a tally test: `backlog` events appended at once, then the writer
+    /// appending 200 a second; tally 1.0.0 deployed; `projector run` logging at `filter`; and
+    /// tally past the backlog (or some live events).
+    pub async fn start_tally(
+        &self,
+        filter: &str,
+        backlog: u64,
+    ) -> anyhow::Result<(Appended, Writer, Running)> {
+        let earlier = Writer::backlog(&self.connection, backlog).await?;
+        let writer = Writer::start(&self.connection, 200)?;
+        deploy(
+            &self.plugins,
+            "tally.wasm",
+            &read(projector_tests::guests::TALLY_V1)?,
+        )?;
+        let run = self.run(filter)?;
+        let past = earlier
+            .lock()
+            .unwrap()
+            .last()
+            .map_or(20, |(position, _)| *position);
+        wait_for_position(&self.data, past, PATIENCE, &self.log)?;
+        Ok((earlier, writer, run))
+    }
+
     /// Stops devstore.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.store.shutdown().await

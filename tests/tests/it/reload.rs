@@ -184,13 +184,9 @@ fn api_address(log: &Path) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let connection = scene.connection.clone();
-    let writer = Writer::start(&connection, 200)?;
+    let (backlog, writer, run) = scene.start_tally("info", 0).await?;
     let (plugins, data, log) = scene.paths();
     let v1 = read(guests::TALLY_V1)?;
-    deploy(&plugins, "tally.wasm", &v1)?;
-    let run = scene.run("info")?;
-    wait_for_position(&data, 1, PATIENCE, &log)?;
     let random: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -294,7 +290,7 @@ async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyh
             std::fs::remove_file(plugins.join(file))?;
         }
     }
-    finish_tally(writer, &Default::default(), run, &scene, 1).await?;
+    finish_tally(writer, &backlog, run, &scene, 1).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -385,14 +381,10 @@ fn twelve_projections_answer_one_query_that_joins_two() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_rebuild_is_abandoned_and_the_serving_version_carries_on() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let connection = scene.connection.clone();
-    let backlog = Writer::backlog(&connection, 500).await?;
-    let writer = Writer::start(&connection, 200)?;
+    let (backlog, writer, run) = scene
+        .start_tally("info,projector::projection=error", 500)
+        .await?;
     let (plugins, data, log) = scene.paths();
-    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = scene.run("info,projector::projection=error")?;
-    let last_backlog = backlog.lock().unwrap().last().unwrap().0;
-    wait_for_position(&data, last_backlog, PATIENCE, &log)?;
 
     deploy(&plugins, "tally.wasm", &read(guests::TALLY_BROKEN)?)?;
     let abandoned = wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
@@ -432,12 +424,11 @@ async fn a_failing_rebuild_is_abandoned_and_the_serving_version_carries_on() -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_that_declares_another_name_stops_the_old_projection() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let writer = Writer::start(&scene.connection, 200)?;
+    let (_, writer, run) = scene
+        .start_tally("info,projector::projection=error", 0)
+        .await?;
     let (plugins, data, log) = scene.paths();
     let v1 = read(guests::TALLY_V1)?;
-    deploy(&plugins, "tally.wasm", &v1)?;
-    let run = scene.run("info,projector::projection=error")?;
-    wait_for_position(&data, 20, PATIENCE, &log)?;
     deploy(
         &plugins,
         "tally.wasm",

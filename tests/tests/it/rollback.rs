@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use projector_tests::{guests, tables};
 
 use crate::deploy::{
-    self, PATIENCE, Scene, Writer, deploy, finish_tally, history, poison, read, rebuilt,
-    replace_all, sha256, tail, tally_model, wait_for_history, wait_for_position,
+    self, PATIENCE, Scene, deploy, finish_tally, history, poison, read, rebuilt, replace_all,
+    sha256, tail, tally_model, wait_for_history, wait_for_position,
 };
 
 /// After a cut-over to 2.0.0, `projector rollback` makes 1.0.0 current again: it resumes from
@@ -19,12 +19,13 @@ use crate::deploy::{
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_resumes_the_kept_version_from_its_checkpoint() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let connection = scene.connection.clone();
-    let writer = Writer::start(&connection, 200)?;
+    let (backlog, writer, run) = scene
+        .start_tally(
+            "info,projector::pipeline::feed=debug,projector::projection=error",
+            0,
+        )
+        .await?;
     let (plugins, data, log) = scene.paths();
-    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = scene.run("info,projector::pipeline::feed=debug,projector::projection=error")?;
-    wait_for_position(&data, 50, PATIENCE, &log)?;
     let v2 = read(guests::TALLY_V2)?;
     deploy(&plugins, "tally.wasm", &v2)?;
     wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
@@ -83,7 +84,7 @@ async fn rollback_resumes_the_kept_version_from_its_checkpoint() -> anyhow::Resu
         e.outcome == "cut-over"
     })?;
 
-    finish_tally(writer, &Default::default(), run, &scene, 2).await?;
+    finish_tally(writer, &backlog, run, &scene, 2).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -104,13 +105,9 @@ fn checkpoint_of(db: &Path) -> anyhow::Result<i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let connection = scene.connection.clone();
-    let writer = Writer::start(&connection, 200)?;
+    let (backlog, writer, run) = scene.start_tally("info", 0).await?;
     let (plugins, data, log) = scene.paths();
     let v1 = read(guests::TALLY_V1)?;
-    deploy(&plugins, "tally.wasm", &v1)?;
-    let run = scene.run("info")?;
-    wait_for_position(&data, 50, PATIENCE, &log)?;
 
     std::fs::remove_file(plugins.join("tally.wasm"))?;
     wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
@@ -158,7 +155,7 @@ async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow:
         .collect();
     assert_eq!(reloads, ["swapped"], "{:#?}", history(&data, "tally"));
 
-    finish_tally(writer, &Default::default(), run, &scene, 1).await?;
+    finish_tally(writer, &backlog, run, &scene, 1).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -172,14 +169,8 @@ async fn removal_keeps_the_data_and_a_burst_of_writes_is_one_reload() -> anyhow:
 async fn sigkill_during_a_rebuild_and_its_cut_over_leaves_one_version_whole() -> anyhow::Result<()>
 {
     let scene = Scene::new("[batching]\nmax_events = 10\n").await?;
-    let connection = scene.connection.clone();
-    let backlog = Writer::backlog(&connection, 4000).await?;
-    let writer = Writer::start(&connection, 200)?;
+    let (backlog, writer, run) = scene.start_tally("info", 4000).await?;
     let (plugins, data, log) = scene.paths();
-    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = scene.run("info")?;
-    let last_backlog = backlog.lock().unwrap().last().unwrap().0;
-    wait_for_position(&data, last_backlog, PATIENCE, &log)?;
     drop(run); // SIGKILL
     deploy(&plugins, "tally.wasm", &read(guests::TALLY_V2)?)?;
 
@@ -270,12 +261,8 @@ fn assert_whole(
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let connection = scene.connection.clone();
-    let writer = Writer::start(&connection, 200)?;
+    let (backlog, writer, run) = scene.start_tally("info", 0).await?;
     let (plugins, data, log) = scene.paths();
-    deploy(&plugins, "tally.wasm", &read(guests::TALLY_V1)?)?;
-    let run = scene.run("info")?;
-    wait_for_position(&data, 20, PATIENCE, &log)?;
     let v2 = read(guests::TALLY_V2)?;
     for wasm in [v2.clone(), replace_all(&v2, b"2.0.0", b"2.0.1")] {
         let seen = history(&data, "tally").len();
@@ -320,7 +307,7 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
         stderr.contains("no kept version 1.0.0 of tally; the earlier versions kept are: 2.0.0"),
         "{stderr}"
     );
-    finish_tally(writer, &Default::default(), run, &scene, 2).await?;
+    finish_tally(writer, &backlog, run, &scene, 2).await?;
     scene.stop().await?;
     Ok(())
 }
@@ -330,12 +317,11 @@ async fn only_the_newest_versions_are_kept() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_duplicate_takes_over_when_the_first_file_goes() -> anyhow::Result<()> {
     let scene = Scene::new("").await?;
-    let writer = Writer::start(&scene.connection, 200)?;
+    let (backlog, writer, run) = scene
+        .start_tally("info,projector::projection=error", 0)
+        .await?;
     let (plugins, data, log) = scene.paths();
     let v1 = read(guests::TALLY_V1)?;
-    deploy(&plugins, "tally.wasm", &v1)?;
-    let run = scene.run("info,projector::projection=error")?;
-    wait_for_position(&data, 20, PATIENCE, &log)?;
     let copy = rebuilt(&v1, "copy");
     deploy(&plugins, "tally-copy.wasm", &copy)?;
     wait_for_history(&data, "tally", 0, PATIENCE, &log, |e| {
@@ -348,7 +334,7 @@ async fn a_refused_duplicate_takes_over_when_the_first_file_goes() -> anyhow::Re
     })?;
     assert_eq!(started.plugin_file.as_deref(), Some("tally-copy.wasm"));
     assert_eq!(started.to_sha256.as_deref(), Some(sha256(&copy).as_str()));
-    finish_tally(writer, &Default::default(), run, &scene, 1).await?;
+    finish_tally(writer, &backlog, run, &scene, 1).await?;
     scene.stop().await?;
     Ok(())
 }
