@@ -14,7 +14,6 @@ mod worker;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
@@ -119,8 +118,6 @@ pub enum Notice {
         sha256: String,
         result: Result<(), String>,
     },
-    /// The first batch of swapped-in code committed, `pause` after the old code's last one.
-    SwapPause { run: RunId, pause: Duration },
     /// The run ended: the source ended, it was stopped, or it faulted.
     Finished { run: RunId, outcome: Outcome },
 }

@@ -76,8 +76,14 @@ impl Worker {
                         pending_swap = Some(PendingSwap {
                             last_old_commit: last_commit,
                         });
-                        self.status
-                            .update(&name, |s| s.sha256 = Some(sha256.clone()));
+                        // A run replaced by a cut-over may still obey a swap asked before it:
+                        // the entry is its successor's by then.
+                        let run = self.run;
+                        self.status.update(&name, |s| {
+                            if s.serving_run == Some(run) {
+                                s.sha256 = Some(sha256.clone());
+                            }
+                        });
                     }
                     let _ = self.notices.send(Notice::Swapped {
                         run: self.run,
@@ -153,10 +159,6 @@ impl Worker {
                     if s.serving_run == Some(run) {
                         s.last_swap_pause = Some(pause);
                     }
-                });
-                let _ = self.notices.send(Notice::SwapPause {
-                    run: self.run,
-                    pause,
                 });
             }
             outcome.projected += report.projected as u64;

@@ -154,16 +154,8 @@ impl Supervisor {
     /// Starts a projection that is not running, with `plugin` from the folder.
     async fn start(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
         let name = plugin.manifest.name.clone();
-        let current = match self.catalog.current_of(&name) {
-            Ok(current) => current,
-            Err(error) => {
-                tracing::error!(
-                    projection = name,
-                    error = format!("{error:#}"),
-                    "reading the catalog"
-                );
-                return;
-            }
+        let Ok(current) = self.current_version(&name) else {
+            return;
         };
         match current {
             Some(current) if current.version != plugin.manifest.version => {
@@ -253,17 +245,8 @@ impl Supervisor {
     /// Starts the catalog's current version of `name` from its kept module (a rollback's
     /// target, or the old version while a new one rebuilds after a restart).
     pub(super) async fn serve_current(&mut self, name: &str, file: &str) {
-        let current = match self.catalog.current_of(name) {
-            Ok(Some(current)) => current,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::error!(
-                    projection = name,
-                    error = format!("{error:#}"),
-                    "reading the catalog"
-                );
-                return;
-            }
+        let Ok(Some(current)) = self.current_version(name) else {
+            return;
         };
         let files = self.data.files_of(&current.file);
         let plugin = self.load_kept(&files).await;
@@ -286,6 +269,18 @@ impl Supervisor {
                 );
             }
         }
+    }
+
+    /// The catalog's current version of `name`; a catalog that cannot be read is logged here,
+    /// and the caller leaves the projection as it is.
+    fn current_version(&self, name: &str) -> Result<Option<KeptVersion>, ()> {
+        self.catalog.current_of(name).map_err(|error| {
+            tracing::error!(
+                projection = name,
+                error = format!("{error:#}"),
+                "reading the catalog"
+            );
+        })
     }
 
     /// Loads the module kept beside version file `files`, off the async threads.

@@ -361,15 +361,6 @@ impl Supervisor {
                 sha256,
                 result,
             } => self.swapped(run, &sha256, result),
-            Notice::SwapPause { run, pause } => {
-                if let Some((name, _)) = self.find_run(run) {
-                    tracing::debug!(
-                        projection = name,
-                        pause_ms = pause.as_millis() as u64,
-                        "swap pause"
-                    );
-                }
-            }
             Notice::Finished { run, outcome } => self.finished(run, outcome),
         }
     }
