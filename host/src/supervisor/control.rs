@@ -255,3 +255,71 @@ fn write_reply(request: &Path, reply: &Reply) -> anyhow::Result<()> {
     std::fs::rename(&temporary, &reply_path)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_plain_files_read_to_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.request.json");
+        std::fs::write(&good, r#"{"rollback": {"projection": "p", "to": null}}"#).unwrap();
+        assert!(matches!(
+            read_request(&good).unwrap(),
+            Request::Rollback(RollbackRequest { ref projection, to: None }) if projection == "p"
+        ));
+        let big = dir.path().join("b.request.json");
+        std::fs::write(&big, vec![b' '; (MAX_REQUEST_BYTES + 1) as usize]).unwrap();
+        let error = read_request(&big).unwrap_err().to_string();
+        assert!(error.contains("over 65536 bytes"), "{error}");
+        // A link to something endless is never followed.
+        let link = dir.path().join("c.request.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let error = read_request(&link).unwrap_err().to_string();
+        assert!(error.contains("not a plain file"), "{error}");
+        let junk = dir.path().join("d.request.json");
+        std::fs::write(&junk, "{}").unwrap();
+        assert!(read_request(&junk).is_err());
+    }
+
+    #[test]
+    fn a_rollback_names_what_is_kept_when_it_cannot_be_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let catalog = data.catalog().unwrap();
+        for (file, version) in [("p/1-a.db", "1"), ("p/2-b.db", "2")] {
+            catalog
+                .record_version(&KeptVersion {
+                    projection: "p".into(),
+                    file: file.into(),
+                    version: version.into(),
+                    wasm_sha256: "ab".into(),
+                    current_since_unix_ms: None,
+                })
+                .unwrap();
+            catalog.make_current("p", file).unwrap();
+        }
+        let request = |to: Option<&str>| RollbackRequest {
+            projection: "p".into(),
+            to: to.map(String::from),
+        };
+        let error = rollback_target(&data, &catalog, &request(Some("9"))).unwrap_err();
+        assert!(
+            error.to_string().contains("earlier versions kept are: 1"),
+            "{error}"
+        );
+        // Version 1 is in the catalog, but its files were never written.
+        let error = rollback_target(&data, &catalog, &request(None)).unwrap_err();
+        assert!(error.to_string().contains("was not kept"), "{error}");
+        let files = data.files_of("p/1-a.db");
+        std::fs::create_dir_all(files.db.parent().unwrap()).unwrap();
+        std::fs::write(&files.db, b"").unwrap();
+        std::fs::write(&files.wasm, b"").unwrap();
+        let (current, target) = rollback_target(&data, &catalog, &request(None)).unwrap();
+        assert_eq!(
+            (current.version.as_str(), target.version.as_str()),
+            ("2", "1")
+        );
+    }
+}
