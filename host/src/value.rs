@@ -33,6 +33,18 @@ pub enum SqlError {
     Other(String),
 }
 
+impl SqlError {
+    /// The same kind of error with its message passed through `change` (to bound it, say).
+    pub fn map_message(self, change: impl FnOnce(&str) -> String) -> SqlError {
+        match self {
+            SqlError::Denied(m) => SqlError::Denied(change(&m)),
+            SqlError::Invalid(m) => SqlError::Invalid(change(&m)),
+            SqlError::Constraint(m) => SqlError::Constraint(change(&m)),
+            SqlError::Other(m) => SqlError::Other(change(&m)),
+        }
+    }
+}
+
 impl fmt::Display for SqlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

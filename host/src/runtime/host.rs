@@ -4,14 +4,15 @@
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{GuestSqlError, GuestValue, log, sql, types};
 use super::limits::{Limiter, Limits};
+use super::output::Capture;
 use crate::value::{SqlError, SqlSession, Value};
 
-/// Bytes of stdout and stderr kept per instance; a plugin's panic message fits easily.
+/// Bytes of stdout and stderr kept per call; a plugin's panic message fits easily, and what
+/// does not fit is dropped and counted, never refused.
 const CAPTURED_OUTPUT_BYTES: usize = 64 << 10;
 
 /// Everything one plugin instance's `Store` holds.
@@ -29,8 +30,8 @@ pub struct HostState {
     /// WASI's resource handles (its streams).
     table: ResourceTable,
     /// The plugin's stdout and stderr, drained into the log after each call.
-    pub(super) stdout: MemoryOutputPipe,
-    pub(super) stderr: MemoryOutputPipe,
+    pub(super) stdout: Capture,
+    pub(super) stderr: Capture,
     /// Log lines left in this call's budget; reset before each call.
     pub(super) log_budget: u32,
     /// Lines dropped over the budget in this call.
@@ -42,8 +43,8 @@ pub struct HostState {
 impl HostState {
     /// State for a fresh instance of `projection`.
     pub fn new(projection: &str, sql: Arc<Mutex<dyn SqlSession>>, limits: &Limits) -> HostState {
-        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        let stdout = Capture::new(CAPTURED_OUTPUT_BYTES);
+        let stderr = Capture::new(CAPTURED_OUTPUT_BYTES);
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -83,7 +84,8 @@ impl HostState {
 /// Longest plugin log line kept; the rest is cut.
 const MAX_LOG_LINE_BYTES: usize = 4096;
 
-/// `text` cut to at most `limit` bytes on a character boundary, marked when cut.
+/// `text` cut to at most `limit` bytes on a character boundary; a cut text says how long the
+/// original was, so a reader knows how much is missing.
 pub(crate) fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= limit {
         return text.into();
@@ -92,7 +94,7 @@ pub(crate) fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &text[..end]).into()
+    format!("{}… (cut from {} bytes)", &text[..end], text.len()).into()
 }
 
 fn seeded_random() -> rand::rngs::StdRng {

@@ -19,21 +19,12 @@ use super::limits::{Limits, MemoryLimitExceeded};
 use crate::event::RecordedEvent;
 use crate::value::SqlSession;
 
-/// Captured output above this many bytes triggers a fresh instance at the next batch, before
-/// the bounded pipe fills and a write to it would trap.
-const OUTPUT_RECYCLE_BYTES: usize = 32 << 10;
-
 /// A plugin instance and everything needed to replace it.
 pub struct Instance {
     store: Store<HostState>,
     bindings: Projection,
     pre: ProjectionPre<HostState>,
     limits: Limits,
-    /// Bytes of stdout and stderr already copied to the log.
-    logged_stdout: usize,
-    logged_stderr: usize,
-    /// Where stderr stood when the current call began: what follows is this call's.
-    logged_stderr_at_call: usize,
 }
 
 impl Instance {
@@ -50,9 +41,6 @@ impl Instance {
             bindings,
             pre: pre.clone(),
             limits: runtime.limits().clone(),
-            logged_stdout: 0,
-            logged_stderr: 0,
-            logged_stderr_at_call: 0,
         })
     }
 
@@ -95,43 +83,40 @@ impl Instance {
     }
 
     fn before_call(&mut self) {
-        self.logged_stderr_at_call = self.logged_stderr;
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
         self.store.data_mut().start_call();
     }
 
-    /// Copies new stdout/stderr output to the log and reports dropped log lines.
+    /// Copies the call's stdout/stderr output to the log and reports what was dropped.
     fn after_call(&mut self) {
         let state = self.store.data();
-        let projection = state.projection.clone();
-        let stdout = state.stdout.contents();
-        let stderr = state.stderr.contents();
-        for line in String::from_utf8_lossy(&stdout[self.logged_stdout.min(stdout.len())..]).lines()
-        {
-            tracing::info!(projection, stream = "stdout", "{line}");
+        let projection = state.projection.as_str();
+        for (stream, output) in [
+            ("stdout", state.stdout.drain()),
+            ("stderr", state.stderr.drain()),
+        ] {
+            for line in String::from_utf8_lossy(&output.bytes).lines() {
+                if stream == "stdout" {
+                    tracing::info!(projection, stream, "{line}");
+                } else {
+                    tracing::warn!(projection, stream, "{line}");
+                }
+            }
+            if output.dropped > 0 {
+                tracing::warn!(
+                    projection,
+                    stream,
+                    dropped_bytes = output.dropped,
+                    "plugin output over the per-call capture was dropped"
+                );
+            }
         }
-        for line in String::from_utf8_lossy(&stderr[self.logged_stderr.min(stderr.len())..]).lines()
-        {
-            tracing::warn!(projection, stream = "stderr", "{line}");
-        }
-        self.logged_stdout = stdout.len();
-        self.logged_stderr = stderr.len();
         if state.logs_dropped > 0 {
             tracing::warn!(
                 projection,
                 dropped = state.logs_dropped,
                 "plugin log lines over the per-call limit were dropped"
             );
-        }
-        if self.logged_stdout > OUTPUT_RECYCLE_BYTES || self.logged_stderr > OUTPUT_RECYCLE_BYTES {
-            // Plugins keep no state between calls, so a fresh instance is invisible to them.
-            if let Err(error) = self.renew() {
-                tracing::warn!(
-                    projection,
-                    error = format!("{error:#}"),
-                    "could not recycle a chatty plugin instance"
-                );
-            }
         }
     }
 
@@ -152,10 +137,7 @@ impl Instance {
                 Some(trap) => trap.to_string(),
                 None => anyhow::Error::from(error).root_cause().to_string(),
             };
-            let stderr = self.store.data().stderr.contents();
-            let said = panic_message(&String::from_utf8_lossy(
-                &stderr[self.logged_stderr_at_call.min(stderr.len())..],
-            ));
+            let said = panic_message(&String::from_utf8_lossy(&self.store.data().stderr.peek()));
             PluginError::Trapped(match said {
                 Some(said) => format!("{what}; it said: {said}"),
                 None => what,
@@ -177,9 +159,6 @@ impl Instance {
         )?;
         self.store = store;
         self.bindings = bindings;
-        self.logged_stdout = 0;
-        self.logged_stderr = 0;
-        self.logged_stderr_at_call = 0;
         Ok(())
     }
 }
@@ -236,7 +215,7 @@ fn from_guest(error: GuestError) -> Rejection {
             index: invalid.index,
             message: bound(&invalid.message),
         },
-        GuestError::Sql(sql) => Rejection::Sql(from_guest_error(sql)),
+        GuestError::Sql(sql) => Rejection::Sql(from_guest_error(sql).map_message(bound)),
         GuestError::Other(message) => Rejection::Other(bound(&message)),
     }
 }

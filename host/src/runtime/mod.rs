@@ -15,6 +15,7 @@ mod host;
 mod instance;
 mod limits;
 mod manifest;
+mod output;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

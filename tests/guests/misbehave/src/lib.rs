@@ -3,7 +3,8 @@
 //! Each event's type says what to do: `Ok` inserts a row (`items(position, stream)`), `Trap`
 //! panics, `Loop` never returns, `Grow` allocates until memory runs out, `Sql` runs the
 //! statement in the event's data and fails the batch with the SQL error it gets, `Refuse`
-//! returns `invalid-event`, and `Print` writes its data to stdout and stderr and succeeds, and `Sleep` sleeps for an hour.
+//! returns `invalid-event`, `Print` writes its data to stdout and stderr and succeeds, `Shout` fails with a 12 MB
+//! `sql-error`, and `Sleep` sleeps for an hour.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "projection" });
 
@@ -54,6 +55,9 @@ impl Guest for Misbehave {
                 "Sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
                 "Refuse" => {
                     return Err(Error::InvalidEvent(InvalidEvent { index: index as u32, message: "refused on purpose".into() }));
+                }
+                "Shout" => {
+                    return Err(Error::Sql(sql::SqlError::Other("shout ".repeat(2 << 20))));
                 }
                 "Print" => {
                     let text = String::from_utf8_lossy(&event.data);
