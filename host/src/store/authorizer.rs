@@ -53,6 +53,12 @@ impl Policy {
         self.mode.store(mode as u8, Ordering::Relaxed);
     }
 
+    /// Records why a statement is being refused, for whoever classifies its error; used by
+    /// host functions that refuse a call the authorizer could not judge.
+    pub fn deny(&self, reason: String) {
+        *self.last_denial.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
     /// Takes the reason for the most recent denial, if any.
     pub fn take_denial(&self) -> Option<String> {
         self.last_denial
@@ -88,7 +94,7 @@ impl Policy {
             match decide(policy.mode(), &context) {
                 Ok(()) => Authorization::Allow,
                 Err(reason) => {
-                    *policy.last_denial.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                    policy.deny(reason);
                     Authorization::Deny
                 }
             }
@@ -118,6 +124,12 @@ pub fn decide(mode: Mode, context: &AuthContext<'_>) -> Result<(), String> {
                 || function_name.eq_ignore_ascii_case("fts3_tokenizer") =>
         {
             return Err(format!("{function_name} is not allowed"));
+        }
+        // What a plugin writes must follow from the events alone (see determinism.rs).
+        A::Function { function_name } if matches!(mode, Mode::Schema | Mode::Plugin) => {
+            if let Some(reason) = super::determinism::denial(function_name) {
+                return Err(reason);
+            }
         }
         _ => {}
     }
@@ -158,7 +170,16 @@ fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
             Ok(())
         }
         A::Read { table_name, .. } => unreserved(table_name),
-        A::Select | A::Function { .. } | A::Recursive => Ok(()),
+        // Only `CREATE TABLE … AS SELECT` runs a query while the schema is applied (a view's
+        // query runs when the view is read). SQLite does not ask about the rows it writes, so
+        // its query could run for ever or fill the disk before anything checks it.
+        A::Select => Err(
+            "CREATE TABLE … AS SELECT is not allowed in a schema: declare the table's columns              and fill it from events"
+                .into(),
+        ),
+        A::Function { .. } | A::Recursive => Ok(()),
+        // Creating a partial index asks about reindexing the index being created.
+        A::Reindex { index_name } if in_main => unreserved(index_name),
         ref other => Err(format!(
             "a schema may only create tables, indexes and views, not {other:?}"
         )),

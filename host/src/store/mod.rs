@@ -11,7 +11,10 @@ mod authorizer;
 mod catalog;
 mod checkpointer;
 mod data_dir;
+mod determinism;
 mod reader;
+mod schema_check;
+mod single;
 mod statements;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +93,9 @@ impl Default for StatementLimits {
     }
 }
 
+/// Longest statement text a plugin may send.
+const MAX_STATEMENT_BYTES: i32 = 1 << 20;
+
 /// Why plugin SQL and the commit are refused after SQLite ended the batch's transaction itself.
 pub(crate) const LOST_TRANSACTION: &str = "SQLite rolled back the batch's transaction (an ON CONFLICT ROLLBACK \
      clause, or an I/O error); nothing more can be written in this batch";
@@ -155,12 +161,8 @@ impl Db {
             false,
         )?;
         // One value (and so one plugin allocation request) is bounded like a query result.
-        let max_length = i32::try_from(limits.max_result_bytes).unwrap_or(i32::MAX);
-        connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_length)?;
         let policy = Policy::new(Mode::Host);
-        policy.install(&connection);
-        let interrupt = Arc::clone(&policy);
-        connection.progress_handler(10_000, Some(move || interrupt.past_deadline()));
+        guard_connection(&connection, &policy, limits.max_result_bytes)?;
         let mut db = Db {
             connection,
             policy,
@@ -190,7 +192,12 @@ impl Db {
             .optional()?;
         match existing {
             None => {
-                apply_schema(&transaction, &self.policy, &plugin.schema)?;
+                apply_schema(
+                    &transaction,
+                    &self.policy,
+                    &plugin.schema,
+                    self.limits.statement_deadline,
+                )?;
                 transaction.execute(
                     "INSERT INTO _projector_plugin (id, name, version, schema, wasm_sha256) VALUES (1, ?1, ?2, ?3, ?4)",
                     params![plugin.name, plugin.version, serde_json::to_string(&plugin.schema)?, plugin.wasm_sha256],
@@ -364,33 +371,94 @@ impl Db {
     }
 }
 
-/// Runs a plugin's schema statements on `connection` under the schema policy; the first one
-/// that fails or is denied is named in the error.
-fn apply_schema(connection: &Connection, policy: &Policy, schema: &[String]) -> anyhow::Result<()> {
+/// Runs a plugin's schema statements on `connection` under the schema policy, each under
+/// `deadline`; the first one that fails or is denied is named in the error.
+///
+/// Each entry must be one statement (a second one would escape the per-entry checks), and what
+/// they create is checked afterwards for what the authorizer cannot see while they run.
+fn apply_schema(
+    connection: &Connection,
+    policy: &Policy,
+    schema: &[String],
+    deadline: Duration,
+) -> anyhow::Result<()> {
     policy.set_mode(Mode::Schema);
     let applied = schema
         .iter()
         .enumerate()
         .try_for_each(|(index, statement)| {
-            connection.execute_batch(statement).map_err(|error| {
-                let reason = policy.take_denial().unwrap_or_else(|| error.to_string());
+            policy.take_denial();
+            policy.set_deadline(Some(std::time::Instant::now() + deadline));
+            run_schema_statement(connection, statement).map_err(|error| {
+                let reason = policy.take_denial().unwrap_or(error);
                 anyhow::format_err!(
-                    "schema statement {} ({statement:?}) failed: {reason}",
-                    index + 1
+                    "schema statement {} ({:?}) failed: {reason}",
+                    index + 1,
+                    quoted(statement)
                 )
             })
-        });
+        })
+        .and_then(|()| schema_check::created(connection, policy));
+    policy.set_deadline(None);
     policy.set_mode(Mode::Host);
     applied
 }
 
+/// Prepares and runs one schema entry.
+fn run_schema_statement(connection: &Connection, statement: &str) -> Result<(), String> {
+    single::check(statement)?;
+    let mut prepared = connection.prepare(statement).map_err(|e| e.to_string())?;
+    let mut rows = prepared.raw_query();
+    while rows.next().map_err(|e| e.to_string())?.is_some() {}
+    Ok(())
+}
+
+/// A statement's text as quoted in an error: bounded, since a manifest comes from a plugin.
+fn quoted(statement: &str) -> String {
+    let mut end = statement.len().min(300);
+    while !statement.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < statement.len() {
+        format!("{}… ({} bytes)", &statement[..end], statement.len())
+    } else {
+        statement.to_string()
+    }
+}
+
 /// Checks that `schema` creates its tables on an empty scratch database, under the same
-/// authorizer a projection database uses, without touching any real file: a candidate module
-/// whose DDL does not run is refused before it can disturb anything.
-pub fn check_schema(schema: &[String]) -> anyhow::Result<()> {
+/// authorizer and deadline a projection database uses, without touching any real file: a
+/// candidate module whose DDL does not run is refused before it can disturb anything.
+pub fn check_schema(schema: &[String], deadline: Duration) -> anyhow::Result<()> {
     let connection = Connection::open_in_memory()?;
     connection.execute_batch(HOST_SCHEMA)?;
     let policy = Policy::new(Mode::Host);
-    policy.install(&connection);
-    apply_schema(&connection, &policy, schema)
+    guard_connection(
+        &connection,
+        &policy,
+        StatementLimits::default().max_result_bytes,
+    )?;
+    apply_schema(&connection, &policy, schema, deadline)
+}
+
+/// What every connection that runs plugin SQL gets: the authorizer, the deadline check, the
+/// deterministic date functions and a bound on the values SQLite will build.
+fn guard_connection(
+    connection: &Connection,
+    policy: &Arc<Policy>,
+    max_length: usize,
+) -> anyhow::Result<()> {
+    policy.install(connection);
+    let interrupt = Arc::clone(policy);
+    connection.progress_handler(10_000, Some(move || interrupt.past_deadline()));
+    determinism::install(connection, policy)?;
+    let max_length = i32::try_from(max_length).unwrap_or(i32::MAX);
+    connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_length)?;
+    // Statement texts come from plugins; values travel as parameters, so a long text is an
+    // attack (or a bug), not data.
+    connection.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_SQL_LENGTH,
+        MAX_STATEMENT_BYTES,
+    )?;
+    Ok(())
 }

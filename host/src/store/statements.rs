@@ -120,6 +120,8 @@ impl Db {
         if self.connection.is_autocommit() {
             return Err(SqlError::Other(LOST_TRANSACTION.into()));
         }
+        // Before SQLite sees the text: rusqlite's own check of a tail recurses per statement.
+        super::single::check(statement).map_err(SqlError::Invalid)?;
         // Cached statements were all prepared here, under the plugin policy (see `Db`).
         let mut prepared = self
             .connection
@@ -320,6 +322,47 @@ mod tests {
             db.execute("SELECT 1; SELECT 2", &[]),
             Err(SqlError::Invalid(_))
         ));
+    }
+
+    /// Plugin SQL cannot read the clock, the time zone or a random source, so a replay builds
+    /// the same tables; a denied call names the function.
+    #[test]
+    fn non_deterministic_functions_are_denied() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        for (statement, function) in [
+            ("SELECT random()", "random"),
+            ("SELECT randomblob(4)", "randomblob"),
+            ("SELECT CURRENT_TIMESTAMP", "current_timestamp"),
+            ("SELECT datetime('now')", "datetime('now')"),
+            ("SELECT date(0, 'unixepoch', 'localtime')", "localtime"),
+            ("SELECT last_insert_rowid()", "last_insert_rowid"),
+        ] {
+            let error = db.query(statement, &[]).unwrap_err();
+            assert!(
+                matches!(&error, SqlError::Denied(m) if m.contains(function)),
+                "{statement}: {error}"
+            );
+        }
+        let rows = db
+            .query(
+                "SELECT datetime(?1 / 1000, 'unixepoch')",
+                &[Value::Integer(1_700_000_000_000)],
+            )
+            .unwrap();
+        assert_eq!(rows, vec![vec![Value::Text("2023-11-14 22:13:20".into())]]);
+    }
+
+    /// The text that overflowed the stack through rusqlite's recursive tail check is refused
+    /// as invalid in one pass.
+    #[test]
+    fn a_text_of_many_statements_is_invalid() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        let text = "SELECT 1;".repeat(100_000);
+        assert!(
+            matches!(db.query(&text, &[]), Err(SqlError::Invalid(m)) if m.contains("one statement"))
+        );
     }
 
     /// `execute` steps a statement once: DML with RETURNING must not apply twice.

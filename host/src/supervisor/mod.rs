@@ -384,7 +384,7 @@ impl Supervisor {
 /// schema on a scratch database.
 fn prepare(runtime: &Runtime, path: &Path, wasm: &[u8]) -> anyhow::Result<Plugin> {
     let plugin = runtime.load_bytes(path, wasm)?;
-    crate::store::check_schema(&plugin.manifest.schema)
+    crate::store::check_schema(&plugin.manifest.schema, runtime.limits().batch_deadline)
         .context("the plugin's schema does not run on an empty database")?;
     Ok(plugin)
 }

@@ -1,0 +1,197 @@
+//! Keeps plugin SQL deterministic: a replay of the same events must build the same tables.
+//!
+//! Two kinds of SQL function break that. Some have no deterministic use at all (`random()`,
+//! `CURRENT_TIMESTAMP`, the counters of the connection's history); the authorizer denies those
+//! by name ([`denial`]). The date and time functions are deterministic on a given time value,
+//! which projections use to format event timestamps, but not on `'now'` or on the
+//! `'localtime'`/`'utc'` modifiers, which read the wall clock and the machine's time zone. The
+//! authorizer does not see arguments, so the projection connection overrides those functions
+//! ([`install`]): a call with a deterministic argument list is answered by SQLite's own
+//! implementation on a private in-memory connection; any other call is denied.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, params_from_iter};
+
+use super::authorizer::Policy;
+
+/// Why plugin SQL may not call `function`, if it may not.
+pub fn denial(function: &str) -> Option<String> {
+    let lower = function.to_ascii_lowercase();
+    let why = match lower.as_str() {
+        "random" | "randomblob" => "it returns different values on every replay",
+        "current_time" | "current_date" | "current_timestamp" => {
+            "it reads the wall clock; use the event's created-unix-ms"
+        }
+        "changes" | "total_changes" | "last_insert_rowid" => {
+            "it depends on statements outside this one, which differ with how batches are cut; \
+             use RETURNING or the count `execute` returns"
+        }
+        "sqlite_version"
+        | "sqlite_source_id"
+        | "sqlite_compileoption_used"
+        | "sqlite_compileoption_get" => "it depends on the host's build, not on the events",
+        _ => return None,
+    };
+    Some(format!(
+        "{function}() is not deterministic: {why} (a replay must build the same tables)"
+    ))
+}
+
+/// The date and time functions, with the fewest arguments at which they do not mean "now".
+const DATE_FUNCTIONS: [(&str, usize); 7] = [
+    ("date", 1),
+    ("time", 1),
+    ("datetime", 1),
+    ("julianday", 1),
+    ("unixepoch", 1),
+    ("strftime", 2),
+    ("timediff", 2),
+];
+
+/// Overrides the date and time functions on `connection` so that only deterministic calls get
+/// through; a refused call records its reason on `policy` (so it reaches the plugin as
+/// `denied`) and fails the statement.
+pub fn install(connection: &Connection, policy: &Arc<Policy>) -> rusqlite::Result<()> {
+    for (name, least_arguments) in DATE_FUNCTIONS {
+        let policy = Arc::clone(policy);
+        connection.create_scalar_function(
+            name,
+            -1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            move |context| match refusal(name, least_arguments, context) {
+                Some(reason) => {
+                    policy.deny(reason.clone());
+                    Err(rusqlite::Error::UserFunctionError(reason.into()))
+                }
+                None => delegate(name, context),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Why this call would not be deterministic, if it would not.
+fn refusal(name: &str, least_arguments: usize, context: &Context<'_>) -> Option<String> {
+    if context.len() < least_arguments {
+        return Some(format!(
+            "{name}() without a time value means now, which is not deterministic; \
+             pass the event's timestamp"
+        ));
+    }
+    (0..context.len()).find_map(|index| {
+        let ValueRef::Text(text) = context.get_raw(index) else {
+            return None;
+        };
+        let text = String::from_utf8_lossy(text);
+        let word = text.trim().to_ascii_lowercase();
+        match word.as_str() {
+            "now" => Some(format!(
+                "{name}('now') reads the wall clock, which is not deterministic; pass the event's timestamp"
+            )),
+            "localtime" | "utc" => Some(format!(
+                "{name}(…, '{word}') depends on the machine's time zone, which is not \
+                 deterministic; keep times in UTC"
+            )),
+            _ => None,
+        }
+    })
+}
+
+thread_local! {
+    /// SQLite's own date functions, untouched by the override: a private in-memory connection
+    /// per thread (projection threads each get one on first use).
+    static BUILT_IN: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// Evaluates the call with SQLite's built-in implementation.
+fn delegate(name: &str, context: &Context<'_>) -> rusqlite::Result<Value> {
+    let arguments: Vec<Value> = (0..context.len())
+        .map(|index| Value::from(context.get_raw(index)))
+        .collect();
+    BUILT_IN.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(Connection::open_in_memory()?);
+        }
+        let connection = cell.as_ref().expect("opened above");
+        let placeholders = vec!["?"; arguments.len()].join(", ");
+        let mut statement = connection.prepare_cached(&format!("SELECT {name}({placeholders})"))?;
+        statement.query_row(params_from_iter(arguments), |row| row.get::<_, Value>(0))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Mode;
+
+    fn connection() -> (Connection, Arc<Policy>) {
+        let connection = Connection::open_in_memory().unwrap();
+        let policy = Policy::new(Mode::Host);
+        install(&connection, &policy).unwrap();
+        (connection, policy)
+    }
+
+    #[test]
+    fn deterministic_calls_answer_as_sqlite_does() {
+        let (connection, _) = connection();
+        let built_in = Connection::open_in_memory().unwrap();
+        for call in [
+            "datetime(1700000000, 'unixepoch')",
+            "date('2024-02-29', '+1 year')",
+            "strftime('%Y-%m-%dT%H:%M:%f', 1700000000.5, 'unixepoch', 'subsec')",
+            "julianday('2000-01-01 12:00')",
+            "unixepoch('2024-01-01')",
+            "time('12:34:56', '+90 minutes')",
+            "timediff('2024-03-01', '2024-02-01')",
+            "datetime(NULL)",
+            "date('not a date')",
+        ] {
+            let ours: Value = connection
+                .query_row(&format!("SELECT {call}"), [], |row| row.get(0))
+                .unwrap();
+            let theirs: Value = built_in
+                .query_row(&format!("SELECT {call}"), [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(ours, theirs, "{call}");
+        }
+    }
+
+    #[test]
+    fn calls_on_the_clock_or_the_time_zone_are_denied() {
+        let (connection, policy) = connection();
+        for call in [
+            "datetime('now')",
+            "date()",
+            "strftime('%s')",
+            "datetime(' NOW ')",
+            "datetime(1700000000, 'unixepoch', 'localtime')",
+            "datetime('2024-01-01', 'utc')",
+        ] {
+            let error = connection
+                .query_row(&format!("SELECT {call}"), [], |row| row.get::<_, Value>(0))
+                .unwrap_err();
+            let reason = policy.take_denial().expect(call);
+            assert!(reason.contains("not deterministic"), "{call}: {reason}");
+            assert!(error.to_string().contains("not deterministic"), "{error}");
+        }
+        // A time value bound as a parameter is judged the same way.
+        assert!(
+            connection
+                .query_row("SELECT datetime(?1)", ["now"], |row| row.get::<_, Value>(0))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn functions_without_a_deterministic_use_are_named() {
+        for function in ["random", "RANDOMBLOB", "current_timestamp", "changes"] {
+            assert!(denial(function).unwrap().contains(function));
+        }
+        assert_eq!(denial("abs"), None);
+    }
+}
