@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::alert::{AlertSettings, Webhook};
 use crate::pipeline::Backoff;
 use crate::pipeline::BatchOptions;
 use crate::projection::ErrorPolicy;
@@ -21,6 +22,10 @@ use crate::runtime::{Limits, check_name};
 
 /// Versions of each projection kept on disk unless `[reload] keep_versions` says otherwise.
 pub const DEFAULT_KEEP_VERSIONS: usize = 2;
+
+/// The most `[alerts] retries`: up to a minute apart, 20 already keep an alert going for about a
+/// quarter of an hour while the ones behind it wait.
+const MAX_ALERT_RETRIES: u32 = 20;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +45,9 @@ pub struct RawConfig {
     /// How plugin changes are noticed and how many versions are kept.
     #[serde(default)]
     pub reload: RawReload,
+    /// Who hears about stopped projections and dead letters.
+    #[serde(default)]
+    pub alerts: RawAlerts,
     /// Options per projection, by projection name.
     #[serde(default)]
     pub projections: BTreeMap<String, RawProjection>,
@@ -58,6 +66,21 @@ pub struct RawReload {
     pub debounce_ms: Option<u64>,
     /// Versions of each projection kept on disk, the current one included. Default 2.
     pub keep_versions: Option<usize>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAlerts {
+    /// Where alerts are POSTed as JSON: an `http://` or `https://` URL. Default none: alerts
+    /// are only logged.
+    pub webhook: Option<String>,
+    /// How long dead letters of one projection are collected into one alert, in milliseconds.
+    /// Default 10000.
+    pub dead_letter_debounce_ms: Option<u64>,
+    /// The longest one delivery attempt may take, in milliseconds. Default 5000.
+    pub timeout_ms: Option<u64>,
+    /// Attempts after a failed first one before an alert is given up. Default 5.
+    pub retries: Option<u32>,
 }
 
 /// `[source]`: exactly one of `connection` and `file`.
@@ -120,6 +143,8 @@ pub struct Config {
     pub watch: WatchOptions,
     /// Versions of each projection kept on disk, the current one included.
     pub keep_versions: usize,
+    /// How stopped projections and dead letters are alerted.
+    pub alerts: AlertSettings,
 }
 
 /// Where events come from.
@@ -267,6 +292,7 @@ impl Config {
                 "[reload] keep_versions must be at least 1 (the current version)".to_string(),
             );
         }
+        let alerts = validate_alerts(raw.alerts, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -280,6 +306,7 @@ impl Config {
             error_policies,
             watch,
             keep_versions,
+            alerts,
         })
     }
 
@@ -287,6 +314,44 @@ impl Config {
     pub fn error_policy(&self, name: &str) -> ErrorPolicy {
         self.error_policies.get(name).copied().unwrap_or_default()
     }
+}
+
+/// `[alerts]`, with its problems added to `problems`.
+fn validate_alerts(raw: RawAlerts, problems: &mut Vec<String>) -> AlertSettings {
+    let defaults = AlertSettings::default();
+    let webhook = raw.webhook.and_then(|text| {
+        Webhook::parse(&text)
+            .map_err(|problem| problems.push(format!("[alerts] webhook {problem}")))
+            .ok()
+    });
+    let alerts = AlertSettings {
+        webhook,
+        dead_letter_debounce: raw
+            .dead_letter_debounce_ms
+            .map_or(defaults.dead_letter_debounce, Duration::from_millis),
+        timeout: raw
+            .timeout_ms
+            .map_or(defaults.timeout, Duration::from_millis),
+        retries: raw.retries.unwrap_or(defaults.retries),
+        ..defaults
+    };
+    if alerts.dead_letter_debounce < Duration::from_millis(100) {
+        problems.push(
+            "[alerts] dead_letter_debounce_ms must be at least 100 (a window collects a burst \
+             of dead letters into one alert)"
+                .to_string(),
+        );
+    }
+    if alerts.timeout < Duration::from_millis(100) {
+        problems.push("[alerts] timeout_ms must be at least 100".to_string());
+    }
+    if alerts.retries > MAX_ALERT_RETRIES {
+        problems.push(format!(
+            "[alerts] retries must be at most {MAX_ALERT_RETRIES} (alerts wait in line while one \
+             is retried, up to a minute apart)"
+        ));
+    }
+    alerts
 }
 
 /// One error that lists every problem.
@@ -396,6 +461,52 @@ mod tests {
             SourceConfig::Esdb("esdb://localhost:2113?tls=false".into())
         );
         assert_eq!(config.backoff.max, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn alerts_default_to_the_log_only() {
+        let config = Config::parse("[source]\nfile = \"x\"\n", Path::new(".")).unwrap();
+        assert!(config.alerts.webhook.is_none());
+        assert_eq!(config.alerts.dead_letter_debounce, Duration::from_secs(10));
+        assert_eq!(config.alerts.timeout, Duration::from_secs(5));
+        assert_eq!(config.alerts.retries, 5);
+    }
+
+    #[test]
+    fn alerts_take_a_webhook_and_its_timings() {
+        let text = "[source]\nfile = \"x\"\n[alerts]\nwebhook = \"https://hooks.example.com/T0/secret\"\n\
+                    dead_letter_debounce_ms = 2000\ntimeout_ms = 1500\nretries = 0\n";
+        let config = Config::parse(text, Path::new(".")).unwrap();
+        let webhook = config.alerts.webhook.as_ref().unwrap();
+        assert_eq!(webhook.redacted(), "https://hooks.example.com/…");
+        assert!(!format!("{config:?}").contains("secret"));
+        assert_eq!(config.alerts.dead_letter_debounce, Duration::from_secs(2));
+        assert_eq!(config.alerts.timeout, Duration::from_millis(1500));
+        assert_eq!(config.alerts.retries, 0);
+    }
+
+    #[test]
+    fn alerts_are_checked_at_load() {
+        let text = "[source]\nfile = \"x\"\n[alerts]\nwebhook = \"ftp://example.com/x\"\n\
+                    timeout_ms = 0\nretries = 99\nwebhok = \"y\"\n";
+        let error = Config::parse(text, Path::new(".")).unwrap_err().to_string();
+        assert!(error.starts_with("4 problem(s)"), "{error}");
+        assert!(
+            error.contains("[alerts] webhook must be an http:// or https:// URL, not ftp://"),
+            "{error}"
+        );
+        assert!(
+            error.contains("[alerts] timeout_ms must be at least 100"),
+            "{error}"
+        );
+        assert!(
+            error.contains("[alerts] retries must be at most 20"),
+            "{error}"
+        );
+        assert!(
+            error.contains("line 7: unknown field `alerts.webhok`"),
+            "{error}"
+        );
     }
 
     #[test]

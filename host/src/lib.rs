@@ -19,10 +19,13 @@
 //! - [`supervisor`]: the set of running projections and its changes: start, swap, shadow
 //!   rebuild and cut-over, rollback, removal, reload history.
 //! - [`demo`]: the shop workload `projector dev` appends.
+//! - [`alert`]: telling a person that a projection stopped or dead-lettered events: the log and
+//!   a webhook. Only user of reqwest.
 //! - [`config`]: the `projector.toml` file.
 //! - [`api`]: the HTTP API: read-only SQL and status. Only user of axum.
 //! - [`cli`]: the `projector` commands.
 
+pub mod alert;
 pub mod api;
 pub mod cli;
 pub mod config;
