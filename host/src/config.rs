@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::alert::{AlertSettings, Webhook};
 use crate::pipeline::Backoff;
 use crate::pipeline::BatchOptions;
-use crate::projection::ErrorPolicy;
+use crate::projection::{ErrorPolicy, Failures};
 use crate::reload::{WatchMode, WatchOptions};
 use crate::runtime::{Limits, check_name};
 
@@ -120,6 +120,12 @@ pub struct RawBatching {
 pub struct RawProjection {
     /// What a failing event costs: `dead-letter` (default), `skip` or `stop`.
     pub on_error: Option<ErrorPolicy>,
+    /// Failing events in a row after which the plugin is taken for broken (default 100).
+    pub max_consecutive_failures: Option<u32>,
+    /// Retries of a batch that met a fault of the database before stopping (default 3).
+    pub transient_retries: Option<u32>,
+    /// Largest the projection's database may grow, in MiB (default 65536).
+    pub max_database_mb: Option<u64>,
 }
 
 /// The validated configuration.
@@ -138,7 +144,7 @@ pub struct Config {
     /// How batches are cut.
     pub batching: BatchOptions,
     /// Error policy per projection name; absent names get the default.
-    pub error_policies: BTreeMap<String, ErrorPolicy>,
+    pub failures: BTreeMap<String, Failures>,
     /// How the plugins folder is watched.
     pub watch: WatchOptions,
     /// Versions of each projection kept on disk, the current one included.
@@ -263,12 +269,40 @@ impl Config {
         if batching.max_events == 0 {
             problems.push("[batching] max_events must be at least 1".to_string());
         }
-        let mut error_policies = BTreeMap::new();
+        let mut failures = BTreeMap::new();
         for (name, projection) in raw.projections {
             if let Err(problem) = check_name(&name) {
                 problems.push(format!("[projections.{name}]: {problem}"));
             }
-            error_policies.insert(name, projection.on_error.unwrap_or_default());
+            let defaults = Failures::default();
+            let settings = Failures {
+                on_error: projection.on_error.unwrap_or_default(),
+                max_consecutive: projection
+                    .max_consecutive_failures
+                    .unwrap_or(defaults.max_consecutive),
+                transient_retries: projection
+                    .transient_retries
+                    .unwrap_or(defaults.transient_retries),
+                max_database_bytes: projection
+                    .max_database_mb
+                    .map_or(defaults.max_database_bytes, |mb| mb.saturating_mul(1 << 20)),
+            };
+            if settings.max_consecutive == 0 {
+                problems.push(format!(
+                    "[projections.{name}] max_consecutive_failures must be at least 1"
+                ));
+            }
+            if settings.transient_retries > 100 {
+                problems.push(format!(
+                    "[projections.{name}] transient_retries must be at most 100"
+                ));
+            }
+            if projection.max_database_mb == Some(0) {
+                problems.push(format!(
+                    "[projections.{name}] max_database_mb must be at least 1"
+                ));
+            }
+            failures.insert(name, settings);
         }
         let default_watch = WatchOptions::default();
         let watch = WatchOptions {
@@ -303,7 +337,7 @@ impl Config {
             backoff,
             limits,
             batching,
-            error_policies,
+            failures,
             watch,
             keep_versions,
             alerts,
@@ -312,7 +346,11 @@ impl Config {
 
     /// The error policy of projection `name`.
     pub fn error_policy(&self, name: &str) -> ErrorPolicy {
-        self.error_policies.get(name).copied().unwrap_or_default()
+        self.failures
+            .get(name)
+            .copied()
+            .unwrap_or_default()
+            .on_error
     }
 }
 

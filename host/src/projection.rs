@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::event::{Position, RecordedEvent};
 use crate::runtime::{Instance, Plugin, PluginError, Rejection, Runtime};
-use crate::store::{Checkpoint, Db, PluginRecord, StatementLimits};
+use crate::store::{Checkpoint, Db, DbLimits, PluginRecord};
 
 /// What happens to an event the plugin cannot project.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -29,6 +29,56 @@ pub enum ErrorPolicy {
     Stop,
 }
 
+/// How a projection treats failures (`[projections.<name>]` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failures {
+    /// What a failing event costs.
+    pub on_error: ErrorPolicy,
+    /// Failing events in a row, across batches, after which the plugin is taken for broken and
+    /// the projection stopped: refusing events is a plugin's right, failing on every one of
+    /// them is a fault, and dead-lettering the whole log would hide it. Default 100.
+    pub max_consecutive: u32,
+    /// Retries of a batch that met a fault of the database (locked, I/O, full) before the
+    /// projection stops with that fault. Default 3.
+    pub transient_retries: u32,
+    /// Largest the projection's database may grow. Default 64 GiB.
+    pub max_database_bytes: u64,
+}
+
+impl Default for Failures {
+    fn default() -> Failures {
+        Failures {
+            on_error: ErrorPolicy::default(),
+            max_consecutive: 100,
+            transient_retries: 3,
+            max_database_bytes: crate::store::DEFAULT_MAX_DATABASE_BYTES,
+        }
+    }
+}
+
+impl From<ErrorPolicy> for Failures {
+    fn from(on_error: ErrorPolicy) -> Failures {
+        Failures {
+            on_error,
+            ..Failures::default()
+        }
+    }
+}
+
+/// A batch met a fault of the database, not of its events: it must be retried, never
+/// dead-lettered (see [`crate::store::fault`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransientFault(String);
+
+/// Failing events in a row, carried across batches.
+#[derive(Clone, Debug, Default)]
+struct Streak {
+    count: u32,
+    /// Where it began and the first error, for the stop's reason.
+    first: Option<(Position, String)>,
+}
+
 /// What a committed batch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchReport {
@@ -38,6 +88,9 @@ pub struct BatchReport {
     pub failed: usize,
     /// The stored position afterwards.
     pub checkpoint: Option<Position>,
+    /// The first dead-lettered event's error, when some were (skipped events are not
+    /// anybody's business to act on).
+    pub first_dead_letter: Option<String>,
 }
 
 /// A running projection.
@@ -50,8 +103,10 @@ pub struct Projection {
     db: Arc<Mutex<Db>>,
     /// The live plugin instance; it replaces itself after a trap.
     instance: Instance,
-    /// What a failing event costs.
-    policy: ErrorPolicy,
+    /// What failures cost.
+    failures: Failures,
+    /// Failing events in a row up to the last committed batch.
+    streak: Streak,
     /// The stored checkpoint, mirrored to skip re-delivered events without a query.
     checkpoint: Option<Checkpoint>,
 }
@@ -63,7 +118,7 @@ impl Projection {
         runtime: &Runtime,
         plugin: Plugin,
         database: &Path,
-        policy: ErrorPolicy,
+        failures: Failures,
     ) -> anyhow::Result<Projection> {
         let manifest = &plugin.manifest;
         let record = PluginRecord {
@@ -72,9 +127,10 @@ impl Projection {
             schema: manifest.schema.clone(),
             wasm_sha256: plugin.sha256.clone(),
         };
-        let limits = StatementLimits {
+        let limits = DbLimits {
             statement_deadline: runtime.limits().batch_deadline,
             max_result_bytes: runtime.limits().memory_bytes,
+            max_database_bytes: failures.max_database_bytes,
         };
         let db = Db::open(database, &record, limits)
             .with_context(|| format!("opening the database of projection {}", manifest.name))?;
@@ -86,7 +142,8 @@ impl Projection {
             plugin,
             db,
             instance,
-            policy,
+            failures,
+            streak: Streak::default(),
             checkpoint,
         })
     }
@@ -99,6 +156,21 @@ impl Projection {
     /// The plugin it runs.
     pub fn plugin(&self) -> &Plugin {
         &self.plugin
+    }
+
+    /// What failures cost.
+    pub fn failures(&self) -> Failures {
+        self.failures
+    }
+
+    /// The fault of the database behind `error`, told for an operator, when `error` is one
+    /// that a retry of the batch may clear.
+    pub fn transient_fault(&self, error: &anyhow::Error) -> Option<String> {
+        let fault = error
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<TransientFault>().map(|f| f.0.clone()))
+            .or_else(|| crate::store::fault::transient(error))?;
+        Some(self.db().explain_fault(&fault))
     }
 
     /// The stored checkpoint: the source resumes after it.
@@ -124,6 +196,8 @@ impl Projection {
         self.db().set_wasm_sha256(&plugin.sha256)?;
         self.instance = instance;
         self.plugin = plugin;
+        // New code starts with a clean record.
+        self.streak = Streak::default();
         Ok(())
     }
 
@@ -178,18 +252,29 @@ impl Projection {
         } else {
             self.instance.handle(events)
         };
-        let report = match outcome {
-            Ok(()) => BatchReport {
-                projected: events.len(),
-                failed: 0,
-                checkpoint: Some(position),
-            },
+        self.check_fault()?;
+        let (report, streak) = match outcome {
+            Ok(()) => {
+                let streak = if events.is_empty() {
+                    self.streak.clone()
+                } else {
+                    Streak::default()
+                };
+                let report = BatchReport {
+                    projected: events.len(),
+                    checkpoint: Some(position),
+                    ..BatchReport::default()
+                };
+                (report, streak)
+            }
             Err(error) => {
                 self.db().rollback()?;
-                BatchReport {
+                let (report, streak) = self.recover(events, error)?;
+                let report = BatchReport {
                     checkpoint: Some(position),
-                    ..self.recover(events, error)?
-                }
+                    ..report
+                };
+                (report, streak)
             }
         };
         let committed = self.db().commit(checkpoint);
@@ -198,7 +283,19 @@ impl Projection {
             return Err(error);
         }
         self.checkpoint = Some(checkpoint);
+        self.streak = streak;
         Ok(report)
+    }
+
+    /// Fails the batch (rolled back) when a plugin statement met a fault of the database,
+    /// whatever the plugin made of the error: the batch is retried, never dead-lettered or
+    /// committed without the write that failed.
+    fn check_fault(&mut self) -> anyhow::Result<()> {
+        let Some(fault) = self.db().take_fault() else {
+            return Ok(());
+        };
+        self.db().rollback()?;
+        Err(TransientFault(fault).into())
     }
 
     /// Finds the events of a refused batch that fail, applies the failure policy to them and
@@ -211,12 +308,12 @@ impl Projection {
         &mut self,
         events: &[RecordedEvent],
         error: PluginError,
-    ) -> anyhow::Result<BatchReport> {
+    ) -> anyhow::Result<(BatchReport, Streak)> {
         let range = describe_range(events);
         if let PluginError::LimitExceeded(_) | PluginError::Broken(_) = error {
             bail!("projection {} stopped at {range}: {error}", self.name());
         }
-        if self.policy == ErrorPolicy::Stop {
+        if self.failures.on_error == ErrorPolicy::Stop {
             bail!(
                 "projection {} stopped at {range} (on-error = stop): {error}",
                 self.name()
@@ -251,9 +348,10 @@ impl Projection {
                 pending = self.try_handle(rest)?.err();
             }
         }
+        let streak = self.extend_streak(events, &failures)?;
         for (event, error) in &failures {
             let message = error.to_string();
-            let outcome = if self.policy == ErrorPolicy::DeadLetter {
+            let outcome = if self.failures.on_error == ErrorPolicy::DeadLetter {
                 "dead-lettered"
             } else {
                 "skipped"
@@ -266,23 +364,65 @@ impl Projection {
                 error = message,
                 "event not projected; {outcome}"
             );
-            if self.policy == ErrorPolicy::DeadLetter {
+            if self.failures.on_error == ErrorPolicy::DeadLetter {
                 let sha256 = self.plugin.sha256.clone();
                 self.db().dead_letter(event, &message, &sha256, 2)?;
             }
         }
-        Ok(BatchReport {
+        let report = BatchReport {
             projected: events.len() - failures.len(),
             failed: failures.len(),
             checkpoint: None,
-        })
+            first_dead_letter: failures
+                .first()
+                .filter(|_| self.failures.on_error == ErrorPolicy::DeadLetter)
+                .map(|(_, error)| error.to_string()),
+        };
+        Ok((report, streak))
+    }
+
+    /// The streak of failing events after this batch; stops the projection (the batch rolled
+    /// back) when it reaches the bound.
+    fn extend_streak(
+        &mut self,
+        events: &[RecordedEvent],
+        failures: &[(&RecordedEvent, PluginError)],
+    ) -> anyhow::Result<Streak> {
+        let mut streak = self.streak.clone();
+        let mut failed = failures.iter().peekable();
+        for event in events {
+            let Some((_, error)) = failed.next_if(|(f, _)| f.position == event.position) else {
+                streak = Streak::default();
+                continue;
+            };
+            streak.count += 1;
+            let first = streak
+                .first
+                .get_or_insert_with(|| (event.position, error.to_string()));
+            if streak.count >= self.failures.max_consecutive {
+                let (since, first_error) = first.clone();
+                self.db().rollback()?;
+                bail!(
+                    "projection {} stopped at position {}: the plugin failed on {} events in a \
+                     row (since position {since}, across batches), which looks like a broken \
+                     plugin rather than bad events; fix it and deploy it again. First error: \
+                     {first_error}; last error: {error}",
+                    self.name(),
+                    event.position,
+                    streak.count
+                );
+            }
+        }
+        Ok(streak)
     }
 
     /// Calls the plugin on `events` under a savepoint: kept on success, undone on failure.
     /// A limit, or an instance that cannot be rebuilt, stops the projection.
     fn try_handle(&mut self, events: &[RecordedEvent]) -> anyhow::Result<Result<(), PluginError>> {
         self.db().savepoint()?;
-        match self.instance.handle(events) {
+        let outcome = self.instance.handle(events);
+        self.check_fault()?;
+        match outcome {
             Ok(()) => {
                 self.db().release_savepoint()?;
                 Ok(Ok(()))

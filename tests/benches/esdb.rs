@@ -135,7 +135,7 @@ fn start(runtime: &Runtime, data: &Path, store: Arc<EsdbSource>) -> anyhow::Resu
         &plugin.manifest.version,
         &plugin.sha256,
     )?;
-    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter)?;
+    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())?;
     let settings = Settings::new(
         BatchOptions::default(),
         Limits::default().thread_stack_bytes,

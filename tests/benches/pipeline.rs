@@ -90,7 +90,7 @@ async fn wasm_pipeline(
         &plugin.manifest.version,
         &plugin.sha256,
     )?;
-    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter)?;
+    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())?;
     let source = Arc::new(MemorySource::new("memory", events.to_vec()));
     let options = BatchOptions {
         max_events: BATCH,

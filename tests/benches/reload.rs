@@ -220,7 +220,7 @@ impl Host {
             plugins_dir: plugins_dir.clone(),
             watch: WatchOptions::default(),
             keep_versions: 2,
-            policies: Default::default(),
+            failures: Default::default(),
         };
         let (stop, stopped) = oneshot::channel();
         let source: Arc<dyn EventSource> = Arc::clone(store) as Arc<dyn EventSource>;

@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use super::run::{report, serve_api};
 use super::shutdown_signal;
+use crate::alert::{AlertSettings, Alerts};
 use crate::config::DEFAULT_KEEP_VERSIONS;
 use crate::demo::{self, Shop};
 use crate::pipeline::{BatchOptions, Settings, Status};
@@ -122,15 +123,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         api_address,
     );
     let reporter = tokio::spawn(report_status(status.clone()));
+    // No webhook in dev: stops and dead letters are logged, one line each (debounced).
+    let alerts = Alerts::start(AlertSettings::default())?;
     let settings = Settings {
         status,
+        alerts: Some(alerts),
         ..Settings::new(BatchOptions::default(), limits.thread_stack_bytes)
     };
     let options = supervisor::Options {
         plugins_dir,
         watch: WatchOptions::default(),
         keep_versions: DEFAULT_KEEP_VERSIONS,
-        policies: Default::default(),
+        failures: Default::default(),
     };
     let outcomes =
         supervisor::run(data, runtime, store, settings, options, shutdown_signal()).await;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::shutdown_signal;
+use crate::alert::Alerts;
 use crate::api::Api;
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{self, Settings};
@@ -14,6 +15,9 @@ use crate::runtime::Runtime;
 use crate::source::{EsdbSource, EventSource, JsonlSource};
 use crate::store::DataDir;
 use crate::supervisor;
+
+/// How long shutdown waits for alerts still to be delivered.
+pub(super) const ALERT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Arguments of `projector run`.
 #[derive(Debug, clap::Args)]
@@ -38,8 +42,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         SourceConfig::File(path) => Arc::new(JsonlSource::open(path)?),
     };
     tracing::info!(source = source.describe(), plugins = %config.plugins_dir.display(), data = %config.data_dir.display(), "running");
+    let alerts = Alerts::start(config.alerts.clone())?;
     let settings = Settings {
         backoff: config.backoff,
+        alerts: Some(alerts.clone()),
         ..Settings::new(config.batching, config.limits.thread_stack_bytes)
     };
     let api = serve_api(args.api, &config.data_dir, &settings.status).await?;
@@ -47,7 +53,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         plugins_dir: config.plugins_dir.clone(),
         watch: config.watch.clone(),
         keep_versions: config.keep_versions,
-        policies: config.error_policies.clone(),
+        failures: config.failures.clone(),
     };
     let outcomes =
         supervisor::run(data, runtime, source, settings, options, shutdown_signal()).await;
@@ -55,6 +61,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = stop.send(());
         api.stopped().await;
     }
+    // Alerts of the last moments (a projection that stopped as the process did) get a short
+    // chance to go out; shutdown never waits longer for a webhook.
+    alerts.flush(ALERT_FLUSH).await;
     report(&outcomes?)
 }
 

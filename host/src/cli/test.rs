@@ -69,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let manifest = &plugin.manifest;
     let files = data.current_or_new(&manifest.name, &manifest.version, &plugin.sha256)?;
-    let projection = Projection::open(&runtime, plugin.clone(), &files.db, policy)?;
+    let projection = Projection::open(&runtime, plugin.clone(), &files.db, policy.into())?;
     let batching = BatchOptions {
         max_events: args.batch_size.max(1),
         ..BatchOptions::default()

@@ -22,6 +22,7 @@ pub use batcher::{Batch, BatchOptions, Ended, batches};
 pub use feed::Backoff;
 pub use status::{ProjectionStatus, Rebuild, Status};
 
+use crate::alert::Alerts;
 use crate::event::Position;
 use crate::projection::Projection;
 use crate::runtime::Plugin;
@@ -59,6 +60,9 @@ pub struct Settings {
     pub backoff: Backoff,
     /// Where the projections report their state while running.
     pub status: Status,
+    /// Who hears of stops and dead letters; `None` for runs no operator watches (tests,
+    /// `projector test`), where the outcome is the report.
+    pub alerts: Option<Alerts>,
 }
 
 impl Settings {
@@ -69,6 +73,7 @@ impl Settings {
             thread_stack_bytes,
             backoff: Backoff::default(),
             status: Status::default(),
+            alerts: None,
         }
     }
 }
@@ -215,6 +220,7 @@ pub fn start(
         notices,
         committed: committed_sender,
         status: settings.status.clone(),
+        alerts: settings.alerts.clone(),
         released: released_sender,
     };
     let thread_name = name.clone();

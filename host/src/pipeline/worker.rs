@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use super::batcher::Batch;
 use super::status::Status;
 use super::{Control, Notice, Outcome, Role, RunId};
+use crate::alert::Alerts;
 use crate::event::Position;
 use crate::projection::Projection;
 
@@ -27,6 +28,8 @@ pub(super) struct Worker {
     /// Tells the feed what is committed, so a resubscription starts there.
     pub committed: watch::Sender<Option<Position>>,
     pub status: Status,
+    /// Who hears of this run's stop and dead letters.
+    pub alerts: Option<Alerts>,
     /// Set once the projection (its database) is closed.
     pub released: watch::Sender<bool>,
 }
@@ -35,6 +38,27 @@ pub(super) struct Worker {
 enum Next {
     Control(Option<Control>),
     Batch(Option<anyhow::Result<Batch>>),
+    /// The batch that met a fault of the database, due for another attempt.
+    Retry,
+}
+
+/// A batch waiting to be applied again after a fault of the database.
+struct Retry {
+    batch: Batch,
+    /// Attempts made so far.
+    attempts: u32,
+    /// When the next one is due.
+    due: Instant,
+    /// The fault the last attempt met.
+    fault: String,
+}
+
+/// The pause before retry `attempt` (1-based) of a batch: 0.25 s, 1 s, 4 s, then 10 s each,
+/// long enough for a lock or a burst of I/O errors to clear, short enough not to stall a
+/// projection on a fault that will not.
+fn retry_pause(attempt: u32) -> Duration {
+    let quarter_seconds = 4u64.saturating_pow(attempt.saturating_sub(1));
+    Duration::from_millis(250u64.saturating_mul(quarter_seconds)).min(Duration::from_secs(10))
 }
 
 /// A swap whose first batch of new code has not committed yet.
@@ -59,15 +83,23 @@ impl Worker {
         let mut progress = (Instant::now(), 0u64);
         let mut last_commit = Instant::now();
         let mut pending_swap: Option<PendingSwap> = None;
+        let mut retry: Option<Retry> = None;
         loop {
-            let next = futures::executor::block_on(async {
-                tokio::select! {
-                    biased;
-                    control = self.control.recv() => Next::Control(control),
-                    batch = self.receiver.recv() => Next::Batch(batch),
-                }
-            });
-            let batch = match next {
+            let next = match &retry {
+                // Controls are still obeyed while a retry waits: a stop must not wait it out.
+                Some(waiting) => match self.control_until(waiting.due) {
+                    Some(control) => Next::Control(control),
+                    None => Next::Retry,
+                },
+                None => futures::executor::block_on(async {
+                    tokio::select! {
+                        biased;
+                        control = self.control.recv() => Next::Control(control),
+                        batch = self.receiver.recv() => Next::Batch(batch),
+                    }
+                }),
+            };
+            let (batch, attempts) = match next {
                 Next::Control(None | Some(Control::Stop)) | Next::Batch(None) => break,
                 Next::Control(Some(Control::Swap(plugin))) => {
                     let sha256 = plugin.sha256.clone();
@@ -115,21 +147,68 @@ impl Worker {
                     });
                     continue;
                 }
-                Next::Batch(Some(batch)) => batch,
+                Next::Batch(Some(batch)) => (batch, 0),
+                Next::Retry => {
+                    let waiting = retry.take().expect("a retry is waiting");
+                    tracing::info!(
+                        projection = name,
+                        attempt = waiting.attempts + 1,
+                        fault = waiting.fault,
+                        "retrying a batch after a fault of the database"
+                    );
+                    (Ok(waiting.batch), waiting.attempts)
+                }
             };
-            let result = batch.and_then(|batch| {
-                let report = projection.apply(&batch.events, batch.checkpoint)?;
-                Ok((batch.caught_up, report))
-            });
+            let result = match batch {
+                Ok(batch) => match projection.apply(&batch.events, batch.checkpoint) {
+                    Ok(report) => Ok((batch.caught_up, report)),
+                    Err(error) => match projection.transient_fault(&error) {
+                        Some(fault) if attempts < projection.failures().transient_retries => {
+                            let pause = retry_pause(attempts + 1);
+                            tracing::warn!(
+                                projection = name,
+                                fault,
+                                retry_in_ms = pause.as_millis() as u64,
+                                "a batch met a fault of the database; it is not the events' \
+                                 fault, so it will be retried, not dead-lettered"
+                            );
+                            retry = Some(Retry {
+                                batch,
+                                attempts: attempts + 1,
+                                due: Instant::now() + pause,
+                                fault,
+                            });
+                            continue;
+                        }
+                        Some(fault) => Err(anyhow::format_err!(
+                            "projection {name} stopped: a batch met a fault of the database \
+                             {} times ({attempts} retries); nothing of it was committed or \
+                             dead-lettered, and a restart retries it once the fault is \
+                             cleared: {fault}",
+                            attempts + 1
+                        )),
+                        None => Err(error),
+                    },
+                },
+                Err(error) => Err(error),
+            };
             let (caught_up, report) = match result {
                 Ok(done) => done,
                 Err(error) => {
-                    tracing::error!(
-                        projection = name,
-                        role = self.role.as_str(),
-                        error = format!("{error:#}"),
-                        "projection stopped"
-                    );
+                    let reason = match self.role {
+                        Role::Serving => format!("{error:#}"),
+                        Role::Rebuilding => format!("its rebuild stopped: {error:#}"),
+                    };
+                    // One ERROR line per stop: the alert's when someone listens for them.
+                    match &self.alerts {
+                        Some(alerts) => alerts.stopped(&name, &reason),
+                        None => tracing::error!(
+                            projection = name,
+                            role = self.role.as_str(),
+                            error = reason,
+                            "projection stopped"
+                        ),
+                    }
                     if self.role == Role::Serving {
                         let reason = format!("{error:#}");
                         let run = self.run;
@@ -145,6 +224,9 @@ impl Worker {
                 }
             };
             last_commit = Instant::now();
+            if let (Some(alerts), Some(first_error)) = (&self.alerts, &report.first_dead_letter) {
+                alerts.dead_letters(&name, report.failed as u64, first_error);
+            }
             if report.projected > 0
                 && let Some(swap) = pending_swap.take()
             {
@@ -194,6 +276,23 @@ impl Worker {
             run: self.run,
             outcome,
         });
+    }
+
+    /// Waits until `due` for a control; `Some(None)` when whoever started the run is gone.
+    fn control_until(&mut self, due: Instant) -> Option<Option<Control>> {
+        use tokio::sync::mpsc::error::TryRecvError;
+        loop {
+            match self.control.try_recv() {
+                Ok(control) => return Some(Some(control)),
+                Err(TryRecvError::Disconnected) => return Some(None),
+                Err(TryRecvError::Empty) => {}
+            }
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
     }
 
     /// Publishes a committed batch on the status board: the projection's own entry when it

@@ -12,6 +12,7 @@ mod catalog;
 mod checkpointer;
 mod data_dir;
 mod determinism;
+pub mod fault;
 mod reader;
 mod schema_check;
 mod single;
@@ -69,26 +70,38 @@ pub struct Db {
     path: PathBuf,
     /// Whether a batch transaction is open; plugin SQL is refused outside one.
     in_batch: bool,
-    /// Bounds on one plugin statement.
-    limits: StatementLimits,
+    /// Bounds on the database and each plugin statement.
+    limits: DbLimits,
+    /// A fault of the database met by a plugin statement in this batch (see [`fault`]).
+    /// A cell: statements record it while they still borrow the connection.
+    fault: std::cell::Cell<Option<String>>,
     /// Checkpoints the WAL off the writer's thread; dropped (and joined) after the connection.
     _checkpointer: checkpointer::Checkpointer,
 }
 
-/// Bounds on one plugin statement, so SQL cannot escape the plugin's time and memory limits.
+/// Bounds on a projection database and on each plugin statement run on it, so SQL cannot
+/// escape the plugin's time and memory limits or fill the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatementLimits {
+pub struct DbLimits {
     /// Longest one statement may run before SQLite interrupts it.
     pub statement_deadline: Duration,
     /// Most bytes one query may return to the plugin.
     pub max_result_bytes: usize,
+    /// Largest the database file may grow (SQLite's `max_page_count`); a write past it fails
+    /// as a full database, which stops the projection with that reason.
+    pub max_database_bytes: u64,
 }
 
-impl Default for StatementLimits {
-    fn default() -> StatementLimits {
-        StatementLimits {
+/// Default size cap of a projection database: generous, but short of filling a disk shared
+/// with the event store.
+pub const DEFAULT_MAX_DATABASE_BYTES: u64 = 64 << 30;
+
+impl Default for DbLimits {
+    fn default() -> DbLimits {
+        DbLimits {
             statement_deadline: Duration::from_secs(10),
             max_result_bytes: 64 << 20,
+            max_database_bytes: DEFAULT_MAX_DATABASE_BYTES,
         }
     }
 }
@@ -133,7 +146,7 @@ impl Db {
     ///
     /// An existing database must have been built by the same projection name and version; a
     /// different version needs a rebuild, which is refused here rather than mixing two schemas.
-    pub fn open(path: &Path, plugin: &PluginRecord, limits: StatementLimits) -> anyhow::Result<Db> {
+    pub fn open(path: &Path, plugin: &PluginRecord, limits: DbLimits) -> anyhow::Result<Db> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
@@ -152,6 +165,9 @@ impl Db {
             checkpointer::WRITER_AUTOCHECKPOINT_PAGES,
         )?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        let page_size: u64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        let max_pages = (limits.max_database_bytes / page_size.max(512)).max(1);
+        connection.pragma_update(None, "max_page_count", max_pages)?;
         connection.set_prepared_statement_cache_capacity(256);
         // Defensive mode forbids writes to the schema tables even through PRAGMA-free tricks,
         // and untrusted schema keeps functions with side effects out of views and triggers.
@@ -169,6 +185,7 @@ impl Db {
             path: path.to_path_buf(),
             in_batch: false,
             limits,
+            fault: std::cell::Cell::new(None),
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;
@@ -230,6 +247,37 @@ impl Db {
             .prepare("UPDATE _projector_plugin SET wasm_sha256 = ?1 WHERE id = 1")?
             .execute(params![wasm_sha256])?;
         Ok(())
+    }
+
+    /// Takes the fault a plugin statement met since the last call, if any: the batch must
+    /// then be retried or the projection stopped, whatever the plugin made of the error.
+    pub fn take_fault(&self) -> Option<String> {
+        self.fault.take()
+    }
+
+    /// A fault's reason with what an operator can do about it; a full database at its cap is
+    /// told apart from a full disk.
+    pub fn explain_fault(&self, fault: &str) -> String {
+        let at_cap = (|| -> rusqlite::Result<bool> {
+            let pages: u64 = self
+                .connection
+                .pragma_query_value(None, "page_count", |r| r.get(0))?;
+            let max: u64 = self
+                .connection
+                .pragma_query_value(None, "max_page_count", |r| r.get(0))?;
+            Ok(pages + 16 >= max)
+        })()
+        .unwrap_or(false);
+        if at_cap {
+            format!(
+                "the database {} reached its size cap of {} MiB ([projections.<name>] \
+                 max_database_mb); raise the cap or make the projection smaller: {fault}",
+                self.path.display(),
+                self.limits.max_database_bytes >> 20
+            )
+        } else {
+            fault.to_string()
+        }
     }
 
     /// The stored checkpoint, or `None` if no batch has been committed yet.
@@ -433,11 +481,7 @@ pub fn check_schema(schema: &[String], deadline: Duration) -> anyhow::Result<()>
     let connection = Connection::open_in_memory()?;
     connection.execute_batch(HOST_SCHEMA)?;
     let policy = Policy::new(Mode::Host);
-    guard_connection(
-        &connection,
-        &policy,
-        StatementLimits::default().max_result_bytes,
-    )?;
+    guard_connection(&connection, &policy, DbLimits::default().max_result_bytes)?;
     apply_schema(&connection, &policy, schema, deadline)
 }
 

@@ -145,6 +145,9 @@ impl Db {
     /// Sorts a rusqlite error into a plugin-visible category, with the authorizer's reason
     /// when the statement was denied.
     fn classify(&self, error: rusqlite::Error) -> SqlError {
+        if let Some(fault) = super::fault::of(&error) {
+            self.fault.set(Some(fault));
+        }
         // Whatever code SQLite reports (SQLITE_AUTH, or SQLITE_ERROR for a denied function), a
         // denial recorded while preparing this statement is the reason.
         if let Some(reason) = self.policy.take_denial() {
@@ -417,7 +420,7 @@ mod tests {
             schema: vec!["CREATE TABLE t (a)".into()],
             wasm_sha256: "0".into(),
         };
-        let limits = crate::store::StatementLimits {
+        let limits = crate::store::DbLimits {
             statement_deadline: std::time::Duration::from_millis(100),
             ..Default::default()
         };
@@ -441,7 +444,7 @@ mod tests {
             schema: vec!["CREATE TABLE t (a)".into()],
             wasm_sha256: "0".into(),
         };
-        let limits = crate::store::StatementLimits {
+        let limits = crate::store::DbLimits {
             max_result_bytes: 1 << 20,
             ..Default::default()
         };

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 pub use control::{RollbackRequest, request_rollback};
 
 use crate::pipeline::{Notice, Outcome, Release, Role, Run, RunId, Settings};
-use crate::projection::ErrorPolicy;
+use crate::projection::Failures;
 use crate::reload::{Change, WatchOptions, Watcher};
 use crate::runtime::{Plugin, Runtime};
 use crate::source::EventSource;
@@ -46,8 +46,8 @@ pub struct Options {
     pub watch: WatchOptions,
     /// Versions of each projection kept on disk, the current one included (at least 1).
     pub keep_versions: usize,
-    /// What a failing event costs, per projection name; absent names get the default.
-    pub policies: BTreeMap<String, ErrorPolicy>,
+    /// What failures cost, per projection name; absent names get the defaults.
+    pub failures: BTreeMap<String, Failures>,
 }
 
 /// Longest the supervisor waits for a stopped run to close a database another run needs.
@@ -326,7 +326,7 @@ impl Supervisor {
         let names: Vec<&String> = self.projections.keys().collect();
         let unknown: Vec<&String> = self
             .options
-            .policies
+            .failures
             .keys()
             .filter(|name| !self.projections.contains_key(*name))
             .collect();

@@ -121,9 +121,13 @@ impl Supervisor {
     ) -> anyhow::Result<Active> {
         self.closed(&files.db).await;
         let name = &plugin.manifest.name;
-        let policy = self.options.policies.get(name).copied().unwrap_or_default();
-        let projection =
-            crate::projection::Projection::open(&self.runtime, plugin.clone(), &files.db, policy)?;
+        let failures = self.options.failures.get(name).copied().unwrap_or_default();
+        let projection = crate::projection::Projection::open(
+            &self.runtime,
+            plugin.clone(),
+            &files.db,
+            failures,
+        )?;
         let checkpoint = projection.checkpoint().map(|c| c.position);
         let run = pipeline::start(
             projection,

@@ -282,12 +282,21 @@ async fn survives_sigkill_mid_stream() -> anyhow::Result<()> {
     let store = start_store(devstore::Storage::Memory, any_port()).await?;
     let connection = store.connection_string();
     let events = shop::generate(4000, 13);
+    // The last chunks wait for the kills, so on a slow machine the kills still land while
+    // events are being appended.
+    let (kills_done, last_chunks) = tokio::sync::oneshot::channel::<()>();
     let writer = {
         let client = client(&connection)?;
         let events = events.clone();
         tokio::spawn(async move {
             let mut first = None;
-            for chunk in events.chunks(100) {
+            let mut last_chunks = Some(last_chunks);
+            for (index, chunk) in events.chunks(100).enumerate() {
+                if index == 35
+                    && let Some(signal) = last_chunks.take()
+                {
+                    let _ = signal.await;
+                }
                 first.get_or_insert(append(&client, chunk).await?.0);
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
@@ -320,6 +329,7 @@ async fn survives_sigkill_mid_stream() -> anyhow::Result<()> {
         kills += 1;
         positions.push(checkpoint(&data, "order_summary"));
     }
+    let _ = kills_done.send(());
     let first = writer.await??;
     let run = spawn_run(&config, &log, "warn")?;
     wait_for(&data, &events, first, Duration::from_secs(90), &log)?;

@@ -5,6 +5,7 @@ mod cli;
 mod deploy;
 mod dev;
 mod esdb;
+mod failures;
 mod pipeline;
 mod reload;
 mod resume;

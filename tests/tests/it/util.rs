@@ -6,7 +6,7 @@ use std::sync::Arc;
 use projector::event::{CONTENT_TYPE_JSON, Position, RecordedEvent};
 use projector::pipeline::BatchOptions;
 use projector::pipeline::{self, Outcome};
-use projector::projection::{ErrorPolicy, Projection};
+use projector::projection::{Failures, Projection};
 use projector::runtime::{Limits, Runtime};
 use projector::source::EventSource;
 use projector::store::DataDir;
@@ -21,7 +21,7 @@ pub fn open(
     runtime: &Runtime,
     wasm: &str,
     data_dir: &Path,
-    policy: ErrorPolicy,
+    failures: impl Into<Failures>,
 ) -> anyhow::Result<Projection> {
     let plugin = runtime.load(Path::new(wasm))?;
     let manifest = &plugin.manifest;
@@ -30,7 +30,7 @@ pub fn open(
         &manifest.version,
         &plugin.sha256,
     )?;
-    Projection::open(runtime, plugin, &files.db, policy)
+    Projection::open(runtime, plugin, &files.db, failures.into())
 }
 
 /// Runs `projections` over `source` to its end and returns the outcomes, which must be clean.
