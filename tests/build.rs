@@ -53,6 +53,7 @@ fn main() {
         ("TALLY_DESCRIBE_TRAPS", Some("describe-traps")),
         ("TALLY_BAD_DDL", Some("bad-ddl")),
         ("TALLY_BROKEN", Some("broken")),
+        ("TALLY_ACCEPTS_POISON", Some("accepts-poison")),
         ("TALLY_V1", None),
     ] {
         let mut args = vec!["-p", "tally"];

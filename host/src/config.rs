@@ -66,6 +66,9 @@ pub struct RawReload {
     pub debounce_ms: Option<u64>,
     /// Versions of each projection kept on disk, the current one included. Default 2.
     pub keep_versions: Option<usize>,
+    /// Whether new code of a plugin (at start or on a swap) retries the dead letters no build
+    /// of it has refused yet. Default true.
+    pub retry_dead_letters: Option<bool>,
 }
 
 /// `[alerts]`.
@@ -149,6 +152,8 @@ pub struct Config {
     pub watch: WatchOptions,
     /// Versions of each projection kept on disk, the current one included.
     pub keep_versions: usize,
+    /// Whether new plugin code retries the dead letters it has not refused yet.
+    pub retry_dead_letters: bool,
     /// How stopped projections and dead letters are alerted.
     pub alerts: AlertSettings,
 }
@@ -340,6 +345,7 @@ impl Config {
             failures,
             watch,
             keep_versions,
+            retry_dead_letters: raw.reload.retry_dead_letters.unwrap_or(true),
             alerts,
         })
     }

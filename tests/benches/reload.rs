@@ -221,6 +221,7 @@ impl Host {
             watch: WatchOptions::default(),
             keep_versions: 2,
             failures: Default::default(),
+            retry_dead_letters: true,
         };
         let (stop, stopped) = oneshot::channel();
         let source: Arc<dyn EventSource> = Arc::clone(store) as Arc<dyn EventSource>;

@@ -133,6 +133,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = supervisor::Options {
         plugins_dir,
         watch: WatchOptions::default(),
+        retry_dead_letters: true,
         keep_versions: DEFAULT_KEEP_VERSIONS,
         failures: Default::default(),
     };

@@ -2,6 +2,7 @@
 //! file and does little but call the library.
 
 mod dev;
+mod dlq;
 mod print;
 mod query;
 mod rollback;
@@ -38,6 +39,9 @@ pub enum Command {
     /// Make an earlier kept version of a projection current again (in a running projector, or
     /// on a stopped data directory).
     Rollback(rollback::Args),
+    /// List, show, retry or drop the dead letters of a projection (in a running projector, or
+    /// on a stopped data directory).
+    Dlq(dlq::Args),
     /// Run devstore, an EventStoreDB-compatible server, for development and tests.
     Devstore(devstore::cli::Args),
 }
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::Dlq(args) => dlq::run(args),
         Command::Devstore(args) => {
             runtime.block_on(devstore::cli::run(args, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)

@@ -52,6 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = supervisor::Options {
         plugins_dir: config.plugins_dir.clone(),
         watch: config.watch.clone(),
+        retry_dead_letters: config.retry_dead_letters,
         keep_versions: config.keep_versions,
         failures: config.failures.clone(),
     };

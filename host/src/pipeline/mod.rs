@@ -24,9 +24,10 @@ pub use status::{ProjectionStatus, Rebuild, Status};
 
 use crate::alert::Alerts;
 use crate::event::Position;
-use crate::projection::Projection;
+use crate::projection::{Projection, RetryReport};
 use crate::runtime::Plugin;
 use crate::source::EventSource;
+use crate::store::Selection;
 
 /// Batches queued between a projection's source task and its thread: one, so that while the
 /// projection works on a batch the next one grows instead of queueing up small (see batcher).
@@ -108,6 +109,12 @@ pub enum Control {
     Swap(Box<Plugin>),
     /// The run's database is now current: report as the serving run.
     Promote,
+    /// Retry these dead letters on the current plugin between two batches; the report goes
+    /// to `reply` when someone waits for it.
+    RetryDeadLetters {
+        selection: Selection,
+        reply: Option<tokio::sync::oneshot::Sender<Result<RetryReport, String>>>,
+    },
     /// Finish the batch in flight and end.
     Stop,
 }

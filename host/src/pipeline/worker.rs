@@ -124,6 +124,22 @@ impl Worker {
                     });
                     continue;
                 }
+                Next::Control(Some(Control::RetryDeadLetters { selection, reply })) => {
+                    let result = projection
+                        .retry_dead_letters(&selection)
+                        .map_err(|error| format!("{error:#}"));
+                    if let Err(error) = &result {
+                        tracing::warn!(
+                            projection = name,
+                            error,
+                            "retrying dead letters failed; they are as they were"
+                        );
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                    continue;
+                }
                 Next::Control(Some(Control::Promote)) => {
                     self.role = Role::Serving;
                     let version = projection.plugin().manifest.version.clone();

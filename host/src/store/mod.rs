@@ -11,6 +11,7 @@ mod authorizer;
 mod catalog;
 mod checkpointer;
 mod data_dir;
+mod dead_letters;
 mod determinism;
 pub mod fault;
 mod reader;
@@ -25,12 +26,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::event::{Position, RecordedEvent};
+use crate::event::Position;
 
 pub use authorizer::{Mode, Policy, RESERVED_PREFIX};
 pub use catalog::{Catalog, HistoryEntry, KeptVersion, now_unix_ms};
 pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 pub use data_dir::{DataDir, DirLock, VersionFiles};
+pub use dead_letters::{
+    DeadLetter, Selection, drop_selected as drop_dead_letters, read as read_dead_letters,
+};
 pub use reader::{QUERY_DEADLINE, QueryResult, Reader};
 
 /// What the host records about the plugin that built a database.
@@ -137,6 +141,14 @@ CREATE TABLE IF NOT EXISTS _projector_dead_letters (
     error TEXT NOT NULL,
     wasm_sha256 TEXT NOT NULL,
     attempts INTEGER NOT NULL,
+    first_error TEXT,
+    refused_by TEXT,
+    first_failed_unix_ms INTEGER,
+    last_failed_unix_ms INTEGER,
+    content_type TEXT,
+    created_unix_ms INTEGER,
+    data BLOB,
+    metadata BLOB,
     PRIMARY KEY (commit_position, prepare_position)
 );
 ";
@@ -200,6 +212,7 @@ impl Db {
     fn initialise(&mut self, plugin: &PluginRecord) -> anyhow::Result<()> {
         let transaction = self.connection.transaction()?;
         transaction.execute_batch(HOST_SCHEMA)?;
+        Db::migrate_dead_letters(&transaction)?;
         let existing: Option<(String, String, String)> = transaction
             .query_row(
                 "SELECT name, version, schema FROM _projector_plugin",
@@ -375,35 +388,6 @@ impl Db {
             .prepare("ROLLBACK TO projector_event")?
             .execute([])?;
         self.release_savepoint()
-    }
-
-    /// Records `event` as dead-lettered inside the open batch.
-    pub fn dead_letter(
-        &mut self,
-        event: &RecordedEvent,
-        error: &str,
-        wasm_sha256: &str,
-        attempts: u32,
-    ) -> anyhow::Result<()> {
-        self.connection
-            .prepare(
-                "INSERT INTO _projector_dead_letters
-                 (commit_position, prepare_position, stream_id, stream_revision, event_id, event_type, error, wasm_sha256, attempts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT DO UPDATE SET error = ?7, wasm_sha256 = ?8, attempts = attempts + ?9",
-            )?
-            .execute(params![
-                event.position.commit as i64,
-                event.position.prepare as i64,
-                event.stream_id,
-                event.stream_revision as i64,
-                event.event_id,
-                event.event_type,
-                error,
-                wasm_sha256,
-                attempts
-            ])?;
-        Ok(())
     }
 
     /// The names of the plugin's tables (everything but the host's and SQLite's own), sorted.

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::Supervisor;
-use crate::store::{Catalog, DataDir, HistoryEntry, KeptVersion};
+use crate::projection::RetryReport;
+use crate::store::{Catalog, DataDir, HistoryEntry, KeptVersion, Selection};
 
 /// Make an earlier kept version of a projection current again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,18 +25,49 @@ pub struct RollbackRequest {
     pub to: Option<String>,
 }
 
+/// Retry dead letters of a projection on its current plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryRequest {
+    /// The projection.
+    pub projection: String,
+    /// Which dead letters.
+    pub selection: Selection,
+}
+
 /// What can be asked of the running process.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Request {
+pub(super) enum Request {
     Rollback(RollbackRequest),
+    RetryDeadLetters(RetryRequest),
 }
 
 /// The answer.
-#[derive(Debug, Serialize, Deserialize)]
-struct Reply {
-    ok: bool,
-    message: String,
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Reply {
+    pub ok: bool,
+    pub message: String,
+    /// What a retry of dead letters did.
+    #[serde(default)]
+    pub retry: Option<RetryReport>,
+}
+
+impl Reply {
+    /// The answer to a request that ended with `result`.
+    pub fn from_result(result: anyhow::Result<String>) -> Reply {
+        match result {
+            Ok(message) => Reply {
+                ok: true,
+                message,
+                retry: None,
+            },
+            Err(error) => Reply {
+                ok: false,
+                message: format!("{error:#}"),
+                retry: None,
+            },
+        }
+    }
 }
 
 /// Largest request file read; anything bigger is not one of ours.
@@ -56,22 +88,28 @@ pub fn request_rollback(
     if let Some(_lock) = data.try_lock()? {
         return offline_rollback(data, &request);
     }
+    let reply = ask(data, Request::Rollback(request), wait)?;
+    if reply.ok {
+        return Ok(reply.message);
+    }
+    bail!("{}", reply.message)
+}
+
+/// Hands `request` to the process running the data directory and waits up to `wait` for its
+/// reply.
+pub(super) fn ask(data: &DataDir, request: Request, wait: Duration) -> anyhow::Result<Reply> {
     let dir = data.control_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let temporary = dir.join(format!(".{id}.tmp"));
-    std::fs::write(&temporary, serde_json::to_vec(&Request::Rollback(request))?)?;
+    std::fs::write(&temporary, serde_json::to_vec(&request)?)?;
     std::fs::rename(&temporary, dir.join(format!("{id}.request.json")))?;
     let reply_path = dir.join(format!("{id}.reply.json"));
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if let Ok(text) = std::fs::read(&reply_path) {
             let _ = std::fs::remove_file(&reply_path);
-            let reply: Reply = serde_json::from_slice(&text).context("reading the reply")?;
-            if reply.ok {
-                return Ok(reply.message);
-            }
-            bail!("{}", reply.message);
+            return serde_json::from_slice(&text).context("reading the reply");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -184,27 +222,30 @@ impl Supervisor {
             sweep(&dir);
         }
         for path in requests {
-            let reply = match read_request(&path) {
-                Ok(Request::Rollback(request)) => match self.rollback(&request).await {
-                    Ok(message) => Reply { ok: true, message },
-                    Err(error) => Reply {
-                        ok: false,
-                        message: format!("{error:#}"),
-                    },
-                },
-                Err(error) => Reply {
-                    ok: false,
-                    message: format!("{error:#}"),
-                },
-            };
+            let request = read_request(&path);
             let _ = std::fs::remove_file(&path);
-            if let Err(error) = write_reply(&path, &reply) {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "could not answer a control request"
-                );
-            }
+            let reply = match request {
+                Ok(Request::Rollback(request)) => Reply::from_result(self.rollback(&request).await),
+                // A retry takes as long as the plugin does: it is answered from a task of its
+                // own, so the supervisor goes on meanwhile.
+                Ok(Request::RetryDeadLetters(request)) => {
+                    self.retry_requested(request, path);
+                    continue;
+                }
+                Err(error) => Reply::from_result(Err(error)),
+            };
+            answer(&path, &reply);
         }
+    }
+}
+
+/// Writes the reply to the request at `request`; a failure is logged (the requester times out).
+pub(super) fn answer(request: &Path, reply: &Reply) {
+    if let Err(error) = write_reply(request, reply) {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "could not answer a control request"
+        );
     }
 }
 
@@ -222,7 +263,7 @@ fn read_request(path: &Path) -> anyhow::Result<Request> {
     if text.len() as u64 > MAX_REQUEST_BYTES {
         bail!("the request is over {MAX_REQUEST_BYTES} bytes");
     }
-    serde_json::from_slice(&text).context("the request is not a rollback request")
+    serde_json::from_slice(&text).context("the request is not one the projector knows")
 }
 
 /// Deletes what requesters left behind (replies nobody read, half-written requests) once it

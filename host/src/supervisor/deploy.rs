@@ -352,6 +352,11 @@ impl Supervisor {
         if result.is_ok() {
             serving.plugin = plugin.clone();
         }
+        if result.is_ok()
+            && let Some(serving) = self.projections.get(&name).and_then(|m| m.serving.as_ref())
+        {
+            self.retry_on_new_code(&serving.run, &plugin);
+        }
         let (outcome, detail) = match result {
             Ok(()) => match self.record_module(&plugin, &wasm, &files) {
                 Ok(()) => ("swapped", "continues from its checkpoint".to_string()),

@@ -14,6 +14,7 @@
 //! (rollback) from the `projector` command line to the running process.
 
 mod control;
+mod dead_letters;
 mod deploy;
 mod history;
 mod rebuild;
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-pub use control::{RollbackRequest, request_rollback};
+pub use control::{RetryRequest, RollbackRequest, request_rollback};
+pub use dead_letters::retry_dead_letters;
 
 use crate::pipeline::{Notice, Outcome, Release, Role, Run, RunId, Settings};
 use crate::projection::Failures;
@@ -48,6 +50,8 @@ pub struct Options {
     pub keep_versions: usize,
     /// What failures cost, per projection name; absent names get the defaults.
     pub failures: BTreeMap<String, Failures>,
+    /// Whether new code (a start, a swap) retries the dead letters it has not refused yet.
+    pub retry_dead_letters: bool,
 }
 
 /// Longest the supervisor waits for a stopped run to close a database another run needs.

@@ -136,6 +136,9 @@ impl Supervisor {
             &self.settings,
             self.notices.clone(),
         )?;
+        if role == Role::Serving {
+            self.retry_on_new_code(&run, plugin);
+        }
         if role == Role::Rebuilding {
             let rebuild = pipeline::Rebuild {
                 run: run.id,

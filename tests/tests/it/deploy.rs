@@ -139,13 +139,23 @@ async fn append_one(
 /// The rows of the tally table that `version` (1 or 2) builds from `events`: per type, the
 /// count (times 2 for version 2), the version and the last position; `Poison` is refused.
 pub fn tally_model(events: &[(i64, String)], version: i64) -> Vec<Vec<Value>> {
+    tally_rows(events.iter().filter(|(_, t)| t != "Poison"), version)
+}
+
+/// The rows the `accepts-poison` build (a 1.0.0 that counts `Poison` too) builds from `events`.
+pub fn tally_model_accepting_poison(events: &[(i64, String)]) -> Vec<Vec<Value>> {
+    tally_rows(events.iter(), 1)
+}
+
+fn tally_rows<'e>(
+    events: impl Iterator<Item = &'e (i64, String)>,
+    version: i64,
+) -> Vec<Vec<Value>> {
     let mut by_type: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
     for (position, event_type) in events {
-        if event_type != "Poison" {
-            let entry = by_type.entry(event_type).or_default();
-            entry.0 += version;
-            entry.1 = *position;
-        }
+        let entry = by_type.entry(event_type).or_default();
+        entry.0 += version;
+        entry.1 = *position;
     }
     by_type
         .into_iter()

@@ -2,6 +2,7 @@
 //! One test binary; each module is one area.
 
 mod cli;
+mod dead_letters;
 mod deploy;
 mod dev;
 mod esdb;

@@ -6,7 +6,8 @@
 //! is `2.0.0`, adds 2 and writes `'2'`, so its tables differ from v1's and a mix of rows shows;
 //! `describe-traps` panics in `describe`; `bad-ddl` (`3.0.0`) declares a table that passes the
 //! host's manifest check but that SQLite refuses; `broken` is a `2.0.0` that loads fine and
-//! panics on every event, so its rebuild fails.
+//! panics on every event, so its rebuild fails; `accepts-poison` is a `1.0.0` (a code fix of
+//! v1) that counts `Poison` like any other type, so v1's dead letters can be retried on it.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "projection" });
 
@@ -21,8 +22,9 @@ use projector::plugin::types::{InvalidEvent, Value};
     all(feature = "describe-traps", feature = "bad-ddl"),
     all(feature = "describe-traps", feature = "broken"),
     all(feature = "bad-ddl", feature = "broken"),
+    all(feature = "accepts-poison", any(feature = "v2", feature = "describe-traps", feature = "bad-ddl", feature = "broken")),
 ))]
-compile_error!("enable at most one of the features v2, describe-traps, bad-ddl and broken");
+compile_error!("enable at most one of the features v2, describe-traps, bad-ddl, broken and accepts-poison");
 
 /// The manifest version: what tells the host a reload is a new version (rebuild) or a code fix.
 const VERSION: &str = if cfg!(feature = "v2") || cfg!(feature = "broken") {
@@ -65,7 +67,7 @@ impl Guest for Tally {
             panic!("tally was built to trap on every event");
         }
         for (index, event) in events.iter().enumerate() {
-            if event.event_type == "Poison" {
+            if event.event_type == "Poison" && !cfg!(feature = "accepts-poison") {
                 let message = format!("tally {VERSION} refuses Poison");
                 return Err(Error::InvalidEvent(InvalidEvent {
                     index: index as u32,

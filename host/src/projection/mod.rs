@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+mod retry;
+
+pub use retry::RetryReport;
+
 use crate::event::{Position, RecordedEvent};
 use crate::runtime::{Instance, Plugin, PluginError, Rejection, Runtime};
 use crate::store::{Checkpoint, Db, DbLimits, PluginRecord};

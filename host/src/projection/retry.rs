@@ -1,0 +1,114 @@
+//! Retrying dead letters: the projection's current plugin gets each selected dead letter's
+//! event again, in log order, inside one transaction with the projection's writes; projected
+//! ones leave the dead-letter table, refused ones stay with the new error and build.
+//!
+//! A retried event is applied now, on top of the tables as they are, not at its place in the
+//! log: the events after it were projected without it. For a projection where order matters
+//! (a state machine per entity, a running balance) the outcome can differ from a replay of the
+//! log; a rebuild (a new version of the plugin) replays everything in order instead.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use super::Projection;
+use crate::event::RecordedEvent;
+use crate::store::Selection;
+
+/// What a retry of dead letters did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryReport {
+    /// Dead letters given to the plugin again.
+    pub retried: usize,
+    /// Of those, projected this time (and so no longer dead letters).
+    pub projected: usize,
+    /// Of those, refused again (kept, with the new error and build).
+    pub refused: usize,
+    /// Dead letters recorded before their events were kept, which cannot be retried.
+    pub without_payload: usize,
+    /// Selected ids that are not dead letters (any more).
+    pub missing: Vec<u64>,
+}
+
+impl std::fmt::Display for RetryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} retried: {} projected, {} refused again",
+            self.retried, self.projected, self.refused
+        )?;
+        if self.without_payload > 0 {
+            write!(
+                f,
+                "; {} recorded without their events cannot be retried (drop them, or rebuild)",
+                self.without_payload
+            )?;
+        }
+        if !self.missing.is_empty() {
+            write!(f, "; not dead letters: {:?}", self.missing)?;
+        }
+        Ok(())
+    }
+}
+
+impl Projection {
+    /// Retries the selected dead letters on the current plugin; see the module's doc. An error
+    /// (a limit, a fault of the database) leaves every dead letter as it was.
+    pub fn retry_dead_letters(&mut self, selection: &Selection) -> anyhow::Result<RetryReport> {
+        let letters = self.db().dead_letters(selection)?;
+        let mut report = RetryReport::default();
+        if let Selection::Positions(ids) = selection {
+            report.missing = ids
+                .iter()
+                .filter(|id| !letters.iter().any(|l| l.id == **id))
+                .copied()
+                .collect();
+        }
+        let events: Vec<RecordedEvent> = letters
+            .into_iter()
+            .filter_map(|letter| {
+                if letter.event.is_none() {
+                    report.without_payload += 1;
+                }
+                letter.event
+            })
+            .collect();
+        let Some(checkpoint) = self.checkpoint else {
+            return Ok(report);
+        };
+        if events.is_empty() {
+            return Ok(report);
+        }
+        self.db().begin()?;
+        let current = self.db().checkpoint()?;
+        if current != self.checkpoint {
+            self.db().rollback()?;
+            bail!(
+                "the checkpoint of projection {} moved behind this process's back; is another \
+                 projector writing {}?",
+                self.name(),
+                self.db().path().display()
+            );
+        }
+        let sha256 = self.plugin.sha256.clone();
+        for event in &events {
+            report.retried += 1;
+            match self.try_handle(std::slice::from_ref(event))? {
+                Ok(()) => {
+                    self.db().resolve_dead_letter(event.position)?;
+                    report.projected += 1;
+                }
+                Err(error) => {
+                    self.db()
+                        .dead_letter(event, &error.to_string(), &sha256, 1)?;
+                    report.refused += 1;
+                }
+            }
+        }
+        if let Err(error) = self.db().commit(checkpoint) {
+            self.db().rollback()?;
+            return Err(error);
+        }
+        tracing::info!(projection = self.name(), report = %report, "dead letters retried");
+        Ok(report)
+    }
+}

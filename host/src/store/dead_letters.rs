@@ -1,0 +1,259 @@
+//! Dead letters: the events a projection's plugin refused, kept whole in the projection's
+//! database (`_projector_dead_letters`) so an operator can list them, look at them, retry them
+//! on a fixed plugin or drop them, with or without a process running.
+//!
+//! A dead letter keeps the event itself (payload included: a retry must not depend on the
+//! source still holding it), how often and when it was refused, the first and the last error,
+//! and every plugin build (by hash) that refused it. It is identified by its event's commit
+//! position, unique in a log.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Db, now_unix_ms};
+use crate::event::{Position, RecordedEvent};
+
+/// Columns added to `_projector_dead_letters` after its first release, with their types; a
+/// database made before them gets them on open (its older rows have no payload to retry).
+pub(super) const ADDED_COLUMNS: [(&str, &str); 8] = [
+    ("first_error", "TEXT"),
+    ("refused_by", "TEXT"),
+    ("first_failed_unix_ms", "INTEGER"),
+    ("last_failed_unix_ms", "INTEGER"),
+    ("content_type", "TEXT"),
+    ("created_unix_ms", "INTEGER"),
+    ("data", "BLOB"),
+    ("metadata", "BLOB"),
+];
+
+/// Which dead letters an operation is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Every one.
+    All,
+    /// Those of the events at these commit positions.
+    Positions(Vec<u64>),
+    /// Those no plugin build with this sha256 has refused yet: what new code may fix.
+    NotTriedBy(String),
+}
+
+/// One dead letter.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetter {
+    /// The event, payload included; `None` for dead letters recorded before payloads were kept.
+    #[serde(skip)]
+    pub event: Option<RecordedEvent>,
+    /// Its commit position: the dead letter's id.
+    pub id: u64,
+    pub prepare_position: u64,
+    pub stream_id: String,
+    pub stream_revision: u64,
+    pub event_id: String,
+    pub event_type: String,
+    /// Times the plugin was called with it and failed.
+    pub attempts: u64,
+    pub first_error: String,
+    pub last_error: String,
+    /// The plugin builds (sha256) that refused it, oldest first.
+    pub refused_by: Vec<String>,
+    pub first_failed_unix_ms: Option<i64>,
+    pub last_failed_unix_ms: Option<i64>,
+    /// Bytes of its data, for listings that do not show it.
+    pub data_bytes: usize,
+}
+
+const COLUMNS: &str = "commit_position, prepare_position, stream_id, stream_revision, event_id, \
+     event_type, attempts, COALESCE(first_error, error), error, COALESCE(refused_by, json_array(wasm_sha256)), \
+     first_failed_unix_ms, last_failed_unix_ms, content_type, created_unix_ms, data, metadata";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    let position = Position {
+        commit: row.get::<_, i64>(0)? as u64,
+        prepare: row.get::<_, i64>(1)? as u64,
+    };
+    let refused_by: String = row.get(9)?;
+    let data: Option<Vec<u8>> = row.get(14)?;
+    let content_type: Option<String> = row.get(12)?;
+    let mut letter = DeadLetter {
+        event: None,
+        id: position.commit,
+        prepare_position: position.prepare,
+        stream_id: row.get(2)?,
+        stream_revision: row.get::<_, i64>(3)? as u64,
+        event_id: row.get(4)?,
+        event_type: row.get(5)?,
+        attempts: row.get::<_, i64>(6)? as u64,
+        first_error: row.get(7)?,
+        last_error: row.get(8)?,
+        refused_by: serde_json::from_str(&refused_by).unwrap_or_default(),
+        first_failed_unix_ms: row.get(10)?,
+        last_failed_unix_ms: row.get(11)?,
+        data_bytes: data.as_ref().map_or(0, Vec::len),
+    };
+    if let (Some(data), Some(content_type)) = (data, content_type) {
+        letter.event = Some(RecordedEvent {
+            stream_id: letter.stream_id.clone(),
+            stream_revision: letter.stream_revision,
+            position,
+            event_id: letter.event_id.clone(),
+            event_type: letter.event_type.clone(),
+            content_type,
+            created_unix_ms: row.get::<_, Option<i64>>(13)?.unwrap_or(0),
+            data,
+            metadata: row.get::<_, Option<Vec<u8>>>(15)?.unwrap_or_default(),
+        });
+    }
+    Ok(letter)
+}
+
+/// Selected ids travel as one JSON array parameter, however many there are.
+const IN_SELECTION: &str = "commit_position IN (SELECT value FROM json_each(?1))";
+
+/// Dead letters the build `?1` has not refused.
+const NOT_TRIED_BY: &str = "NOT EXISTS (SELECT 1 FROM json_each(COALESCE(refused_by, json_array(wasm_sha256))) WHERE value = ?1)";
+
+fn ids(positions: &[u64]) -> String {
+    serde_json::to_string(positions).expect("numbers serialise")
+}
+
+/// The `WHERE` condition of `selection` and its one parameter, if any.
+fn condition(selection: &Selection) -> (&'static str, Option<String>) {
+    match selection {
+        Selection::All => ("1", None),
+        Selection::Positions(positions) => (IN_SELECTION, Some(ids(positions))),
+        Selection::NotTriedBy(sha256) => (NOT_TRIED_BY, Some(sha256.clone())),
+    }
+}
+
+fn select(connection: &Connection, selection: &Selection) -> rusqlite::Result<Vec<DeadLetter>> {
+    let (condition, parameter) = condition(selection);
+    connection
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM _projector_dead_letters WHERE {condition} \
+             ORDER BY commit_position, prepare_position"
+        ))?
+        .query_map(rusqlite::params_from_iter(parameter), from_row)?
+        .collect()
+}
+
+fn delete(connection: &Connection, selection: &Selection) -> rusqlite::Result<usize> {
+    let (condition, parameter) = condition(selection);
+    connection.execute(
+        &format!("DELETE FROM _projector_dead_letters WHERE {condition}"),
+        rusqlite::params_from_iter(parameter),
+    )
+}
+
+/// Reads the dead letters of the projection database at `path`, read-only: safe beside a
+/// running projection.
+pub fn read(path: &Path, selection: &Selection) -> anyhow::Result<Vec<DeadLetter>> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening {}", path.display()))?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    select(&connection, selection)
+        .with_context(|| format!("reading the dead letters of {}", path.display()))
+}
+
+/// Deletes the selected dead letters of the projection database at `path`; how many went. A
+/// running projection may write the same file: SQLite's locking orders the two, and nothing
+/// the projection relies on (its checkpoint) is touched.
+pub fn drop_selected(path: &Path, selection: &Selection) -> anyhow::Result<usize> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("opening {}", path.display()))?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    delete(&connection, selection)
+        .with_context(|| format!("dropping dead letters in {}", path.display()))
+}
+
+impl Db {
+    /// Adds the columns of [`ADDED_COLUMNS`] a database made before them lacks.
+    pub(super) fn migrate_dead_letters(connection: &Connection) -> anyhow::Result<()> {
+        let existing: Vec<String> = connection
+            .prepare("SELECT name FROM pragma_table_info('_projector_dead_letters')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (column, kind) in ADDED_COLUMNS {
+            if !existing.iter().any(|c| c == column) {
+                connection.execute_batch(&format!(
+                    "ALTER TABLE _projector_dead_letters ADD COLUMN {column} {kind}"
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records inside the open batch that the plugin build `wasm_sha256` refused `event`
+    /// `attempts` times with `error`; a dead letter already there keeps its first error and
+    /// gains the build.
+    pub fn dead_letter(
+        &mut self,
+        event: &RecordedEvent,
+        error: &str,
+        wasm_sha256: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
+        let now = now_unix_ms();
+        self.connection
+            .prepare(
+                "INSERT INTO _projector_dead_letters
+                 (commit_position, prepare_position, stream_id, stream_revision, event_id, event_type,
+                  error, wasm_sha256, attempts, first_error, refused_by, first_failed_unix_ms,
+                  last_failed_unix_ms, content_type, created_unix_ms, data, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?7, json_array(?8), ?10, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT DO UPDATE SET
+                   error = ?7, wasm_sha256 = ?8, attempts = attempts + ?9, last_failed_unix_ms = ?10,
+                   first_error = COALESCE(first_error, excluded.first_error),
+                   refused_by = CASE
+                     WHEN EXISTS (SELECT 1 FROM json_each(COALESCE(refused_by, '[]')) WHERE value = ?8)
+                       THEN refused_by
+                     ELSE json_insert(COALESCE(refused_by, '[]'), '$[#]', ?8) END",
+            )?
+            .execute(params![
+                event.position.commit as i64,
+                event.position.prepare as i64,
+                event.stream_id,
+                event.stream_revision as i64,
+                event.event_id,
+                event.event_type,
+                error,
+                wasm_sha256,
+                attempts,
+                now,
+                event.content_type,
+                event.created_unix_ms,
+                event.data,
+                event.metadata,
+            ])?;
+        Ok(())
+    }
+
+    /// The selected dead letters, in log order.
+    pub fn dead_letters(&self, selection: &Selection) -> anyhow::Result<Vec<DeadLetter>> {
+        Ok(select(&self.connection, selection)?)
+    }
+
+    /// Removes the dead letter of the event at `position` inside the open batch: a retry
+    /// projected it.
+    pub fn resolve_dead_letter(&mut self, position: Position) -> anyhow::Result<()> {
+        self.connection
+            .prepare(
+                "DELETE FROM _projector_dead_letters WHERE commit_position = ?1 AND prepare_position = ?2",
+            )?
+            .execute(params![position.commit as i64, position.prepare as i64])?;
+        Ok(())
+    }
+
+    /// How many dead letters the database holds.
+    pub fn dead_letter_count(&self) -> anyhow::Result<u64> {
+        let count: Option<i64> = self
+            .connection
+            .prepare("SELECT count(*) FROM _projector_dead_letters")?
+            .query_row([], |row| row.get(0))
+            .optional()?;
+        Ok(count.unwrap_or(0) as u64)
+    }
+}
