@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use prost::Message;
 use tonic::Streaming;
 
-use super::append::{MAX_APPEND_SIZE, event_size, proposed_event, write};
+use super::append::{event_size, proposed_event, write};
 use super::convert::{decode_uuid, stream_name};
 use super::sink::{Sink, Stop};
+use crate::limits::MAX_APPEND_SIZE;
 use crate::proto::google::rpc;
 use crate::proto::shared::{self, StreamIdentifier};
 use crate::proto::streams::batch_append_req::options::ExpectedStreamPosition as RequestExpected;
@@ -99,11 +100,12 @@ fn chunk(
                 ));
             }
         };
+        let size = stream.len();
         vacant.insert(PendingAppend {
             stream,
             expected,
             events: Vec::new(),
-            size: 0,
+            size,
         });
     }
     let append = pending.get_mut(&key).expect("inserted above or earlier");

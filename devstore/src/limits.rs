@@ -1,0 +1,17 @@
+//! Every bound devstore puts on what one client can make it hold or do.
+//!
+//! They live together so that `docs/devstore.md` and the tests have one place to point at, and
+//! so that a change to one is seen next to the others. Each bound is there because a client
+//! (hostile or just buggy) could otherwise make the server grow memory or burn a worker thread
+//! without limit; the values are generous for development use.
+
+/// Largest gRPC request message decoded. Above [`MAX_APPEND_SIZE`] so that an oversized event
+/// gets the real "Maximum Append Size" error rather than a transport error.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// The real server's default maximum size of one append: event payloads, metadata and types,
+/// plus (devstore only) the stream name, which clients could otherwise send for free.
+pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
+
+/// Longest stream name accepted, in UTF-8 bytes. A `$$` metadata stream may have two more.
+pub const MAX_STREAM_NAME_BYTES: usize = 4096;
