@@ -15,3 +15,11 @@ pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
 
 /// Longest stream name accepted, in UTF-8 bytes. A `$$` metadata stream may have two more.
 pub const MAX_STREAM_NAME_BYTES: usize = 4096;
+
+/// Unfinished appends (correlation ids whose final chunk has not arrived) one `BatchAppend`
+/// call may hold.
+pub const MAX_PENDING_APPENDS: usize = 64;
+
+/// Bytes one `BatchAppend` call may hold in unfinished appends: their append size plus the
+/// in-memory cost of each event, so that many tiny events count for what they really hold.
+pub const MAX_PENDING_APPEND_BYTES: usize = 16 * 1024 * 1024;
