@@ -23,3 +23,8 @@ pub const MAX_PENDING_APPENDS: usize = 64;
 /// Bytes one `BatchAppend` call may hold in unfinished appends: their append size plus the
 /// in-memory cost of each event, so that many tiny events count for what they really hold.
 pub const MAX_PENDING_APPEND_BYTES: usize = 16 * 1024 * 1024;
+
+/// Events a `$all` read or subscription considers before it lets other tasks on its worker
+/// thread run. Matters when a filter matches nothing: then nothing is sent, nothing waits on
+/// the client, and the scan would otherwise hold the thread until the end of the log.
+pub const EVENTS_BETWEEN_YIELDS: usize = 64;

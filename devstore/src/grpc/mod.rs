@@ -16,6 +16,7 @@ mod filter;
 mod gossip;
 mod read;
 mod read_request;
+mod scan_budget;
 mod sink;
 mod status;
 mod streams;
