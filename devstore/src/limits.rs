@@ -28,3 +28,15 @@ pub const MAX_PENDING_APPEND_BYTES: usize = 16 * 1024 * 1024;
 /// thread run. Matters when a filter matches nothing: then nothing is sent, nothing waits on
 /// the client, and the scan would otherwise hold the thread until the end of the log.
 pub const EVENTS_BETWEEN_YIELDS: usize = 64;
+
+/// Longest filter regex accepted, in bytes. Bounds the backtracking program, which has no
+/// size limit of its own.
+pub const MAX_FILTER_REGEX_BYTES: usize = 4096;
+
+/// Approximate size limit of each compiled part of a filter regex and of its lazy DFA cache.
+/// Unicode classes are large: `\w{80}` fits, `\w{100}` does not.
+pub const FILTER_REGEX_COMPILED_SIZE: usize = 4 * 1024 * 1024;
+
+/// Backtracking steps a filter regex may take on one event before the read or subscription
+/// fails with `InvalidArgument` (fancy-regex's default, made explicit).
+pub const FILTER_REGEX_BACKTRACK_LIMIT: usize = 1_000_000;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::convert::{UuidFormat, event_response, stream_identifier};
-use super::filter::EventFilter;
+use super::filter::{EventFilter, passes};
 use super::read_request::StartAt;
 use super::scan_budget::ScanBudget;
 use super::sink::{Sink, Stop};
@@ -138,13 +138,13 @@ impl AllRead {
                     break;
                 }
                 budget.spend_one().await;
-                if self
-                    .filter
-                    .as_ref()
-                    .is_none_or(|filter| filter.matches(event))
-                {
-                    send(&mut sink, event_response(event, self.uuid_format)).await?;
-                    remaining -= 1;
+                match passes(self.filter.as_ref(), event) {
+                    Ok(true) => {
+                        send(&mut sink, event_response(event, self.uuid_format)).await?;
+                        remaining -= 1;
+                    }
+                    Ok(false) => {}
+                    Err(error) => return Err(sink.fail(error).await),
                 }
             }
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use prost_types::Timestamp;
 
 use super::convert::UuidFormat;
-use super::filter::EventFilter;
+use super::filter::{EventFilter, passes};
 use super::read::{PAGE, send, send_events};
 use super::read_request::StartAt;
 use super::scan_budget::ScanBudget;
@@ -84,12 +84,13 @@ impl AllSubscription {
             cursor = last.position;
             for event in &page {
                 budget.spend_one().await;
-                if self
-                    .filter
-                    .as_ref()
-                    .is_none_or(|filter| filter.matches(event))
-                {
-                    send_events(&mut sink, std::slice::from_ref(event), self.uuid_format).await?;
+                match passes(self.filter.as_ref(), event) {
+                    Ok(true) => {
+                        send_events(&mut sink, std::slice::from_ref(event), self.uuid_format)
+                            .await?;
+                    }
+                    Ok(false) => {}
+                    Err(error) => return Err(sink.fail(error).await),
                 }
                 if let Some(checkpoints) = &mut checkpoints {
                     checkpoints.considered(&mut sink, event.position).await?;
@@ -148,8 +149,7 @@ impl StreamSubscription {
             }
             if let Some(tombstone) = tombstone {
                 send_events(&mut sink, &[tombstone], self.uuid_format).await?;
-                sink.fail(status::stream_deleted(&self.stream)).await;
-                return Err(Stop::ClientGone);
+                return Err(sink.fail(status::stream_deleted(&self.stream)).await);
             }
             if !caught_up {
                 caught_up = true;

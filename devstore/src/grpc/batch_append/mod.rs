@@ -35,10 +35,7 @@ pub async fn run(
         let correlation = request.correlation_id.clone();
         let key = match decode_uuid(correlation.as_ref(), "correlation_id") {
             Ok(key) => key,
-            Err(error) => {
-                sink.fail(error).await;
-                return Err(Stop::ClientGone);
-            }
+            Err(error) => return Err(sink.fail(error).await),
         };
         let identifier = request
             .options

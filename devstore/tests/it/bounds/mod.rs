@@ -2,4 +2,5 @@
 //! the error the client gets, then shows that the server still serves.
 
 mod batch_pending;
+mod filter_regex;
 mod stream_names;
