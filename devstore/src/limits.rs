@@ -5,6 +5,8 @@
 //! (hostile or just buggy) could otherwise make the server grow memory or burn a worker thread
 //! without limit; the values are generous for development use.
 
+use std::time::Duration;
+
 /// Largest gRPC request message decoded. Above [`MAX_APPEND_SIZE`] so that an oversized event
 /// gets the real "Maximum Append Size" error rather than a transport error.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -40,3 +42,6 @@ pub const FILTER_REGEX_COMPILED_SIZE: usize = 4 * 1024 * 1024;
 /// Backtracking steps a filter regex may take on one event before the read or subscription
 /// fails with `InvalidArgument` (fancy-regex's default, made explicit).
 pub const FILTER_REGEX_BACKTRACK_LIMIT: usize = 1_000_000;
+
+/// How long a client has to complete the TLS handshake after connecting.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
