@@ -11,8 +11,8 @@ use std::time::Duration;
 /// gets the real "Maximum Append Size" error rather than a transport error.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
-/// The real server's default maximum size of one append: event payloads, metadata and types,
-/// plus (devstore only) the stream name, which clients could otherwise send for free.
+/// The real server's default maximum size of one append. What counts: event payloads, metadata
+/// and types, and the stream name once, which clients could otherwise send for free.
 pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
 
 /// Longest stream name accepted, in UTF-8 bytes. A `$$` metadata stream may have two more.
