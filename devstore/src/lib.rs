@@ -10,6 +10,7 @@
 //! - [`config`]: what to listen on, where to store, TLS and authentication choices.
 //! - [`server`]: starts and stops the gRPC server ([`Server`]).
 //! - [`cli`]: the `devstore` command-line flags and the run-until-Ctrl-C loop.
+//! - [`limits`]: every bound on what one client can make the server hold or do.
 //! - `store`: the event log (in-memory index plus optional SQLite persistence); knows nothing
 //!   about gRPC.
 //! - `grpc`: the service implementations that translate protocol messages to store calls.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod server;
 
 mod grpc;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Tls};
 use crate::grpc::{self, Context};
+use crate::limits::TLS_HANDSHAKE_TIMEOUT;
 use crate::store::Store;
 use crate::transport;
 
@@ -62,7 +63,7 @@ impl Server {
                 .tcp_nodelay(true)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(
-                    transport::incoming(listener, acceptor),
+                    transport::incoming(listener, acceptor, TLS_HANDSHAKE_TIMEOUT),
                     async move {
                         let _ = stopping.wait_for(|stopping| *stopping).await;
                     },

@@ -7,14 +7,12 @@ use tonic::{Status, Streaming};
 
 use super::convert::{decode_uuid, stream_name};
 use super::status;
+use crate::limits::MAX_APPEND_SIZE;
 use crate::proto::shared;
 use crate::proto::streams::append_req::{self, options::ExpectedStreamRevision};
 use crate::proto::streams::append_resp::{self, success, wrong_expected_version as wev};
 use crate::proto::streams::{AppendReq, AppendResp};
 use crate::store::{AppendSuccess, ExpectedRevision, ProposedEvent, Store, WriteError};
-
-/// The real server's default maximum total size of one append request.
-pub const MAX_APPEND_SIZE: usize = 1024 * 1024;
 
 /// Handles one append call.
 pub async fn append(
@@ -38,7 +36,7 @@ pub async fn append(
         None => return Err(status::required_argument("expected_stream_revision")),
     };
     let mut events = Vec::new();
-    let mut size = 0;
+    let mut size = stream.len();
     while let Some(message) = request.message().await? {
         let Some(append_req::Content::ProposedMessage(message)) = message.content else {
             return Err(status::invalid_argument(
@@ -106,7 +104,8 @@ pub fn proposed_event(
     })
 }
 
-/// What an event counts against the append size limit: payload, metadata and type.
+/// What an event counts against the append size limit: payload, metadata and type. The stream
+/// name counts once per append on top of its events.
 pub fn event_size(event: &ProposedEvent) -> usize {
     event.data.len() + event.custom_metadata.len() + event.event_type.len()
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use tonic::Status;
 
 use super::status;
+use crate::limits::MAX_STREAM_NAME_BYTES;
 use crate::proto::shared::{self, StreamIdentifier};
 use crate::proto::streams::read_req::options::{UuidOption, uuid_option};
 use crate::proto::streams::read_resp::{self, ReadEvent, read_event};
@@ -59,10 +60,20 @@ pub fn decode_uuid(uuid: Option<&shared::Uuid>, field: &str) -> Result<uuid::Uui
     }
 }
 
-/// The stream name of a request; required and UTF-8.
+/// The stream name of a request; required, UTF-8 and at most [`MAX_STREAM_NAME_BYTES`] long
+/// (not counting the `$$` of a metadata stream, so that every stream's metadata is reachable).
 pub fn stream_name(identifier: Option<&StreamIdentifier>) -> Result<String, Status> {
     let identifier = identifier.ok_or_else(|| status::required_argument("stream_identifier"))?;
-    String::from_utf8(identifier.stream_name.to_vec())
+    let bytes: &[u8] = &identifier.stream_name;
+    let named = bytes.strip_prefix(b"$$").unwrap_or(bytes);
+    if named.len() > MAX_STREAM_NAME_BYTES {
+        return Err(status::invalid_argument(format!(
+            "Stream name is {} bytes long, over devstore's limit of {MAX_STREAM_NAME_BYTES} \
+             bytes; use a shorter stream name",
+            named.len()
+        )));
+    }
+    String::from_utf8(bytes.to_vec())
         .map_err(|_| status::invalid_argument("Stream name is not valid UTF-8"))
 }
 

@@ -16,6 +16,7 @@ mod filter;
 mod gossip;
 mod read;
 mod read_request;
+mod scan_budget;
 mod sink;
 mod status;
 mod streams;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::limits::MAX_MESSAGE_SIZE;
 use crate::proto::gossip::gossip_server::GossipServer;
 use crate::proto::server_features::server_features_server::ServerFeaturesServer;
 use crate::proto::streams::streams_server::StreamsServer;
@@ -34,10 +36,6 @@ use crate::store::Store;
 use auth::Auth;
 
 pub use features::SERVER_VERSION;
-
-/// Largest request message accepted. Above the real server's 1 MiB append limit so that an
-/// oversized event gets the real "Maximum Append Size" error rather than a transport error.
-const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
 /// What every service needs.
 #[derive(Clone)]

@@ -1,13 +1,15 @@
 //! `Streams/Read` in count mode: a bounded read of a stream or of `$all`, in either direction.
 //!
 //! Events are copied out of the index a page at a time, so the index lock is never held while
-//! waiting on a client.
+//! waiting on a client; `$all` reads consider them under a [`ScanBudget`], so a filter that
+//! matches nothing does not hold the worker thread to the end of the log.
 
 use std::sync::Arc;
 
 use super::convert::{UuidFormat, event_response, stream_identifier};
-use super::filter::EventFilter;
+use super::filter::{EventFilter, passes};
 use super::read_request::StartAt;
+use super::scan_budget::ScanBudget;
 use super::sink::{Sink, Stop};
 use crate::proto::streams::ReadResp;
 use crate::proto::streams::read_resp::{Content, StreamNotFound};
@@ -107,6 +109,7 @@ impl AllRead {
     /// Sends up to `count` events (matching ones, when filtered) of `$all`.
     pub async fn run(self, store: Store, mut sink: Sink<ReadResp>) -> Result<(), Stop> {
         let mut remaining = self.count;
+        let mut budget = ScanBudget::default();
         // Forwards reads are inclusive of the start position, backwards reads exclusive.
         let mut next = match (self.start, self.backwards) {
             (StartAt::Beginning, false) => 1,
@@ -130,16 +133,20 @@ impl AllRead {
             } else {
                 last.position + 1
             };
-            let mut matching: Vec<Arc<RecordedEvent>> = match &self.filter {
-                Some(filter) => page
-                    .into_iter()
-                    .filter(|event| filter.matches(event))
-                    .collect(),
-                None => page,
-            };
-            matching.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
-            remaining -= matching.len() as u64;
-            send_events(&mut sink, &matching, self.uuid_format).await?;
+            for event in &page {
+                if remaining == 0 {
+                    break;
+                }
+                budget.spend_one().await;
+                match passes(self.filter.as_ref(), event) {
+                    Ok(true) => {
+                        send(&mut sink, event_response(event, self.uuid_format)).await?;
+                        remaining -= 1;
+                    }
+                    Ok(false) => {}
+                    Err(error) => return Err(sink.fail(error).await),
+                }
+            }
         }
         Ok(())
     }

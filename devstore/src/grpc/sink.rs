@@ -20,6 +20,8 @@ pub enum Stop {
     ClientGone,
     /// The server is shutting down; the client was told.
     ShuttingDown,
+    /// The call failed; the client was sent its error status.
+    Failed,
 }
 
 /// Sends responses of type `T` to one call.
@@ -49,9 +51,11 @@ impl<T: Send + 'static> Sink<T> {
         }
     }
 
-    /// Ends the call with an error status (best effort: the client may be gone).
-    pub async fn fail(&self, error: Status) {
+    /// Ends the call with an error status (best effort: the client may be gone); the producer
+    /// returns the [`Stop`] it gives.
+    pub async fn fail(&self, error: Status) -> Stop {
         let _ = self.sender.send(Err(error)).await;
+        Stop::Failed
     }
 
     /// Waits until `changed` resolves, the client goes away, or the server shuts down.

@@ -4,16 +4,18 @@
 //! when there is nothing left it waits for the store's head position to move. It marks the head
 //! as seen *before* each read, so an append that lands between the read and the wait still wakes
 //! it, and because it only ever reads after its own cursor, it can neither skip nor repeat an
-//! event. A slow client just keeps reading from the index ("catching up") at its own pace.
+//! event. A slow client just keeps reading from the index ("catching up") at its own pace, and a
+//! scan whose filter matches nothing yields under a [`ScanBudget`] rather than hold its thread.
 
 use std::sync::Arc;
 
 use prost_types::Timestamp;
 
 use super::convert::UuidFormat;
-use super::filter::EventFilter;
+use super::filter::{EventFilter, passes};
 use super::read::{PAGE, send, send_events};
 use super::read_request::StartAt;
+use super::scan_budget::ScanBudget;
 use super::sink::{Sink, Stop};
 use super::status;
 use crate::proto::streams::ReadResp;
@@ -52,6 +54,7 @@ impl AllSubscription {
             .as_ref()
             .map(|filter| Checkpoints::new(filter.checkpoint_interval));
         let mut caught_up = false;
+        let mut budget = ScanBudget::default();
         loop {
             head.borrow_and_update();
             let page = store.read().all_forward(cursor + 1, PAGE);
@@ -79,17 +82,19 @@ impl AllSubscription {
                 continue;
             };
             cursor = last.position;
-            match (&self.filter, &mut checkpoints) {
-                (Some(filter), Some(checkpoints)) => {
-                    for event in &page {
-                        if filter.matches(event) {
-                            send_events(&mut sink, std::slice::from_ref(event), self.uuid_format)
-                                .await?;
-                        }
-                        checkpoints.considered(&mut sink, event.position).await?;
+            for event in &page {
+                budget.spend_one().await;
+                match passes(self.filter.as_ref(), event) {
+                    Ok(true) => {
+                        send_events(&mut sink, std::slice::from_ref(event), self.uuid_format)
+                            .await?;
                     }
+                    Ok(false) => {}
+                    Err(error) => return Err(sink.fail(error).await),
                 }
-                _ => send_events(&mut sink, &page, self.uuid_format).await?,
+                if let Some(checkpoints) = &mut checkpoints {
+                    checkpoints.considered(&mut sink, event.position).await?;
+                }
             }
         }
     }
@@ -144,8 +149,7 @@ impl StreamSubscription {
             }
             if let Some(tombstone) = tombstone {
                 send_events(&mut sink, &[tombstone], self.uuid_format).await?;
-                sink.fail(status::stream_deleted(&self.stream)).await;
-                return Err(Stop::ClientGone);
+                return Err(sink.fail(status::stream_deleted(&self.stream)).await);
             }
             if !caught_up {
                 caught_up = true;

@@ -2,6 +2,7 @@
 //! and talks to it with the unmodified official `eventstore` client over real gRPC.
 
 mod append;
+mod bounds;
 mod cluster;
 mod delete;
 mod durability;

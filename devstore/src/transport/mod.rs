@@ -1,7 +1,8 @@
 //! Accepting connections: plain HTTP/2 (h2c) or TLS with ALPN `h2`, and the certificates.
 //!
 //! TLS handshakes run in their own tasks so that a slow or broken client cannot stall the accept
-//! loop. The rustls crypto provider is passed explicitly rather than installed process-wide: the
+//! loop, and each has a deadline so that a client that connects and never finishes its handshake
+//! cannot hold a socket and a task forever. The rustls crypto provider is passed explicitly rather than installed process-wide: the
 //! `eventstore` client installs its own default provider and panics if one is already set, and
 //! devstore often shares a process with it (tests, `projector dev`).
 
@@ -9,6 +10,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::Stream;
@@ -22,6 +24,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use crate::config::Tls;
+
+#[cfg(test)]
+mod tests;
 
 /// An accepted client connection.
 pub enum Connection {
@@ -78,10 +83,12 @@ fn self_signed() -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<
     Ok((vec![certified.cert.der().clone()], key))
 }
 
-/// The stream of accepted connections that tonic serves. Ends when the listener fails.
+/// The stream of accepted connections that tonic serves. Ends when the listener fails. A TLS
+/// client that has not completed its handshake `handshake_timeout` after connecting is dropped.
 pub fn incoming(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
 ) -> impl Stream<Item = io::Result<Connection>> + Send + 'static {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -97,7 +104,7 @@ pub fn incoming(
                 // files) must not stop the server.
                 Err(error) => {
                     tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
@@ -112,11 +119,15 @@ pub fn incoming(
                     let acceptor = acceptor.clone();
                     let sender = sender.clone();
                     tokio::spawn(async move {
-                        match acceptor.accept(tcp).await {
-                            Ok(tls) => {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => {
                                 let _ = sender.send(Ok(Connection::Tls(Box::new(tls)))).await;
                             }
-                            Err(error) => tracing::debug!(%error, "TLS handshake failed"),
+                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(
+                                timeout = ?handshake_timeout,
+                                "TLS handshake not completed in time; connection dropped"
+                            ),
                         }
                     });
                 }
