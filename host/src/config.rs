@@ -113,6 +113,8 @@ pub struct RawLimits {
 pub struct RawBatching {
     /// Most events per batch. Default 500.
     pub max_events: Option<usize>,
+    /// Most MiB of events per batch. Default: a quarter of the plugin memory limit, at most 16.
+    pub max_mb: Option<usize>,
     /// How long a batch lingers for more events while the projection is idle, in
     /// milliseconds. Default 0: sent at once (batches still grow while the projection is busy).
     pub max_wait_ms: Option<u64>,
@@ -270,7 +272,16 @@ impl Config {
                 .batching
                 .max_wait_ms
                 .map_or(default_batching.max_wait, Duration::from_millis),
+            // The plugin holds a batch as it arrives and as it decodes it: a quarter of its
+            // memory leaves room for both and for its own state.
+            max_bytes: raw.batching.max_mb.map_or(
+                default_batching.max_bytes.min(limits.memory_bytes / 4),
+                |mb| mb.saturating_mul(1 << 20),
+            ),
         };
+        if raw.batching.max_mb == Some(0) {
+            problems.push("[batching] max_mb must be at least 1".to_string());
+        }
         if batching.max_events == 0 {
             problems.push("[batching] max_events must be at least 1".to_string());
         }

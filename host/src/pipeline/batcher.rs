@@ -21,6 +21,10 @@ use crate::source::{SourceError, SourceItem, Subscription};
 pub struct BatchOptions {
     /// Most events in one batch.
     pub max_events: usize,
+    /// Most bytes of events in one batch (see [`event_bytes`]): a batch is copied into the
+    /// plugin's memory whole, so a batch of large events must be cut before it could exhaust
+    /// it. An event larger than this goes alone.
+    pub max_bytes: usize,
     /// How long a batch lingers for more events after its first one even when the projection
     /// is idle. Zero (the default) sends at once: lowest latency, and batches still fill up
     /// whenever the projection is busy.
@@ -31,9 +35,25 @@ impl Default for BatchOptions {
     fn default() -> BatchOptions {
         BatchOptions {
             max_events: 500,
+            max_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_wait: Duration::ZERO,
         }
     }
+}
+
+/// Default bound on a batch's bytes: a quarter of the default plugin memory (64 MiB), since the
+/// plugin holds the batch as it arrives and as it decodes it.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// What an event weighs in a batch: its payloads and names, and a little for the rest.
+pub fn event_bytes(event: &RecordedEvent) -> usize {
+    event.data.len()
+        + event.metadata.len()
+        + event.stream_id.len()
+        + event.event_type.len()
+        + event.event_id.len()
+        + event.content_type.len()
+        + 64
 }
 
 /// Events to project together, and how far the log has been read.
@@ -71,6 +91,7 @@ pub async fn batches(
     sender: &mpsc::Sender<anyhow::Result<Batch>>,
 ) -> Ended {
     let mut batch = Batch::default();
+    let mut batch_bytes = 0usize;
     // When the pending batch may go; it goes then if the projection can take it.
     let mut due: Option<Instant> = None;
     loop {
@@ -82,14 +103,26 @@ pub async fn batches(
             biased;
             next = subscription.next() => match next {
                 Some(Ok(SourceItem::Event(event))) => {
+                    let bytes = event_bytes(&event);
+                    // Full by bytes: what is pending goes first (its checkpoint stops before
+                    // this event, which starts the next batch).
+                    if !batch.events.is_empty() && batch_bytes + bytes > options.max_bytes {
+                        if !flush(&mut batch, sender).await {
+                            return Ended::ReceiverGone;
+                        }
+                        batch_bytes = 0;
+                        due = None;
+                    }
+                    batch_bytes += bytes;
                     batch.checkpoint = batch.checkpoint.max(Some(event.position));
                     batch.events.push(event);
                     let at = Instant::now() + options.max_wait;
                     due = Some(due.map_or(at, |due| due.min(at)));
-                    if batch.events.len() >= options.max_events {
+                    if batch.events.len() >= options.max_events || batch_bytes >= options.max_bytes {
                         if !flush(&mut batch, sender).await {
                             return Ended::ReceiverGone;
                         }
+                        batch_bytes = 0;
                         due = None;
                     }
                 }
@@ -117,6 +150,7 @@ pub async fn batches(
             permit = sender.reserve(), if sendable => match permit {
                 Ok(permit) => {
                     permit.send(Ok(std::mem::take(&mut batch)));
+                    batch_bytes = 0;
                     due = None;
                 }
                 Err(_) => return Ended::ReceiverGone,
@@ -161,17 +195,18 @@ mod tests {
     }
 
     async fn collect(items: Vec<SourceItem>, max_events: usize) -> Vec<Batch> {
+        let options = BatchOptions {
+            max_events,
+            max_wait: Duration::from_secs(60),
+            ..BatchOptions::default()
+        };
+        collect_with(items, options).await
+    }
+
+    async fn collect_with(items: Vec<SourceItem>, options: BatchOptions) -> Vec<Batch> {
         let subscription: Subscription = Box::pin(futures::stream::iter(items.into_iter().map(Ok)));
         let (sender, mut receiver) = mpsc::channel(100);
-        let ended = batches(
-            subscription,
-            BatchOptions {
-                max_events,
-                max_wait: Duration::from_secs(60),
-            },
-            &sender,
-        )
-        .await;
+        let ended = batches(subscription, options, &sender).await;
         assert!(matches!(ended, Ended::Finished), "{ended:?}");
         drop(sender);
         let mut out = Vec::new();
@@ -192,6 +227,36 @@ mod tests {
         let last = batches.last().unwrap();
         assert_eq!(last.checkpoint, Some(Position::at(9)));
         assert!(last.caught_up);
+    }
+
+    /// Large events cut batches by bytes before their count does, each batch's checkpoint
+    /// stopping at its own last event; an event over the bound goes alone.
+    #[tokio::test]
+    async fn cuts_batches_by_bytes() {
+        let sized = |position: u64, bytes: usize| {
+            let mut event = event(position);
+            event.data = vec![b'x'; bytes];
+            SourceItem::Event(event)
+        };
+        let items = vec![
+            sized(1, 400),
+            sized(2, 400),
+            sized(3, 400),
+            sized(4, 5000),
+            sized(5, 10),
+        ];
+        let options = BatchOptions {
+            max_events: 100,
+            max_bytes: 1000,
+            max_wait: Duration::from_secs(60),
+        };
+        let batches = collect_with(items, options).await;
+        let cut: Vec<Vec<u64>> = batches
+            .iter()
+            .map(|b| b.events.iter().map(|e| e.position.commit).collect())
+            .collect();
+        assert_eq!(cut, vec![vec![1, 2], vec![3], vec![4], vec![5]]);
+        assert_eq!(batches[0].checkpoint, Some(Position::at(2)));
     }
 
     /// A batcher fed by hand, sending into a channel of `capacity` batches.
@@ -224,6 +289,7 @@ mod tests {
         let options = BatchOptions {
             max_events: 100,
             max_wait: Duration::from_millis(20),
+            ..BatchOptions::default()
         };
         let (items, mut receiver) = fed(options, 1);
         let started = Instant::now();

@@ -314,7 +314,7 @@ impl Projection {
         error: PluginError,
     ) -> anyhow::Result<(BatchReport, Streak)> {
         let range = describe_range(events);
-        if let PluginError::LimitExceeded(_) | PluginError::Broken(_) = error {
+        if let PluginError::OutOfTime(_) | PluginError::Broken(_) = error {
             bail!("projection {} stopped at {range}: {error}", self.name());
         }
         if self.failures.on_error == ErrorPolicy::Stop {
@@ -354,7 +354,14 @@ impl Projection {
         }
         let streak = self.extend_streak(events, &failures)?;
         for (event, error) in &failures {
-            let message = error.to_string();
+            let mut message = error.to_string();
+            if let PluginError::OutOfMemory(_) = error {
+                message.push_str(&format!(
+                    " (on an event of {} bytes of data and metadata; if the event is what is \
+                     too large, raise [limits] memory_mb and retry it from the dead letters)",
+                    event.data.len() + event.metadata.len()
+                ));
+            }
             let outcome = if self.failures.on_error == ErrorPolicy::DeadLetter {
                 "dead-lettered"
             } else {
@@ -421,7 +428,7 @@ impl Projection {
     }
 
     /// Calls the plugin on `events` under a savepoint: kept on success, undone on failure.
-    /// A limit, or an instance that cannot be rebuilt, stops the projection.
+    /// Running out of time, or an instance that cannot be rebuilt, stops the projection.
     fn try_handle(&mut self, events: &[RecordedEvent]) -> anyhow::Result<Result<(), PluginError>> {
         self.db().savepoint()?;
         let outcome = self.instance.handle(events);
@@ -431,7 +438,7 @@ impl Projection {
                 self.db().release_savepoint()?;
                 Ok(Ok(()))
             }
-            Err(error @ (PluginError::LimitExceeded(_) | PluginError::Broken(_))) => {
+            Err(error @ (PluginError::OutOfTime(_) | PluginError::Broken(_))) => {
                 self.db().rollback()?;
                 bail!(
                     "projection {} stopped at {}: {error}",

@@ -14,9 +14,14 @@ pub enum PluginError {
     /// carries what the plugin wrote to stderr (a panic message, typically).
     #[error("the plugin trapped: {0}")]
     Trapped(String),
-    /// The plugin hit a resource limit (time or memory). Its instance is dead too.
+    /// The plugin ran past its deadline. Its instance is dead too, and a replay would take as
+    /// long again, so the projection stops.
     #[error("{0}")]
-    LimitExceeded(String),
+    OutOfTime(String),
+    /// The plugin hit its memory limit. Its instance is dead too; one event at a time, the
+    /// event it fails on (an event too large for the plugin's memory, often) is dead-lettered.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// The instance died and a new one could not be built: no further call can succeed.
     #[error("{0}")]
     Broken(String),

@@ -123,12 +123,12 @@ impl Instance {
     /// Turns a trap into a [`PluginError`].
     fn classify_trap(&self, error: wasmtime::Error) -> PluginError {
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            PluginError::LimitExceeded(format!(
+            PluginError::OutOfTime(format!(
                 "the plugin ran past its per-batch deadline of {:?} and was stopped",
                 self.limits.batch_deadline
             ))
         } else if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
-            PluginError::LimitExceeded(memory.to_string())
+            PluginError::OutOfMemory(memory.to_string())
         } else {
             // The trap code says what happened; the wasm backtrace (also in the error's chain)
             // is noise to an operator reading a dead letter, so it goes to the debug log only.

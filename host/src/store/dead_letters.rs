@@ -197,8 +197,8 @@ impl Db {
         attempts: u32,
     ) -> anyhow::Result<()> {
         let now = now_unix_ms();
-        self.connection
-            .prepare(
+        self.without_length_limit(|connection| {
+            connection.prepare(
                 "INSERT INTO _projector_dead_letters
                  (commit_position, prepare_position, stream_id, stream_revision, event_id, event_type,
                   error, wasm_sha256, attempts, first_error, refused_by, first_failed_unix_ms,
@@ -227,13 +227,31 @@ impl Db {
                 event.created_unix_ms,
                 event.data,
                 event.metadata,
-            ])?;
+            ])
+        })?;
         Ok(())
+    }
+
+    /// Runs `work` with SQLite's length limit lifted: it bounds what plugin SQL builds, and the
+    /// host keeping (or reading back) an event the log already held is not that; an event too
+    /// large for the plugin must still be kept and retried.
+    fn without_length_limit<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        use rusqlite::limits::Limit;
+        let plugin_limit = self
+            .connection
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, i32::MAX)?;
+        let result = work(&self.connection);
+        self.connection
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, plugin_limit)?;
+        result
     }
 
     /// The selected dead letters, in log order.
     pub fn dead_letters(&self, selection: &Selection) -> anyhow::Result<Vec<DeadLetter>> {
-        Ok(select(&self.connection, selection)?)
+        Ok(self.without_length_limit(|connection| select(connection, selection))?)
     }
 
     /// Removes the dead letter of the event at `position` inside the open batch: a retry

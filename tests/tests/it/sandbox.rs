@@ -94,9 +94,11 @@ fn an_endless_loop_is_stopped_at_the_deadline() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A plugin that allocates without end is stopped at its memory cap with a message that says so.
+/// A plugin that allocates without end hits its memory cap: the event it did so on is
+/// dead-lettered with a message that says so, the rest of the batch commits, and the next
+/// batch runs on a fresh instance. A plugin that does it on every event of a batch is stopped.
 #[test]
-fn memory_growth_past_the_cap_is_stopped() -> anyhow::Result<()> {
+fn memory_growth_past_the_cap_costs_the_event() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let limits = Limits {
         memory_bytes: 16 << 20,
@@ -104,17 +106,60 @@ fn memory_growth_past_the_cap_is_stopped() -> anyhow::Result<()> {
     };
     let runtime = Runtime::new(limits, None)?;
     let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
-    let error = projection
-        .apply(&[event(1, "Ok", ""), event(2, "Grow", "")], None)
-        .unwrap_err();
-    let message = format!("{error:#}");
+    let report = projection.apply(&[event(1, "Ok", ""), event(2, "Grow", "")], None)?;
+    assert_eq!((report.projected, report.failed), (1, 1));
+    let dead = tables::dead_letters(dir.path(), "misbehave")?;
     assert!(
-        message.contains("over its limit of 16777216 bytes"),
-        "{message}"
+        dead[0].2.contains("over its limit of 16777216 bytes"),
+        "{}",
+        dead[0].2
     );
-    assert!(positions(dir.path())?.is_empty());
     projection.apply(&[event(3, "Ok", "")], None)?;
-    assert_eq!(positions(dir.path())?, vec![3]);
+    assert_eq!(positions(dir.path())?, vec![1, 3]);
+    let error = projection
+        .apply(&[event(4, "Grow", ""), event(5, "Grow", "")], None)
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("failed on every event"),
+        "{error:#}"
+    );
+    Ok(())
+}
+
+/// An event too large for the plugin's memory is dead-lettered with its size and what to do,
+/// never a stop the projection cannot get past; the events around it are projected.
+#[test]
+fn an_event_too_large_for_the_plugin_is_dead_lettered() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let limits = Limits {
+        memory_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(limits, None)?;
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let huge = "x".repeat(12 << 20);
+    let report = projection.apply(
+        &[
+            event(1, "Ok", ""),
+            event(2, "Ok", &huge),
+            event(3, "Ok", ""),
+        ],
+        None,
+    )?;
+    assert_eq!((report.projected, report.failed), (2, 1));
+    let dead = tables::dead_letters(dir.path(), "misbehave")?;
+    assert_eq!(dead[0].0, 2);
+    assert!(dead[0].2.contains("12582912 bytes"), "{}", dead[0].2);
+    assert!(dead[0].2.contains("memory_mb"), "{}", dead[0].2);
+    assert_eq!(positions(dir.path())?, vec![1, 3]);
+    // With more memory, the kept event is retried and projected.
+    drop(projection);
+    let roomy = Runtime::new(Limits::default(), None)?;
+    let mut projection = misbehave(&roomy, dir.path(), ErrorPolicy::DeadLetter)?;
+    let report = projection.retry_dead_letters(&projector::store::Selection::All)?;
+    assert_eq!((report.retried, report.projected), (1, 1));
+    assert_eq!(positions(dir.path())?, vec![1, 2, 3]);
+    assert!(tables::dead_letters(dir.path(), "misbehave")?.is_empty());
     Ok(())
 }
 
