@@ -11,6 +11,7 @@ mod authorizer;
 mod catalog;
 mod checkpointer;
 mod data_dir;
+mod guard;
 mod reader;
 mod statements;
 
@@ -27,7 +28,7 @@ pub use authorizer::{Mode, Policy, RESERVED_PREFIX};
 pub use catalog::{Catalog, HistoryEntry, KeptVersion, now_unix_ms};
 pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 pub use data_dir::{DataDir, DirLock, VersionFiles};
-pub use reader::{QUERY_DEADLINE, QueryResult, Reader};
+pub use reader::{QUERY_DEADLINE, QueryResult, Reader, ResultBounds, ResultCut, VALUE_OVERHEAD};
 
 /// What the host records about the plugin that built a database.
 #[derive(Clone, Debug, PartialEq, Eq)]
