@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::api::ApiSettings;
 use crate::pipeline::Backoff;
 use crate::pipeline::BatchOptions;
 use crate::projection::ErrorPolicy;
@@ -40,6 +41,9 @@ pub struct RawConfig {
     /// How plugin changes are noticed and how many versions are kept.
     #[serde(default)]
     pub reload: RawReload,
+    /// What the HTTP API (`projector run --api`) lets its clients ask of it.
+    #[serde(default)]
+    pub api: RawApi,
     /// Options per projection, by projection name.
     #[serde(default)]
     pub projections: BTreeMap<String, RawProjection>,
@@ -58,6 +62,19 @@ pub struct RawReload {
     pub debounce_ms: Option<u64>,
     /// Versions of each projection kept on disk, the current one included. Default 2.
     pub keep_versions: Option<usize>,
+}
+
+/// `[api]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApi {
+    /// Most rows one query may answer; a larger result is refused (400). Default 10000.
+    pub max_result_rows: Option<usize>,
+    /// Most data one answer may hold, in MiB (text and blob bytes, plus 16 bytes per value),
+    /// and the largest value a query may read or build. Default 16.
+    pub max_result_mib: Option<u64>,
+    /// Queries run at once; another waits up to a second for one to end, then gets 503.
+    /// Default 4.
+    pub max_concurrent_queries: Option<usize>,
 }
 
 /// `[source]`: exactly one of `connection` and `file`.
@@ -120,6 +137,8 @@ pub struct Config {
     pub watch: WatchOptions,
     /// Versions of each projection kept on disk, the current one included.
     pub keep_versions: usize,
+    /// What the HTTP API lets its clients ask of it.
+    pub api: ApiSettings,
 }
 
 /// Where events come from.
@@ -267,6 +286,7 @@ impl Config {
                 "[reload] keep_versions must be at least 1 (the current version)".to_string(),
             );
         }
+        let api = validate_api(raw.api, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -280,6 +300,7 @@ impl Config {
             error_policies,
             watch,
             keep_versions,
+            api,
         })
     }
 
@@ -287,6 +308,34 @@ impl Config {
     pub fn error_policy(&self, name: &str) -> ErrorPolicy {
         self.error_policies.get(name).copied().unwrap_or_default()
     }
+}
+
+/// `[api]` with its defaults; a value out of range is a problem.
+fn validate_api(raw: RawApi, problems: &mut Vec<String>) -> ApiSettings {
+    let defaults = ApiSettings::default();
+    let max_result_mib = raw
+        .max_result_mib
+        .unwrap_or((defaults.bounds.max_bytes >> 20) as u64);
+    // SQLite builds no string or blob past 1,000,000,000 bytes, whatever it is told.
+    if !(1..=512).contains(&max_result_mib) {
+        problems.push("[api] max_result_mib must be from 1 to 512".to_string());
+    }
+    let settings = ApiSettings {
+        bounds: crate::store::ResultBounds {
+            max_rows: raw.max_result_rows.unwrap_or(defaults.bounds.max_rows),
+            max_bytes: (max_result_mib.clamp(1, 512) << 20) as usize,
+        },
+        max_concurrent_queries: raw
+            .max_concurrent_queries
+            .unwrap_or(defaults.max_concurrent_queries),
+    };
+    if settings.bounds.max_rows == 0 {
+        problems.push("[api] max_result_rows must be at least 1".to_string());
+    }
+    if settings.max_concurrent_queries == 0 {
+        problems.push("[api] max_concurrent_queries must be at least 1".to_string());
+    }
+    settings
 }
 
 /// One error that lists every problem.
@@ -396,6 +445,36 @@ mod tests {
             SourceConfig::Esdb("esdb://localhost:2113?tls=false".into())
         );
         assert_eq!(config.backoff.max, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_api_section_has_defaults_and_bounds() {
+        let config = Config::parse("[source]\nfile = \"e\"\n", Path::new(".")).unwrap();
+        assert_eq!(config.api, ApiSettings::default());
+        assert_eq!(config.api.bounds.max_rows, 10_000);
+        assert_eq!(config.api.bounds.max_bytes, 16 << 20);
+        let config = Config::parse(
+            "[source]\nfile = \"e\"\n[api]\nmax_result_rows = 5\nmax_result_mib = 2\n\
+             max_concurrent_queries = 9\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(config.api.bounds.max_rows, 5);
+        assert_eq!(config.api.bounds.max_bytes, 2 << 20);
+        assert_eq!(config.api.max_concurrent_queries, 9);
+        let error = Config::parse(
+            "[source]\nfile = \"e\"\n[api]\nmax_result_rows = 0\nmax_result_mib = 600\n\
+             max_concurrent_queries = 0\nmax_rows = 1\n",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("4 problem(s)"), "{error}");
+        assert!(error.contains("unknown field `api.max_rows`"), "{error}");
+        assert!(
+            error.contains("max_result_mib must be from 1 to 512"),
+            "{error}"
+        );
     }
 
     #[test]
