@@ -15,10 +15,11 @@
 //! bind it to 127.0.0.1 or a trusted network. Anyone who can reach it can run queries, so
 //! what one request can take is bounded: each query is stopped after
 //! [`crate::store::QUERY_DEADLINE`], its result is bounded in rows and bytes
-//! ([`ApiSettings::bounds`]), and queries and rollbacks run a few at a time (`slots`).
-//! Refusals are 400 (the query) and 503 (no slot free, with `Retry-After`), each with
-//! `{"error": "…"}`.
+//! ([`ApiSettings::bounds`]), queries and rollbacks run a few at a time (`slots`), and
+//! requests must name this server in `Host` (`host`). Refusals are 400 (the query), 421 (the
+//! `Host`) and 503 (no slot free, with `Retry-After`), each with `{"error": "…"}`.
 
+mod host;
 mod slots;
 
 use std::future::Future;
@@ -100,6 +101,7 @@ impl Api {
             .route("/api/projections", get(projections))
             .route("/api/projections/:name/rollback", post(rollback))
             .route("/api/query", get(query_get).post(query_post))
+            .layer(axum::middleware::from_fn(host::check))
             .with_state(Shared {
                 data_dir,
                 status,
@@ -107,8 +109,9 @@ impl Api {
                 queries: Arc::new(Semaphore::new(settings.max_concurrent_queries)),
                 rollbacks: Arc::new(Semaphore::new(ROLLBACKS_AT_ONCE)),
             });
+        let service = router.into_make_service_with_connect_info::<host::Reached>();
         let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router)
+            if let Err(error) = axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await
             {
