@@ -40,7 +40,7 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::pipeline::Status;
-use crate::store::{DataDir, Reader, ResultBounds, ResultCut};
+use crate::store::{DataDir, QUERY_DEADLINE, Reader, ResultBounds, ResultCut};
 use crate::supervisor::{RollbackRequest, request_rollback};
 
 /// What the API lets its clients ask of it (`[api]` in the config file).
@@ -66,6 +66,10 @@ impl Default for ApiSettings {
 
 /// Rollback requests in flight at once: each holds a thread until the supervisor answers.
 const ROLLBACKS_AT_ONCE: usize = 1;
+
+/// How long the API, once told to stop, waits for requests in flight: a query ends by its
+/// deadline. Past it the server stops without them, so no request holds the process up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(QUERY_DEADLINE.as_secs() + 1);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -121,9 +125,20 @@ impl Api {
         Ok(Api { local_addr, task })
     }
 
-    /// Waits for the server to finish after its shutdown signal.
-    pub async fn stopped(self) {
-        let _ = self.task.await;
+    /// Waits for the server to finish the requests in flight after its shutdown signal, for
+    /// at most [`SHUTDOWN_GRACE`]; then stops it without them (a client that never finishes
+    /// its request, a rollback still waiting for its answer).
+    pub async fn stopped(mut self) {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "the API still had requests in flight; stopping without them"
+            );
+            self.task.abort();
+        }
     }
 }
 
