@@ -14,6 +14,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::alert::{AlertSettings, Webhook};
+use crate::api::ApiSettings;
 use crate::pipeline::Backoff;
 use crate::pipeline::BatchOptions;
 use crate::projection::{ErrorPolicy, Failures};
@@ -48,6 +49,9 @@ pub struct RawConfig {
     /// Who hears about stopped projections and dead letters.
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// What the HTTP API (`projector run --api`) lets its clients ask of it.
+    #[serde(default)]
+    pub api: RawApi,
     /// Options per projection, by projection name.
     #[serde(default)]
     pub projections: BTreeMap<String, RawProjection>,
@@ -84,6 +88,19 @@ pub struct RawAlerts {
     pub timeout_ms: Option<u64>,
     /// Attempts after a failed first one before an alert is given up. Default 5.
     pub retries: Option<u32>,
+}
+
+/// `[api]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApi {
+    /// Most rows one query may answer; a larger result is refused (400). Default 10000.
+    pub max_result_rows: Option<usize>,
+    /// Most data one answer may hold, in MiB (text and blob bytes, plus 16 bytes per value),
+    /// and the largest value a query may read or build. Default 16.
+    pub max_result_mib: Option<u64>,
+    /// Queries run at once; another waits up to a second for one to end, then gets 503.
+    /// Default 4.
+    pub max_concurrent_queries: Option<usize>,
 }
 
 /// `[source]`: exactly one of `connection` and `file`.
@@ -158,6 +175,8 @@ pub struct Config {
     pub retry_dead_letters: bool,
     /// How stopped projections and dead letters are alerted.
     pub alerts: AlertSettings,
+    /// What the HTTP API lets its clients ask of it.
+    pub api: ApiSettings,
 }
 
 /// Where events come from.
@@ -343,6 +362,7 @@ impl Config {
             );
         }
         let alerts = validate_alerts(raw.alerts, &mut problems);
+        let api = validate_api(raw.api, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -358,6 +378,7 @@ impl Config {
             keep_versions,
             retry_dead_letters: raw.reload.retry_dead_letters.unwrap_or(true),
             alerts,
+            api,
         })
     }
 
@@ -407,6 +428,34 @@ fn validate_alerts(raw: RawAlerts, problems: &mut Vec<String>) -> AlertSettings 
         ));
     }
     alerts
+}
+
+/// `[api]` with its defaults; a value out of range is a problem.
+fn validate_api(raw: RawApi, problems: &mut Vec<String>) -> ApiSettings {
+    let defaults = ApiSettings::default();
+    let max_result_mib = raw
+        .max_result_mib
+        .unwrap_or((defaults.bounds.max_bytes >> 20) as u64);
+    // SQLite builds no string or blob past 1,000,000,000 bytes, whatever it is told.
+    if !(1..=512).contains(&max_result_mib) {
+        problems.push("[api] max_result_mib must be from 1 to 512".to_string());
+    }
+    let settings = ApiSettings {
+        bounds: crate::store::ResultBounds {
+            max_rows: raw.max_result_rows.unwrap_or(defaults.bounds.max_rows),
+            max_bytes: (max_result_mib.clamp(1, 512) << 20) as usize,
+        },
+        max_concurrent_queries: raw
+            .max_concurrent_queries
+            .unwrap_or(defaults.max_concurrent_queries),
+    };
+    if settings.bounds.max_rows == 0 {
+        problems.push("[api] max_result_rows must be at least 1".to_string());
+    }
+    if settings.max_concurrent_queries == 0 {
+        problems.push("[api] max_concurrent_queries must be at least 1".to_string());
+    }
+    settings
 }
 
 /// One error that lists every problem.
@@ -560,6 +609,36 @@ mod tests {
         );
         assert!(
             error.contains("line 7: unknown field `alerts.webhok`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_api_section_has_defaults_and_bounds() {
+        let config = Config::parse("[source]\nfile = \"e\"\n", Path::new(".")).unwrap();
+        assert_eq!(config.api, ApiSettings::default());
+        assert_eq!(config.api.bounds.max_rows, 10_000);
+        assert_eq!(config.api.bounds.max_bytes, 16 << 20);
+        let config = Config::parse(
+            "[source]\nfile = \"e\"\n[api]\nmax_result_rows = 5\nmax_result_mib = 2\n\
+             max_concurrent_queries = 9\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(config.api.bounds.max_rows, 5);
+        assert_eq!(config.api.bounds.max_bytes, 2 << 20);
+        assert_eq!(config.api.max_concurrent_queries, 9);
+        let error = Config::parse(
+            "[source]\nfile = \"e\"\n[api]\nmax_result_rows = 0\nmax_result_mib = 600\n\
+             max_concurrent_queries = 0\nmax_rows = 1\n",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("4 problem(s)"), "{error}");
+        assert!(error.contains("unknown field `api.max_rows`"), "{error}");
+        assert!(
+            error.contains("max_result_mib must be from 1 to 512"),
             "{error}"
         );
     }

@@ -14,6 +14,7 @@ use anyhow::Context;
 use super::run::{report, serve_api};
 use super::shutdown_signal;
 use crate::alert::{AlertSettings, Alerts};
+use crate::api::ApiSettings;
 use crate::config::DEFAULT_KEEP_VERSIONS;
 use crate::demo::{self, Shop};
 use crate::pipeline::{BatchOptions, Settings, Status};
@@ -112,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let status = Status::default();
-    let api = serve_api(args.api, &args.data, &status).await?;
+    let api = serve_api(args.api, &args.data, &status, ApiSettings::default()).await?;
     let api_address = api.as_ref().map(|(api, _)| api.local_addr);
     print_next_steps(
         &args,

@@ -78,19 +78,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.command {
+    let outcome = match cli.command {
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         Command::Test(args) => runtime.block_on(test::run(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Dlq(args) => dlq::run(args),
-        Command::Devstore(args) => {
-            runtime.block_on(devstore::cli::run(args, shutdown_signal()))?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+        Command::Devstore(args) => runtime
+            .block_on(devstore::cli::run(args, shutdown_signal()))
+            .map(|()| ExitCode::SUCCESS),
+    };
+    // Dropping the runtime would wait for every blocking thread still running: an API query
+    // or rollback request the server stopped waiting for must not hold the exit up.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    outcome
 }
+
+/// How long the process waits at exit for blocking work nothing waits for any more.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sends logs to stderr, filtered by `filter`; a filter that does not parse is an error.
 pub fn init_logging(filter: &str) -> anyhow::Result<()> {

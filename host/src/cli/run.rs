@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::shutdown_signal;
 use crate::alert::Alerts;
-use crate::api::Api;
+use crate::api::{Api, ApiSettings};
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::{self, Settings};
 use crate::runtime::Runtime;
@@ -48,7 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         alerts: Some(alerts.clone()),
         ..Settings::new(config.batching, config.limits.thread_stack_bytes)
     };
-    let api = serve_api(args.api, &config.data_dir, &settings.status).await?;
+    let api = serve_api(args.api, &config.data_dir, &settings.status, config.api).await?;
     let options = supervisor::Options {
         plugins_dir: config.plugins_dir.clone(),
         watch: config.watch.clone(),
@@ -73,14 +73,21 @@ pub(super) async fn serve_api(
     listen: Option<std::net::SocketAddr>,
     data_dir: &std::path::Path,
     status: &pipeline::Status,
+    settings: ApiSettings,
 ) -> anyhow::Result<Option<(Api, tokio::sync::oneshot::Sender<()>)>> {
     let Some(listen) = listen else {
         return Ok(None);
     };
     let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
-    let api = Api::start(listen, data_dir.to_path_buf(), status.clone(), async move {
-        let _ = stopping.await;
-    })
+    let api = Api::start(
+        listen,
+        data_dir.to_path_buf(),
+        status.clone(),
+        settings,
+        async move {
+            let _ = stopping.await;
+        },
+    )
     .await?;
     tracing::info!(address = %api.local_addr, "serving the API");
     Ok(Some((api, stop)))

@@ -14,6 +14,7 @@ mod data_dir;
 mod dead_letters;
 mod determinism;
 pub mod fault;
+mod guard;
 mod reader;
 mod schema_check;
 mod single;
@@ -35,7 +36,7 @@ pub use data_dir::{DataDir, DirLock, VersionFiles};
 pub use dead_letters::{
     DeadLetter, Selection, drop_selected as drop_dead_letters, read as read_dead_letters,
 };
-pub use reader::{QUERY_DEADLINE, QueryResult, Reader};
+pub use reader::{QUERY_DEADLINE, QueryResult, Reader, ResultBounds, ResultCut, VALUE_OVERHEAD};
 
 /// What the host records about the plugin that built a database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -470,7 +471,7 @@ pub fn check_schema(schema: &[String], deadline: Duration) -> anyhow::Result<()>
 }
 
 /// What every connection that runs plugin SQL gets: the authorizer, the deadline check, the
-/// deterministic date functions and a bound on the values SQLite will build.
+/// deterministic date functions, and [`guard::harden`]'s bounds on single calls.
 fn guard_connection(
     connection: &Connection,
     policy: &Arc<Policy>,
@@ -480,8 +481,8 @@ fn guard_connection(
     let interrupt = Arc::clone(policy);
     connection.progress_handler(10_000, Some(move || interrupt.past_deadline()));
     determinism::install(connection, policy)?;
-    let max_length = i32::try_from(max_length).unwrap_or(i32::MAX);
-    connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_length)?;
+    // Linear built-ins and the length bound: no single call outlives the deadline.
+    guard::harden(connection, max_length)?;
     // Statement texts come from plugins; values travel as parameters, so a long text is an
     // attack (or a bug), not data.
     connection.set_limit(

@@ -5,7 +5,9 @@
 //! (`SELECT … FROM order_summary.orders JOIN payments.payments …`). Only the projections a query
 //! names are attached, so any number of projections can live in one directory; when the
 //! directory holds only one, its tables are also reachable unqualified. The authorizer allows
-//! reads only.
+//! reads only; the connection is hardened (see [`super::guard`]) and a text must hold one
+//! statement. A reader may bound its results ([`ResultBounds`]): a result past them is refused
+//! whole ([`ResultCut`]), never returned in part.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +15,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
+use rusqlite::types::ValueRef;
+
 use super::statements::to_value;
-use super::{DataDir, Mode, Policy};
+use super::{DataDir, Mode, Policy, guard};
 use crate::value::Value;
 
 /// Column names and rows returned by a query.
@@ -50,12 +54,59 @@ pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1
 /// from its default of 10 (`.cargo/config.toml`).
 pub const MAX_JOINED: usize = 125;
 
+/// How much one query may return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResultBounds {
+    /// Most rows.
+    pub max_rows: usize,
+    /// Most bytes: the bytes of every text and blob, plus [`VALUE_OVERHEAD`] per value. No
+    /// single value may be larger either: SQLite refuses to build one.
+    pub max_bytes: usize,
+}
+
+impl ResultBounds {
+    /// No bound but SQLite's own (one value of at most 1,000,000,000 bytes): for the command
+    /// line, where whoever queries owns the machine.
+    pub const NONE: ResultBounds = ResultBounds {
+        max_rows: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+}
+
+/// What each value counts towards [`ResultBounds::max_bytes`] besides its text or blob bytes.
+pub const VALUE_OVERHEAD: usize = 16;
+
+/// Why a query's result was refused: it was larger than the reader's [`ResultBounds`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResultCut {
+    /// More rows than [`ResultBounds::max_rows`].
+    #[error(
+        "the result was cut: it has more than {0} rows; ask for fewer (a LIMIT, a narrower \
+         WHERE, or an aggregate such as count(*))"
+    )]
+    Rows(usize),
+    /// More bytes than [`ResultBounds::max_bytes`].
+    #[error(
+        "the result was cut: it holds more than {0} bytes; ask for fewer rows or columns, or \
+         for a part of large values (substr(), length())"
+    )]
+    Bytes(usize),
+    /// One value (read or built) larger than [`ResultBounds::max_bytes`].
+    #[error(
+        "the query was stopped: a value it reads or builds is larger than {0} bytes, the most \
+         one result may hold; ask for a part of it (substr()) or its length()"
+    )]
+    Value(usize),
+}
+
 /// A read-only view over the projection databases of one data directory.
 pub struct Reader {
     /// Each projection's current database, by name, as resolved when the reader was opened.
     databases: Vec<(String, PathBuf)>,
     /// Longest one query may run ([`QUERY_DEADLINE`]).
     deadline: std::time::Duration,
+    /// How much one query may return.
+    bounds: ResultBounds,
 }
 
 impl Reader {
@@ -71,7 +122,13 @@ impl Reader {
         Ok(Reader {
             databases,
             deadline: QUERY_DEADLINE,
+            bounds: ResultBounds::NONE,
         })
+    }
+
+    /// This reader, with its results bounded by `bounds` (none by default).
+    pub fn bounded(self, bounds: ResultBounds) -> Reader {
+        Reader { bounds, ..self }
     }
 
     /// The projections this reader sees, with their current database files.
@@ -94,6 +151,7 @@ impl Reader {
             [(_, path)] => open_read_only(path)?,
             _ => Connection::open_in_memory()?,
         };
+        guard::harden(&connection, self.bounds.max_bytes)?;
         connection.set_limit(
             rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED,
             MAX_JOINED as i32,
@@ -138,7 +196,9 @@ impl Reader {
     }
 
     /// Runs one read-only statement and returns its columns and all its rows; a statement
-    /// still running after [`QUERY_DEADLINE`] is interrupted with an error.
+    /// still running after [`QUERY_DEADLINE`] is interrupted with an error, a text holding
+    /// more than one statement is refused, and a result past the reader's bounds is refused
+    /// with a [`ResultCut`].
     pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
         let (connection, policy) = self.connect(sql)?;
         policy.set_deadline(Some(std::time::Instant::now() + self.deadline));
@@ -151,13 +211,18 @@ impl Reader {
         policy: &Policy,
         sql: &str,
     ) -> anyhow::Result<QueryResult> {
-        let mut statement =
-            connection
-                .prepare(sql)
-                .map_err(|error| match policy.take_denial() {
-                    Some(reason) => anyhow::format_err!("query denied: {reason}"),
-                    None => anyhow::Error::new(error).context("preparing the query"),
-                })?;
+        let statement = guard::prepare_single(connection, sql);
+        if let Err(rusqlite::Error::MultipleStatement) = statement {
+            // The authorizer may have refused the second statement; that is not the reason.
+            policy.take_denial();
+            bail!(
+                "invalid query: one statement per query, and this text holds more than one; \
+                 send each statement on its own"
+            );
+        }
+        let mut statement = statement
+            .map_err(|error| self.failure(error, policy, "preparing the query"))?
+            .ok_or_else(|| anyhow::format_err!("the query is empty: it holds no statement"))?;
         let columns: Vec<String> = statement
             .column_names()
             .iter()
@@ -165,19 +230,33 @@ impl Reader {
             .collect();
         let mut rows = statement.raw_query();
         let mut result = Vec::new();
-        while let Some(row) = rows
-            .next()
-            .map_err(|error| match error.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::OperationInterrupted) => anyhow::format_err!(
-                    "the query ran longer than {} ms and was stopped",
-                    self.deadline.as_millis()
-                ),
-                _ => anyhow::Error::new(error).context("running the query"),
-            })?
-        {
+        let mut bytes = 0usize;
+        loop {
+            // SQLite checks the deadline inside loops only; a statement that computes each
+            // row in one straight line (a compound of VALUES) is checked here, between rows.
+            if policy.past_deadline() {
+                return Err(self.stopped());
+            }
+            let Some(row) = rows
+                .next()
+                .map_err(|error| self.failure(error, policy, "running the query"))?
+            else {
+                break;
+            };
+            if result.len() == self.bounds.max_rows {
+                return Err(ResultCut::Rows(self.bounds.max_rows).into());
+            }
             let mut values = Vec::with_capacity(columns.len());
             for index in 0..columns.len() {
-                values.push(to_value(row.get_ref(index)?));
+                let value = row.get_ref(index)?;
+                bytes = bytes.saturating_add(VALUE_OVERHEAD);
+                if let ValueRef::Text(data) | ValueRef::Blob(data) = value {
+                    bytes = bytes.saturating_add(data.len());
+                }
+                if bytes > self.bounds.max_bytes {
+                    return Err(ResultCut::Bytes(self.bounds.max_bytes).into());
+                }
+                values.push(to_value(value));
             }
             result.push(values);
         }
@@ -185,6 +264,27 @@ impl Reader {
             columns,
             rows: result,
         })
+    }
+
+    /// What went wrong while `doing` something with the query, in the user's terms.
+    fn failure(&self, error: rusqlite::Error, policy: &Policy, doing: &str) -> anyhow::Error {
+        if let Some(reason) = policy.take_denial() {
+            return anyhow::format_err!("query denied: {reason}");
+        }
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => self.stopped(),
+            Some(rusqlite::ErrorCode::TooBig) if self.bounds != ResultBounds::NONE => {
+                ResultCut::Value(self.bounds.max_bytes).into()
+            }
+            _ => anyhow::Error::new(error).context(doing.to_string()),
+        }
+    }
+
+    fn stopped(&self) -> anyhow::Error {
+        anyhow::format_err!(
+            "the query ran longer than {} ms and was stopped",
+            self.deadline.as_millis()
+        )
     }
 }
 
@@ -247,5 +347,97 @@ mod tests {
             error.to_string().contains("names 130 projections"),
             "{error:#}"
         );
+    }
+
+    fn one_projection() -> (tempfile::TempDir, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        Connection::open(dir.path().join("p.db"))
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3)")
+            .unwrap();
+        let reader = Reader::open(dir.path()).unwrap();
+        (dir, reader)
+    }
+
+    #[test]
+    fn a_text_of_several_statements_is_refused() {
+        let (_dir, reader) = one_projection();
+        for sql in [
+            "SELECT 1; SELECT 2",
+            "SELECT 1; DELETE FROM t",
+            "SELECT 1; ATTACH 'x' AS y",
+            &"SELECT 1;".repeat(100_000),
+        ] {
+            let error = reader.query(sql).unwrap_err().to_string();
+            assert!(
+                error.starts_with("invalid query: one statement per query"),
+                "{error}"
+            );
+        }
+        let one = reader
+            .query("SELECT count(*) FROM t; -- counted\n")
+            .unwrap();
+        assert_eq!(one.rows, vec![vec![Value::Integer(3)]]);
+        let denied = reader.query("DELETE FROM t").unwrap_err().to_string();
+        assert!(denied.starts_with("query denied"), "{denied}");
+        let empty = reader.query(" -- nothing").unwrap_err().to_string();
+        assert!(empty.contains("holds no statement"), "{empty}");
+    }
+
+    #[test]
+    fn a_result_past_the_row_bound_is_cut() {
+        let (_dir, reader) = one_projection();
+        let reader = reader.bounded(ResultBounds {
+            max_rows: 3,
+            max_bytes: 1 << 20,
+        });
+        assert_eq!(reader.query("SELECT x FROM t").unwrap().rows.len(), 3);
+        let error = reader
+            .query("SELECT x FROM t UNION ALL SELECT 4")
+            .unwrap_err();
+        assert_eq!(error.downcast_ref(), Some(&ResultCut::Rows(3)));
+        assert!(error.to_string().contains("more than 3 rows"), "{error}");
+    }
+
+    #[test]
+    fn a_result_past_the_byte_bound_is_cut() {
+        let (_dir, reader) = one_projection();
+        let reader = reader.bounded(ResultBounds {
+            max_rows: 100,
+            max_bytes: 1000,
+        });
+        // Three values of 300 bytes and their overhead fit; a fourth does not.
+        let three = reader.query("SELECT zeroblob(300) FROM t").unwrap();
+        assert_eq!(three.rows.len(), 3);
+        let error = reader
+            .query("SELECT zeroblob(300) FROM t UNION ALL SELECT zeroblob(300)")
+            .unwrap_err();
+        assert_eq!(error.downcast_ref(), Some(&ResultCut::Bytes(1000)));
+        let error = reader.query("SELECT zeroblob(1001)").unwrap_err();
+        assert_eq!(error.downcast_ref(), Some(&ResultCut::Value(1000)));
+        let error = reader
+            .query("SELECT length(replace(hex(zeroblob(400)), '0', 'ab'))")
+            .unwrap_err();
+        assert_eq!(error.downcast_ref(), Some(&ResultCut::Value(1000)));
+    }
+
+    #[test]
+    fn an_unbounded_reader_returns_everything() {
+        let (_dir, reader) = one_projection();
+        let big = reader
+            .query("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c LIMIT 20000) SELECT n, zeroblob(1000) FROM c")
+            .unwrap();
+        assert_eq!(big.rows.len(), 20_000);
+    }
+
+    /// SQLite checks its progress handler at loop bottoms only; a compound of VALUES steps
+    /// from row to row without one, so the reader checks between rows.
+    #[test]
+    fn a_query_without_loops_is_stopped_between_rows() {
+        let (_dir, mut reader) = one_projection();
+        reader.deadline = std::time::Duration::from_millis(1);
+        let rows = vec!["SELECT length(hex(zeroblob(1000000)))"; 400].join(" UNION ALL ");
+        let error = reader.query(&rows).unwrap_err().to_string();
+        assert!(error.contains("ran longer than 1 ms"), "{error}");
     }
 }

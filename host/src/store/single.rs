@@ -8,6 +8,10 @@
 //! `;` but blanks, comments and more semicolons. Where the scan and SQLite could disagree (a
 //! `;` inside a `$name(…)` parameter, a trigger's body) it sees a second statement, so it errs
 //! towards refusing, never towards letting rusqlite recurse.
+//!
+//! Plugin statements need this scan rather than `guard::prepare_single` (which asks SQLite
+//! where the first statement ends): they go through rusqlite's statement cache, whose prepare
+//! runs the recursive check itself before anything else could look.
 
 /// Fails with the reason when `text` holds more than one statement.
 pub fn check(text: &str) -> Result<(), String> {

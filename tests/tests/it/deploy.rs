@@ -228,6 +228,27 @@ impl Running {
     pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
         crate::esdb::interrupt(self.0.take().expect("running"))
     }
+
+    /// Asks it to stop as Ctrl-C would; returns how it exited and how long that took, or
+    /// fails (and kills it) if it is still running after `limit`.
+    pub fn stop_within(
+        mut self,
+        limit: Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, Duration)> {
+        let child = self.0.as_mut().expect("running");
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()?;
+        let asked = Instant::now();
+        while asked.elapsed() < limit {
+            if let Some(status) = child.try_wait()? {
+                self.0 = None;
+                return Ok((status, asked.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        anyhow::bail!("still running {limit:?} after Ctrl-C")
+    }
 }
 
 impl Drop for Running {
@@ -287,6 +308,31 @@ impl Scene {
     /// `projector run` on the scene's config, logging at `filter` to the scene's log.
     pub fn run(&self, filter: &str) -> anyhow::Result<Running> {
         self.run_logging_to(filter, &self.log)
+    }
+
+    /// `projector run` on the scene's config serving the API on a free port, logging at
+    /// `filter` to the scene's log; returns it with the API's address once it serves.
+    pub fn run_api(&self, filter: &str) -> anyhow::Result<(Running, String)> {
+        let run = Running::new(crate::esdb::spawn_run_with(
+            &self.config,
+            &self.log,
+            filter,
+            &["--api", "127.0.0.1:0"],
+        )?);
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(rest) = text.split("serving the API address=").nth(1) {
+                let address = rest.split_whitespace().next().unwrap_or_default();
+                return Ok((run, address.to_string()));
+            }
+            anyhow::ensure!(
+                started.elapsed() < PATIENCE,
+                "the API never served\n{}",
+                tail(&self.log)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The common start of a tally test: `backlog` events appended at once, then the writer

@@ -21,6 +21,19 @@ pub fn http(
     path: &str,
     json: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
+    let (head, body) = exchange(address, address, method, path, json)?;
+    Ok((head.lines().next().unwrap_or_default().to_string(), body))
+}
+
+/// A plain HTTP/1.1 request to `address` naming `host` in its `Host` header, with a JSON body
+/// if given: the response's head (status line and headers) and body.
+pub fn exchange(
+    address: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> anyhow::Result<(String, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address)?;
     let body = json.unwrap_or_default();
@@ -31,7 +44,7 @@ pub fn http(
     };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -39,10 +52,7 @@ pub fn http(
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow::anyhow!("no HTTP header end in {response}"))?;
-    Ok((
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    ))
+    Ok((head.to_string(), body.to_string()))
 }
 
 /// Collects a child's stdout in the background.
