@@ -28,7 +28,7 @@ use wasmtime::{Config, Engine, OptLevel};
 use bindings::{Projection, ProjectionPre};
 use host::HostState;
 
-pub use cache::CompileCache;
+pub use cache::{CacheStats, CompileCache};
 pub use error::{PluginError, Rejection};
 pub use instance::Instance;
 pub use limits::{EPOCH_TICK, Limits};
@@ -87,6 +87,11 @@ impl Runtime {
     /// The engine every plugin runs on.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// How the compile cache served loads so far; `None` without a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(CompileCache::stats)
     }
 
     /// The limits every instance gets.

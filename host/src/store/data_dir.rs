@@ -4,7 +4,7 @@
 //! <data>/_catalog.db                    which version of each projection is current, history
 //! <data>/_lock                          held by the process running the projections
 //! <data>/_control/                      requests to that process (rollback)
-//! <data>/.compiled/                     compiled plugins, by module hash
+//! <data>/.compiled/                     compiled plugins, by module hash, MAC'd (runtime::cache)
 //! <data>/<name>/<version>-<sha8>.db     one database per version of a projection
 //! <data>/<name>/<version>-<sha8>.wasm   the module that last projected into it (for rollback)
 //! ```
