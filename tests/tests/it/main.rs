@@ -7,6 +7,7 @@ mod deploy;
 mod dev;
 mod esdb;
 mod failures;
+mod hostile;
 mod pipeline;
 mod reload;
 mod resume;
