@@ -54,6 +54,7 @@ fn main() {
         ("TALLY_BAD_DDL", Some("bad-ddl")),
         ("TALLY_BROKEN", Some("broken")),
         ("TALLY_ACCEPTS_POISON", Some("accepts-poison")),
+        ("TALLY_ENDLESS_SCHEMA", Some("endless-schema")),
         ("TALLY_V1", None),
     ] {
         let mut args = vec!["-p", "tally"];

@@ -8,6 +8,7 @@ mod deploy;
 mod dev;
 mod esdb;
 mod failures;
+mod hostile;
 mod pipeline;
 mod reload;
 mod resume;

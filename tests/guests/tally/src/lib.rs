@@ -7,7 +7,9 @@
 //! `describe-traps` panics in `describe`; `bad-ddl` (`3.0.0`) declares a table that passes the
 //! host's manifest check but that SQLite refuses; `broken` is a `2.0.0` that loads fine and
 //! panics on every event, so its rebuild fails; `accepts-poison` is a `1.0.0` (a code fix of
-//! v1) that counts `Poison` like any other type, so v1's dead letters can be retried on it.
+//! v1) that counts `Poison` like any other type, so v1's dead letters can be retried on it;
+//! `endless-schema` (`4.0.0`) declares its table as `CREATE TABLE … AS WITH RECURSIVE …` over a
+//! query that never ends, which the host must refuse instead of running.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "projection" });
 
@@ -15,22 +17,24 @@ use projector::plugin::sql;
 use projector::plugin::types::{InvalidEvent, Value};
 
 // A build with two variants would silently be one of them; refuse it instead.
-#[cfg(any(
-    all(feature = "v2", feature = "describe-traps"),
-    all(feature = "v2", feature = "bad-ddl"),
-    all(feature = "v2", feature = "broken"),
-    all(feature = "describe-traps", feature = "bad-ddl"),
-    all(feature = "describe-traps", feature = "broken"),
-    all(feature = "bad-ddl", feature = "broken"),
-    all(feature = "accepts-poison", any(feature = "v2", feature = "describe-traps", feature = "bad-ddl", feature = "broken")),
-))]
-compile_error!("enable at most one of the features v2, describe-traps, bad-ddl, broken and accepts-poison");
+const VARIANTS: usize = cfg!(feature = "v2") as usize
+    + cfg!(feature = "describe-traps") as usize
+    + cfg!(feature = "bad-ddl") as usize
+    + cfg!(feature = "broken") as usize
+    + cfg!(feature = "accepts-poison") as usize
+    + cfg!(feature = "endless-schema") as usize;
+const _: () = assert!(
+    VARIANTS <= 1,
+    "enable at most one of the features v2, describe-traps, bad-ddl, broken, accepts-poison and endless-schema"
+);
 
 /// The manifest version: what tells the host a reload is a new version (rebuild) or a code fix.
 const VERSION: &str = if cfg!(feature = "v2") || cfg!(feature = "broken") {
     "2.0.0"
 } else if cfg!(feature = "bad-ddl") {
     "3.0.0"
+} else if cfg!(feature = "endless-schema") {
+    "4.0.0"
 } else {
     "1.0.0"
 };
@@ -41,6 +45,9 @@ const TAG: &str = if cfg!(feature = "v2") { "2" } else { "1" };
 /// `WITHOUT NONSENSE` is not a table option: the statement starts like DDL but fails to prepare.
 const SCHEMA: &str = if cfg!(feature = "bad-ddl") {
     "CREATE TABLE tally (event_type TEXT PRIMARY KEY) WITHOUT NONSENSE"
+} else if cfg!(feature = "endless-schema") {
+    // Passes the manifest's check (it starts like a CREATE TABLE); run, it would never end.
+    "CREATE TABLE tally AS WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT i AS events FROM r"
 } else {
     "CREATE TABLE tally (event_type TEXT PRIMARY KEY, events INTEGER NOT NULL, version TEXT NOT NULL, last_position INTEGER NOT NULL)"
 };
