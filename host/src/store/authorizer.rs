@@ -174,7 +174,8 @@ fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
         // query runs when the view is read). SQLite does not ask about the rows it writes, so
         // its query could run for ever or fill the disk before anything checks it.
         A::Select => Err(
-            "CREATE TABLE … AS SELECT is not allowed in a schema: declare the table's columns              and fill it from events"
+            "CREATE TABLE … AS SELECT is not allowed in a schema: declare the table's columns \
+             and fill it from events"
                 .into(),
         ),
         A::Function { .. } | A::Recursive => Ok(()),
