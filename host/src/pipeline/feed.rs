@@ -65,6 +65,10 @@ impl Feed {
     /// projection stops listening.
     pub async fn run(self, sender: mpsc::Sender<anyhow::Result<Batch>>) {
         let described = self.source.describe();
+        if let Err(error) = self.check_not_ahead().await {
+            let _ = sender.send(Err(error)).await;
+            return;
+        }
         let mut failures = 0u32;
         loop {
             let after = *self.committed.borrow();
@@ -111,6 +115,71 @@ impl Feed {
             }
         }
     }
+}
+
+impl Feed {
+    /// Fails when the stored position lies past the end of the log: the store was reset or
+    /// replaced (or the data directory belongs to another one), and subscribing from there
+    /// would silently skip every event written until the log grows past it. A source that
+    /// cannot tell its end now is given the benefit of the doubt.
+    async fn check_not_ahead(&self) -> anyhow::Result<()> {
+        let Some(committed) = *self.committed.borrow() else {
+            return Ok(());
+        };
+        let head = match self.source.head().await {
+            Ok(head) => head,
+            Err(error) => {
+                tracing::debug!(
+                    projection = self.name,
+                    error = format!("{error:#}"),
+                    "the log's end is unknown; not checking the checkpoint against it"
+                );
+                return Ok(());
+            }
+        };
+        if head.is_none_or(|head| committed.commit > head.commit) {
+            anyhow::bail!(
+                "projection {} has stored position {committed}, past the end of {} ({}): the \
+                 event store was reset or replaced, or this data directory was built from \
+                 another one. Nothing was skipped; point [source] at the store the projection \
+                 was built from, or move its database away to rebuild it from the start",
+                self.name,
+                self.source.describe(),
+                head.map_or("an empty log".to_string(), |h| format!(
+                    "its last event is at {h}"
+                ))
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Spawns `feed` and watches it: a feed task that panics must stop its projection with the
+/// panic as the reason, not end its batches as if the source had finished.
+pub(super) fn spawn(feed: Feed, sender: mpsc::Sender<anyhow::Result<Batch>>) {
+    let name = feed.name.clone();
+    // Held until the feed has ended, so the projection hears of a panic before the channel
+    // closes.
+    let watcher = sender.clone();
+    let task = tokio::spawn(feed.run(sender));
+    tokio::spawn(async move {
+        if let Err(error) = task.await
+            && error.is_panic()
+        {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            let _ = watcher
+                .send(Err(anyhow::format_err!(
+                    "the source task of projection {name} panicked ({message}); the projection \
+                     stopped, and a restart resumes from its checkpoint"
+                )))
+                .await;
+        }
+    });
 }
 
 #[cfg(test)]

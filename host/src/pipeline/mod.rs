@@ -215,7 +215,7 @@ pub fn start(
         status: settings.status.clone(),
     };
     // The feed ends when the thread stops listening (it drops its receiver).
-    tokio::spawn(feed.run(batch_sender));
+    feed::spawn(feed, batch_sender);
     let (control, control_receiver) = mpsc::unbounded_channel();
     let (released_sender, released) = watch::channel(false);
     let panic_notices = notices.clone();

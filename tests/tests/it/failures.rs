@@ -165,3 +165,75 @@ async fn a_lock_that_stays_stops_the_projection() -> anyhow::Result<()> {
     assert_eq!(outcome.checkpoint, None);
     Ok(())
 }
+
+/// A stored position past the end of the log (the store was reset or replaced) stops the
+/// projection with that reason instead of silently waiting for the log to grow past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_past_the_end_of_the_log_stops_the_projection() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut projection = misbehave(dir.path(), Failures::default())?;
+    projection.apply(&[event(40, "Ok", ""), event(50, "Ok", "")], None)?;
+    // The "reset" store holds ten events.
+    let events: Vec<RecordedEvent> = (1..=10).map(|p| event(p, "Ok", "")).collect();
+    let outcome = run_one_by_one(projection, events).await;
+    let error = format!("{:#}", outcome.error.expect("the projection must stop"));
+    assert!(error.contains("past the end of"), "{error}");
+    assert!(error.contains("its last event is at 10"), "{error}");
+    assert_eq!(stored_positions(dir.path()), vec![40, 50]);
+    Ok(())
+}
+
+/// A source whose subscription panics: the feed task dies.
+struct PanickingSource;
+
+impl projector::source::EventSource for PanickingSource {
+    fn describe(&self) -> String {
+        "a source that panics".into()
+    }
+
+    fn subscribe(
+        &self,
+        _after: Option<projector::event::Position>,
+        _filter: &projector::event::EventFilter,
+    ) -> projector::source::Subscription {
+        Box::pin(futures::stream::poll_fn(
+            |_| -> std::task::Poll<Option<_>> { panic!("the source broke in an unexpected way") },
+        ))
+    }
+
+    fn head(
+        &self,
+    ) -> futures::future::BoxFuture<'_, anyhow::Result<Option<projector::event::Position>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn is_finite(&self) -> bool {
+        false
+    }
+}
+
+/// A panic in a projection's source task stops the projection visibly, with the panic as the
+/// reason, instead of ending it as if the source were done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_source_task_stops_its_projection_visibly() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let projection = misbehave(dir.path(), Failures::default())?;
+    let settings = pipeline::Settings::new(BatchOptions::default(), 8 << 20);
+    let outcomes = pipeline::run(
+        vec![projection],
+        Arc::new(PanickingSource),
+        settings,
+        std::future::pending(),
+    )
+    .await?;
+    let error = format!("{:#}", outcomes[0].error.as_ref().expect("it must stop"));
+    assert!(
+        error.contains("source task of projection misbehave panicked"),
+        "{error}"
+    );
+    assert!(
+        error.contains("the source broke in an unexpected way"),
+        "{error}"
+    );
+    Ok(())
+}
