@@ -1,6 +1,7 @@
 //! End-to-end tests of the projector host with real compiled plugins and real SQLite files.
 //! One test binary; each module is one area.
 
+mod alerts;
 mod api;
 mod cli;
 mod dead_letters;
