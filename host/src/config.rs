@@ -131,7 +131,7 @@ pub struct RawBatching {
     /// Most events per batch. Default 500.
     pub max_events: Option<usize>,
     /// Most MiB of events per batch. Default: a quarter of the plugin memory limit, at most 16.
-    pub max_mb: Option<usize>,
+    pub max_mib: Option<usize>,
     /// How long a batch lingers for more events while the projection is idle, in
     /// milliseconds. Default 0: sent at once (batches still grow while the projection is busy).
     pub max_wait_ms: Option<u64>,
@@ -147,7 +147,7 @@ pub struct RawProjection {
     /// Retries of a batch that met a fault of the database before stopping (default 3).
     pub transient_retries: Option<u32>,
     /// Largest the projection's database may grow, in MiB (default 65536).
-    pub max_database_mb: Option<u64>,
+    pub max_database_mib: Option<u64>,
 }
 
 /// The validated configuration.
@@ -293,13 +293,13 @@ impl Config {
                 .map_or(default_batching.max_wait, Duration::from_millis),
             // The plugin holds a batch as it arrives and as it decodes it: a quarter of its
             // memory leaves room for both and for its own state.
-            max_bytes: raw.batching.max_mb.map_or(
+            max_bytes: raw.batching.max_mib.map_or(
                 default_batching.max_bytes.min(limits.memory_bytes / 4),
                 |mb| mb.saturating_mul(1 << 20),
             ),
         };
-        if raw.batching.max_mb == Some(0) {
-            problems.push("[batching] max_mb must be at least 1".to_string());
+        if raw.batching.max_mib == Some(0) {
+            problems.push("[batching] max_mib must be at least 1".to_string());
         }
         if batching.max_events == 0 {
             problems.push("[batching] max_events must be at least 1".to_string());
@@ -319,7 +319,7 @@ impl Config {
                     .transient_retries
                     .unwrap_or(defaults.transient_retries),
                 max_database_bytes: projection
-                    .max_database_mb
+                    .max_database_mib
                     .map_or(defaults.max_database_bytes, |mb| mb.saturating_mul(1 << 20)),
             };
             if settings.max_consecutive == 0 {
@@ -332,9 +332,9 @@ impl Config {
                     "[projections.{name}] transient_retries must be at most 100"
                 ));
             }
-            if projection.max_database_mb == Some(0) {
+            if projection.max_database_mib == Some(0) {
                 problems.push(format!(
-                    "[projections.{name}] max_database_mb must be at least 1"
+                    "[projections.{name}] max_database_mib must be at least 1"
                 ));
             }
             failures.insert(name, settings);

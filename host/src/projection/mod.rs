@@ -358,7 +358,7 @@ impl Projection {
             if let PluginError::OutOfMemory(_) = error {
                 message.push_str(&format!(
                     " (on an event of {} bytes of data and metadata; if the event is what is \
-                     too large, raise [limits] memory_mb and retry it from the dead letters)",
+                     too large, raise [limits] memory_mib and retry it from the dead letters)",
                     event.data.len() + event.metadata.len()
                 ));
             }

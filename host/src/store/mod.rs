@@ -285,7 +285,7 @@ impl Db {
         if at_cap {
             format!(
                 "the database {} reached its size cap of {} MiB ([projections.<name>] \
-                 max_database_mb); raise the cap or make the projection smaller: {fault}",
+                 max_database_mib); raise the cap or make the projection smaller: {fault}",
                 self.path.display(),
                 self.limits.max_database_bytes >> 20
             )

@@ -150,7 +150,7 @@ fn an_event_too_large_for_the_plugin_is_dead_lettered() -> anyhow::Result<()> {
     let dead = tables::dead_letters(dir.path(), "misbehave")?;
     assert_eq!(dead[0].0, 2);
     assert!(dead[0].2.contains("12582912 bytes"), "{}", dead[0].2);
-    assert!(dead[0].2.contains("memory_mb"), "{}", dead[0].2);
+    assert!(dead[0].2.contains("memory_mib"), "{}", dead[0].2);
     assert_eq!(positions(dir.path())?, vec![1, 3]);
     // With more memory, the kept event is retried and projected.
     drop(projection);
