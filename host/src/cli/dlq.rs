@@ -74,18 +74,20 @@ impl Target {
     fn database(&self) -> anyhow::Result<PathBuf> {
         let data = DataDir::existing(&self.data);
         let databases = data.current_databases()?;
-        match databases
-            .into_iter()
-            .find(|(name, _)| *name == self.projection)
-        {
-            Some((_, path)) => Ok(path),
-            None => bail!(
-                "no projection {} in {}; `projector query --data {} \"SELECT 1\"` lists none either?",
-                self.projection,
-                self.data.display(),
-                self.data.display()
-            ),
+        if let Some((_, path)) = databases.iter().find(|(name, _)| *name == self.projection) {
+            return Ok(path.clone());
         }
+        let names: Vec<&str> = databases.iter().map(|(name, _)| name.as_str()).collect();
+        bail!(
+            "no projection {} in {} (it holds: {}); is --data the directory `projector run` writes?",
+            self.projection,
+            self.data.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )
     }
 }
 

@@ -115,9 +115,6 @@ impl Feed {
             }
         }
     }
-}
-
-impl Feed {
     /// Fails when the stored position lies past the end of the log: the store was reset or
     /// replaced (or the data directory belongs to another one), and subscribing from there
     /// would silently skip every event written until the log grows past it. A source that

@@ -49,17 +49,22 @@ pub struct DeadLetter {
     pub event: Option<RecordedEvent>,
     /// Its commit position: the dead letter's id.
     pub id: u64,
+    /// Its prepare position (with `id`, its place in the log).
     pub prepare_position: u64,
+    /// Where it was written, and its revision there.
     pub stream_id: String,
     pub stream_revision: u64,
+    /// The event's own id and type.
     pub event_id: String,
     pub event_type: String,
     /// Times the plugin was called with it and failed.
     pub attempts: u64,
+    /// The error of the first and of the latest refusal.
     pub first_error: String,
     pub last_error: String,
     /// The plugin builds (sha256) that refused it, oldest first.
     pub refused_by: Vec<String>,
+    /// When it was first and last refused (absent for dead letters older than these columns).
     pub first_failed_unix_ms: Option<i64>,
     pub last_failed_unix_ms: Option<i64>,
     /// Bytes of its data, for listings that do not show it.

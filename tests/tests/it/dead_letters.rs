@@ -98,11 +98,25 @@ async fn a_fixed_plugin_retries_the_dead_letters_of_the_broken_one() -> anyhow::
     wait_for_position(&data, all.last().unwrap().0, PATIENCE, &log)?;
     let status = run.stop()?;
     anyhow::ensure!(status.success(), "exit {status}\n{}", tail(&log));
-    assert_eq!(
-        tables::rows(&data, "tally", "tally")?,
-        tally_model_accepting_poison(&all)
-    );
+    let rows = tables::rows(&data, "tally", "tally")?;
+    assert_eq!(rows, tally_model_accepting_poison(&all));
     assert!(tables::dead_letters(&data, "tally")?.is_empty());
+    // And what the fixed build makes of the whole log in one run from the start.
+    let fresh = tempfile::tempdir()?;
+    let mut fixed = crate::util::open(
+        &crate::util::runtime(),
+        projector_tests::guests::TALLY_ACCEPTS_POISON,
+        fresh.path(),
+        projector::projection::ErrorPolicy::DeadLetter,
+    )?;
+    let events: Vec<_> = all
+        .iter()
+        .map(|(position, event_type)| crate::util::event(*position as u64, event_type, "{}"))
+        .collect();
+    for batch in events.chunks(100) {
+        fixed.apply(batch, None)?;
+    }
+    assert_eq!(rows, tables::rows(fresh.path(), "tally", "tally")?);
     scene.stop().await
 }
 
