@@ -145,6 +145,7 @@ fn native_ceiling(
         db.commit(Checkpoint {
             position: batch.last().unwrap().position,
             events_handled: handled,
+            last_event: None,
         })?;
     }
     let rate = events.len() as f64 / started.elapsed().as_secs_f64();

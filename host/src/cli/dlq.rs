@@ -11,6 +11,8 @@ use anyhow::bail;
 use base64::Engine;
 use comfy_table::{ContentArrangement, Table, presets};
 
+use crate::config::Config;
+use crate::runtime::Limits;
 use crate::store::{self, DataDir, DeadLetter, Selection};
 use crate::supervisor::{RetryRequest, retry_dead_letters};
 
@@ -51,9 +53,14 @@ pub struct Target {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
-    /// How long `retry` waits for a running projector's answer, in seconds.
-    #[arg(long, default_value_t = 120)]
+    /// How long `retry` waits for a running projector's answer, in seconds (it works on a
+    /// retry for up to 300 s before it answers that it goes on).
+    #[arg(long, default_value_t = 330)]
     pub wait: u64,
+    /// With no projector running, `retry` runs the plugin under this config file's `[limits]`
+    /// (a running projector uses its own).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// The projection.
     pub projection: String,
 }
@@ -121,8 +128,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 selection: target.selection(true)?,
             };
             let data = DataDir::existing(&target.data);
+            let limits = match &target.config {
+                Some(path) => Config::load(path)?.limits,
+                None => Limits::default(),
+            };
             let (message, report) =
-                retry_dead_letters(&data, request, Duration::from_secs(target.wait))?;
+                retry_dead_letters(&data, request, Duration::from_secs(target.wait), limits)?;
             if target.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

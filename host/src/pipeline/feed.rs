@@ -57,6 +57,8 @@ pub(super) struct Feed {
     pub batching: BatchOptions,
     pub backoff: Backoff,
     pub committed: watch::Receiver<Option<Position>>,
+    /// The last event the projection was given when it started (see `Checkpoint::last_event`).
+    pub last_event: Option<Position>,
     pub status: Status,
 }
 
@@ -115,12 +117,14 @@ impl Feed {
             }
         }
     }
-    /// Fails when the stored position lies past the end of the log: the store was reset or
-    /// replaced (or the data directory belongs to another one), and subscribing from there
-    /// would silently skip every event written until the log grows past it. A source that
-    /// cannot tell its end now is given the benefit of the doubt.
+    /// Fails when the log now ends before the last event the projection was given: the store
+    /// was reset or replaced (or the data directory belongs to another one), and subscribing
+    /// after the stored position would silently skip every event written until the log grows
+    /// past it. The last *event* is compared, not the stored position, which may be a server's
+    /// checkpoint (some KurrentDB versions send them at the log's end, past its last event). A
+    /// source that cannot tell its end now is given the benefit of the doubt.
     async fn check_not_ahead(&self) -> anyhow::Result<()> {
-        let Some(committed) = *self.committed.borrow() else {
+        let Some(last_event) = self.last_event else {
             return Ok(());
         };
         let head = match self.source.head().await {
@@ -134,12 +138,13 @@ impl Feed {
                 return Ok(());
             }
         };
-        if head.is_none_or(|head| committed.commit > head.commit) {
+        if head.is_none_or(|head| last_event.commit > head.commit) {
             anyhow::bail!(
-                "projection {} has stored position {committed}, past the end of {} ({}): the \
-                 event store was reset or replaced, or this data directory was built from \
-                 another one. Nothing was skipped; point [source] at the store the projection \
-                 was built from, or move its database away to rebuild it from the start",
+                "projection {} was given an event at position {last_event}, past the end of {} \
+                 ({}): the event store was reset or replaced, or this data directory was built \
+                 from another one. Nothing was skipped; point [source] at the store the \
+                 projection was built from, or move its database away to rebuild it from the \
+                 start",
                 self.name,
                 self.source.describe(),
                 head.map_or("an empty log".to_string(), |h| format!(

@@ -212,6 +212,7 @@ pub fn start(
         batching: settings.batching,
         backoff: settings.backoff,
         committed,
+        last_event: projection.checkpoint().and_then(|c| c.last_event),
         status: settings.status.clone(),
     };
     // The feed ends when the thread stops listening (it drops its receiver).

@@ -232,16 +232,29 @@ impl Projection {
         let checkpoint = Checkpoint {
             position,
             events_handled: handled,
+            last_event: events
+                .last()
+                .map(|e| e.position)
+                .or(self.checkpoint.and_then(|c| c.last_event)),
         };
         // A batch with no new events (only a server checkpoint) goes through the same
         // transaction and the same check, without calling the plugin.
         self.db().begin()?;
-        // The checkpoint read inside the write transaction must be the one this projection last
-        // committed; otherwise another process writes this database too, and applying the batch
-        // on a stale position would apply events twice.
+        let applied = self.apply_begun(events, position, checkpoint);
+        if applied.is_err() {
+            // Whatever failed after `begin`, nothing of the batch may stay open: the next
+            // attempt begins afresh (a rollback of a rolled-back batch does nothing).
+            self.db().rollback()?;
+        }
+        applied
+    }
+
+    /// Checks that the checkpoint is still this projection's, inside the write transaction:
+    /// otherwise another process writes this database too, and applying a batch on a stale
+    /// position would apply events twice.
+    fn check_checkpoint_is_ours(&self) -> anyhow::Result<()> {
         let current = self.db().checkpoint()?;
         if current != self.checkpoint {
-            self.db().rollback()?;
             bail!(
                 "the checkpoint of projection {} moved from {:?} to {:?} behind this process's back; \
                  is another projector writing {}?",
@@ -251,6 +264,18 @@ impl Projection {
                 self.db().path().display()
             );
         }
+        Ok(())
+    }
+
+    /// The body of [`Projection::apply`] once the batch transaction is open; the caller rolls
+    /// it back on any error.
+    fn apply_begun(
+        &mut self,
+        events: &[RecordedEvent],
+        position: Position,
+        checkpoint: Checkpoint,
+    ) -> anyhow::Result<BatchReport> {
+        self.check_checkpoint_is_ours()?;
         let outcome = if events.is_empty() {
             Ok(())
         } else {
@@ -281,11 +306,7 @@ impl Projection {
                 (report, streak)
             }
         };
-        let committed = self.db().commit(checkpoint);
-        if let Err(error) = committed {
-            self.db().rollback()?;
-            return Err(error);
-        }
+        self.db().commit(checkpoint)?;
         self.checkpoint = Some(checkpoint);
         self.streak = streak;
         Ok(report)
@@ -325,6 +346,8 @@ impl Projection {
         }
         tracing::debug!(projection = self.name(), events = %range, error = %error, "batch refused; finding the failing events");
         self.db().begin()?;
+        // The write lock was let go between the two transactions.
+        self.check_checkpoint_is_ours()?;
         let mut failures = Vec::new();
         let mut rest = events;
         let mut pending = Some(error);
@@ -470,9 +493,14 @@ impl Projection {
         let new = &failures[before..];
         let all_broken = new.len() == events.len()
             && events.len() > 1
-            && !new
-                .iter()
-                .any(|(_, e)| matches!(e, PluginError::Rejected(Rejection::InvalidEvent { .. })));
+            && !new.iter().any(|(_, e)| {
+                // Refusals are the plugin's right; running out of memory is the events' size.
+                matches!(
+                    e,
+                    PluginError::Rejected(Rejection::InvalidEvent { .. })
+                        | PluginError::OutOfMemory(_)
+                )
+            });
         if all_broken {
             self.db().rollback()?;
             bail!(

@@ -11,7 +11,7 @@ use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::Projection;
-use crate::event::RecordedEvent;
+use crate::runtime::PluginError;
 use crate::store::Selection;
 
 /// What a retry of dead letters did.
@@ -52,8 +52,32 @@ impl std::fmt::Display for RetryReport {
 
 impl Projection {
     /// Retries the selected dead letters on the current plugin; see the module's doc. An error
-    /// (a limit, a fault of the database) leaves every dead letter as it was.
+    /// (a broken instance, a fault of the database) leaves every dead letter as it was.
     pub fn retry_dead_letters(&mut self, selection: &Selection) -> anyhow::Result<RetryReport> {
+        let Some(checkpoint) = self.checkpoint else {
+            // Nothing was ever committed, so nothing was dead-lettered.
+            return Ok(RetryReport::default());
+        };
+        self.db().begin()?;
+        let retried = self.retry_begun(selection);
+        let committed = retried.and_then(|report| {
+            self.db().commit(checkpoint)?;
+            Ok(report)
+        });
+        if committed.is_err() {
+            self.db().rollback()?;
+        }
+        let report = committed?;
+        if report.retried > 0 {
+            tracing::info!(projection = self.name(), report = %report, "dead letters retried");
+        }
+        Ok(report)
+    }
+
+    /// The retry inside the open transaction: the selection is read there too, so a dead
+    /// letter dropped meanwhile is neither projected nor brought back.
+    fn retry_begun(&mut self, selection: &Selection) -> anyhow::Result<RetryReport> {
+        self.check_checkpoint_is_ours()?;
         let letters = self.db().dead_letters(selection)?;
         let mut report = RetryReport::default();
         if let Selection::Positions(ids) = selection {
@@ -63,52 +87,36 @@ impl Projection {
                 .copied()
                 .collect();
         }
-        let events: Vec<RecordedEvent> = letters
-            .into_iter()
-            .filter_map(|letter| {
-                if letter.event.is_none() {
-                    report.without_payload += 1;
-                }
-                letter.event
-            })
-            .collect();
-        let Some(checkpoint) = self.checkpoint else {
-            return Ok(report);
-        };
-        if events.is_empty() {
-            return Ok(report);
-        }
-        self.db().begin()?;
-        let current = self.db().checkpoint()?;
-        if current != self.checkpoint {
-            self.db().rollback()?;
-            bail!(
-                "the checkpoint of projection {} moved behind this process's back; is another \
-                 projector writing {}?",
-                self.name(),
-                self.db().path().display()
-            );
-        }
         let sha256 = self.plugin.sha256.clone();
-        for event in &events {
+        for letter in letters {
+            let Some(event) = letter.event else {
+                report.without_payload += 1;
+                continue;
+            };
             report.retried += 1;
-            match self.try_handle(std::slice::from_ref(event))? {
+            self.db().savepoint()?;
+            let outcome = self.instance.handle(std::slice::from_ref(&event));
+            self.check_fault()?;
+            match outcome {
                 Ok(()) => {
+                    self.db().release_savepoint()?;
                     self.db().resolve_dead_letter(event.position)?;
                     report.projected += 1;
                 }
+                // No instance left to call: the retry ends, nothing of it kept.
+                Err(error @ PluginError::Broken(_)) => {
+                    bail!("retrying the dead letter at {}: {error}", event.position)
+                }
+                // Running out of time on one event is its refusal too: recorded, so this build
+                // does not retry it at every start.
                 Err(error) => {
+                    self.db().rollback_to_savepoint()?;
                     self.db()
-                        .dead_letter(event, &error.to_string(), &sha256, 1)?;
+                        .dead_letter(&event, &error.to_string(), &sha256, 1)?;
                     report.refused += 1;
                 }
             }
         }
-        if let Err(error) = self.db().commit(checkpoint) {
-            self.db().rollback()?;
-            return Err(error);
-        }
-        tracing::info!(projection = self.name(), report = %report, "dead letters retried");
         Ok(report)
     }
 }

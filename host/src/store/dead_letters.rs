@@ -71,9 +71,35 @@ pub struct DeadLetter {
     pub data_bytes: usize,
 }
 
-const COLUMNS: &str = "commit_position, prepare_position, stream_id, stream_revision, event_id, \
-     event_type, attempts, COALESCE(first_error, error), error, COALESCE(refused_by, json_array(wasm_sha256)), \
-     first_failed_unix_ms, last_failed_unix_ms, content_type, created_unix_ms, data, metadata";
+/// The select list of a dead letter; a column an unmigrated database lacks (read by a
+/// command that may not change it) reads as NULL.
+fn columns(connection: &Connection) -> rusqlite::Result<String> {
+    let existing: Vec<String> = connection
+        .prepare("SELECT name FROM pragma_table_info('_projector_dead_letters')")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let column = |name: &str| {
+        if existing.iter().any(|c| c == name) {
+            name.to_string()
+        } else {
+            "NULL".to_string()
+        }
+    };
+    Ok(format!(
+        "commit_position, prepare_position, stream_id, stream_revision, event_id, event_type, \
+         attempts, COALESCE({first_error}, error), error, \
+         COALESCE({refused_by}, json_array(wasm_sha256)), {first_failed}, {last_failed}, \
+         {content_type}, {created}, {data}, {metadata}",
+        first_error = column("first_error"),
+        refused_by = column("refused_by"),
+        first_failed = column("first_failed_unix_ms"),
+        last_failed = column("last_failed_unix_ms"),
+        content_type = column("content_type"),
+        created = column("created_unix_ms"),
+        data = column("data"),
+        metadata = column("metadata"),
+    ))
+}
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     let position = Position {
@@ -120,6 +146,7 @@ const IN_SELECTION: &str = "commit_position IN (SELECT value FROM json_each(?1))
 
 /// Dead letters the build `?1` has not refused.
 const NOT_TRIED_BY: &str = "NOT EXISTS (SELECT 1 FROM json_each(COALESCE(refused_by, json_array(wasm_sha256))) WHERE value = ?1)";
+// (`refused_by` exists wherever this runs: only a projection, which migrates first, selects so.)
 
 fn ids(positions: &[u64]) -> String {
     serde_json::to_string(positions).expect("numbers serialise")
@@ -136,9 +163,10 @@ fn condition(selection: &Selection) -> (&'static str, Option<String>) {
 
 fn select(connection: &Connection, selection: &Selection) -> rusqlite::Result<Vec<DeadLetter>> {
     let (condition, parameter) = condition(selection);
+    let columns = columns(connection)?;
     connection
         .prepare(&format!(
-            "SELECT {COLUMNS} FROM _projector_dead_letters WHERE {condition} \
+            "SELECT {columns} FROM _projector_dead_letters WHERE {condition} \
              ORDER BY commit_position, prepare_position"
         ))?
         .query_map(rusqlite::params_from_iter(parameter), from_row)?
@@ -177,18 +205,7 @@ pub fn drop_selected(path: &Path, selection: &Selection) -> anyhow::Result<usize
 impl Db {
     /// Adds the columns of [`ADDED_COLUMNS`] a database made before them lacks.
     pub(super) fn migrate_dead_letters(connection: &Connection) -> anyhow::Result<()> {
-        let existing: Vec<String> = connection
-            .prepare("SELECT name FROM pragma_table_info('_projector_dead_letters')")?
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        for (column, kind) in ADDED_COLUMNS {
-            if !existing.iter().any(|c| c == column) {
-                connection.execute_batch(&format!(
-                    "ALTER TABLE _projector_dead_letters ADD COLUMN {column} {kind}"
-                ))?;
-            }
-        }
-        Ok(())
+        super::add_missing_columns(connection, "_projector_dead_letters", &ADDED_COLUMNS)
     }
 
     /// Records inside the open batch that the plugin build `wasm_sha256` refused `event`
@@ -211,11 +228,16 @@ impl Db {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?7, json_array(?8), ?10, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT DO UPDATE SET
                    error = ?7, wasm_sha256 = ?8, attempts = attempts + ?9, last_failed_unix_ms = ?10,
-                   first_error = COALESCE(first_error, excluded.first_error),
+                   first_error = COALESCE(first_error, error),
+                   first_failed_unix_ms = COALESCE(first_failed_unix_ms, ?10),
+                   content_type = COALESCE(content_type, ?11),
+                   created_unix_ms = COALESCE(created_unix_ms, ?12),
+                   data = COALESCE(data, ?13),
+                   metadata = COALESCE(metadata, ?14),
                    refused_by = CASE
-                     WHEN EXISTS (SELECT 1 FROM json_each(COALESCE(refused_by, '[]')) WHERE value = ?8)
-                       THEN refused_by
-                     ELSE json_insert(COALESCE(refused_by, '[]'), '$[#]', ?8) END",
+                     WHEN EXISTS (SELECT 1 FROM json_each(COALESCE(refused_by, json_array(wasm_sha256))) WHERE value = ?8)
+                       THEN COALESCE(refused_by, json_array(wasm_sha256))
+                     ELSE json_insert(COALESCE(refused_by, json_array(wasm_sha256)), '$[#]', ?8) END",
             )?
             .execute(params![
                 event.position.commit as i64,
@@ -278,5 +300,41 @@ impl Db {
             .query_row([], |row| row.get(0))
             .optional()?;
         Ok(count.unwrap_or(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before dead letters kept their events still lists them read-only
+    /// (with no event to retry), without being changed.
+    #[test]
+    fn dead_letters_of_an_older_database_are_read_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE _projector_dead_letters (
+                    commit_position INTEGER NOT NULL, prepare_position INTEGER NOT NULL,
+                    stream_id TEXT NOT NULL, stream_revision INTEGER NOT NULL,
+                    event_id TEXT NOT NULL, event_type TEXT NOT NULL, error TEXT NOT NULL,
+                    wasm_sha256 TEXT NOT NULL, attempts INTEGER NOT NULL,
+                    PRIMARY KEY (commit_position, prepare_position));
+                 INSERT INTO _projector_dead_letters VALUES (7, 7, 's', 0, 'e', 'T', 'boom', 'ab', 2);",
+            )
+            .unwrap();
+        drop(connection);
+        let letters = read(&path, &Selection::All).unwrap();
+        assert_eq!(letters.len(), 1);
+        let letter = &letters[0];
+        assert_eq!((letter.id, letter.attempts), (7, 2));
+        assert_eq!(
+            (letter.first_error.as_str(), letter.last_error.as_str()),
+            ("boom", "boom")
+        );
+        assert_eq!(letter.refused_by, vec!["ab".to_string()]);
+        assert!(letter.event.is_none());
     }
 }

@@ -22,6 +22,11 @@ pub fn of(error: &rusqlite::Error) -> Option<String> {
         ErrorCode::DiskFull => "the disk or the database is full",
         ErrorCode::CannotOpen => "a file of the database could not be opened",
         ErrorCode::FileLockingProtocolFailed => "the file locking protocol failed",
+        ErrorCode::ReadOnly => "the database cannot be written (its file or folder is read-only)",
+        ErrorCode::OutOfMemory => "SQLite ran out of memory",
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+            "the database file is damaged (restore it, or move it away to rebuild the projection)"
+        }
         _ => return None,
     };
     let detail = message.clone().unwrap_or_else(|| failure.to_string());

@@ -58,6 +58,11 @@ pub struct Checkpoint {
     pub position: Position,
     /// How many events the projection has handed to its plugin in all.
     pub events_handled: u64,
+    /// The position of the last event the projection was given (projected or not), unlike
+    /// `position` never a server's checkpoint: the log held an event there, so a log that now
+    /// ends before it was reset. `None` before the first event (and in databases older than
+    /// the column).
+    pub last_event: Option<Position>,
 }
 
 /// One projection's database, open for writing.
@@ -111,6 +116,9 @@ impl Default for DbLimits {
     }
 }
 
+/// Room left under a database's size cap below which "full" is taken to be the cap's doing.
+const CAP_ROOM_BYTES: u64 = 64 << 20;
+
 /// Longest statement text a plugin may send.
 const MAX_STATEMENT_BYTES: i32 = 1 << 20;
 
@@ -130,7 +138,9 @@ CREATE TABLE IF NOT EXISTS _projector_checkpoint (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     commit_position INTEGER NOT NULL,
     prepare_position INTEGER NOT NULL,
-    events_handled INTEGER NOT NULL
+    events_handled INTEGER NOT NULL,
+    last_event_commit INTEGER,
+    last_event_prepare INTEGER
 );
 CREATE TABLE IF NOT EXISTS _projector_dead_letters (
     commit_position INTEGER NOT NULL,
@@ -214,6 +224,14 @@ impl Db {
         let transaction = self.connection.transaction()?;
         transaction.execute_batch(HOST_SCHEMA)?;
         Db::migrate_dead_letters(&transaction)?;
+        add_missing_columns(
+            &transaction,
+            "_projector_checkpoint",
+            &[
+                ("last_event_commit", "INTEGER"),
+                ("last_event_prepare", "INTEGER"),
+            ],
+        )?;
         let existing: Option<(String, String, String)> = transaction
             .query_row(
                 "SELECT name, version, schema FROM _projector_plugin",
@@ -279,12 +297,18 @@ impl Db {
             let max: u64 = self
                 .connection
                 .pragma_query_value(None, "max_page_count", |r| r.get(0))?;
-            Ok(pages + 16 >= max)
+            let page_size: u64 = self
+                .connection
+                .pragma_query_value(None, "page_size", |r| r.get(0))?;
+            // A write that does not fit under the cap fails before the file reaches it, so
+            // "full" with less room left than one large write (an event of 16 MiB, its dead
+            // letter, their indexes) is the cap's doing; with more, the disk's.
+            Ok(max.saturating_sub(pages).saturating_mul(page_size) < CAP_ROOM_BYTES)
         })()
         .unwrap_or(false);
         if at_cap {
             format!(
-                "the database {} reached its size cap of {} MiB ([projections.<name>] \
+                "the database {} reached its size cap of {} MiB, or a write would pass it ([projections.<name>] \
                  max_database_mib); raise the cap or make the projection smaller: {fault}",
                 self.path.display(),
                 self.limits.max_database_bytes >> 20
@@ -298,11 +322,17 @@ impl Db {
     pub fn checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
         let checkpoint = self
             .connection
-            .prepare("SELECT commit_position, prepare_position, events_handled FROM _projector_checkpoint WHERE id = 1")?
+            .prepare("SELECT commit_position, prepare_position, events_handled, last_event_commit, last_event_prepare FROM _projector_checkpoint WHERE id = 1")?
             .query_row([], |row| {
+                let last_commit: Option<i64> = row.get(3)?;
+                let last_prepare: Option<i64> = row.get(4)?;
                 Ok(Checkpoint {
                     position: Position { commit: row.get::<_, i64>(0)? as u64, prepare: row.get::<_, i64>(1)? as u64 },
                     events_handled: row.get::<_, i64>(2)? as u64,
+                    last_event: last_commit.zip(last_prepare).map(|(commit, prepare)| Position {
+                        commit: commit as u64,
+                        prepare: prepare as u64,
+                    }),
                 })
             })
             .optional()?;
@@ -353,14 +383,17 @@ impl Db {
     fn write_checkpoint(&mut self, checkpoint: Checkpoint) -> anyhow::Result<()> {
         self.connection
             .prepare(
-                "INSERT INTO _projector_checkpoint (id, commit_position, prepare_position, events_handled)
-                 VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET commit_position = ?1, prepare_position = ?2, events_handled = ?3",
+                "INSERT INTO _projector_checkpoint (id, commit_position, prepare_position, events_handled, last_event_commit, last_event_prepare)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET commit_position = ?1, prepare_position = ?2, events_handled = ?3,
+                   last_event_commit = ?4, last_event_prepare = ?5",
             )?
             .execute(params![
                 checkpoint.position.commit as i64,
                 checkpoint.position.prepare as i64,
-                checkpoint.events_handled as i64
+                checkpoint.events_handled as i64,
+                checkpoint.last_event.map(|p| p.commit as i64),
+                checkpoint.last_event.map(|p| p.prepare as i64),
             ])?;
         Ok(())
     }
@@ -402,6 +435,24 @@ impl Db {
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
+}
+
+/// Adds the `columns` (name, type) that `table`, made by an older release, lacks.
+pub(crate) fn add_missing_columns(
+    connection: &Connection,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let existing: Vec<String> = connection
+        .prepare("SELECT name FROM pragma_table_info(?1)")?
+        .query_map([table], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (column, kind) in columns {
+        if !existing.iter().any(|c| c == column) {
+            connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a plugin's schema statements on `connection` under the schema policy, each under

@@ -256,6 +256,7 @@ mod tests {
         db.commit(Checkpoint {
             position: Position::at(1),
             events_handled: 1,
+            last_event: None,
         })
         .unwrap();
         db.begin().unwrap();
@@ -286,6 +287,7 @@ mod tests {
         db.commit(Checkpoint {
             position: Position::at(2),
             events_handled: 2,
+            last_event: None,
         })
         .unwrap();
         assert_eq!(
@@ -403,6 +405,7 @@ mod tests {
             .commit(Checkpoint {
                 position: Position::at(5),
                 events_handled: 1,
+                last_event: None,
             })
             .unwrap_err();
         assert!(error.to_string().contains("rolled back"), "{error}");

@@ -84,15 +84,16 @@ impl Supervisor {
 
 /// Retries dead letters of `request.projection`: through the process running the data
 /// directory when there is one (waiting up to `wait` for its answer), else on the current
-/// version's database directly, with its kept module and default limits.
+/// version's database directly, with its kept module under `limits`.
 pub fn retry_dead_letters(
     data: &DataDir,
     request: RetryRequest,
     wait: Duration,
+    limits: Limits,
 ) -> anyhow::Result<(String, RetryReport)> {
     // The lock keeps a `projector run` from starting on the database meanwhile.
     if let Some(_lock) = data.try_lock()? {
-        return retry_offline(data, &request);
+        return retry_offline(data, &request, limits);
     }
     let reply = control::ask(data, Request::RetryDeadLetters(request), wait)?;
     match reply {
@@ -105,7 +106,11 @@ pub fn retry_dead_letters(
     }
 }
 
-fn retry_offline(data: &DataDir, request: &RetryRequest) -> anyhow::Result<(String, RetryReport)> {
+fn retry_offline(
+    data: &DataDir,
+    request: &RetryRequest,
+    limits: Limits,
+) -> anyhow::Result<(String, RetryReport)> {
     let name = &request.projection;
     let Some(current) = data.catalog()?.current_of(name)? else {
         bail!(
@@ -122,7 +127,7 @@ fn retry_offline(data: &DataDir, request: &RetryRequest) -> anyhow::Result<(Stri
             files.wasm.display()
         );
     }
-    let runtime = Runtime::new(Limits::default(), Some(&data.compile_cache()))?;
+    let runtime = Runtime::new(limits, Some(&data.compile_cache()))?;
     let plugin = runtime.load(&files.wasm)?;
     let mut projection = Projection::open(&runtime, plugin, &files.db, Failures::default())?;
     let report = projection.retry_dead_letters(&request.selection)?;

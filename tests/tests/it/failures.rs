@@ -113,6 +113,31 @@ async fn a_database_at_its_size_cap_is_retried_then_stops() -> anyhow::Result<()
     Ok(())
 }
 
+/// A refused event too large to keep in a database at its cap: keeping the dead letter meets
+/// the full database, which is a fault of the database like any other (retried, then the stop
+/// names the cap), never a half-open batch that fails the next attempt for another reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_that_does_not_fit_stops_on_the_cap() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let capped = Failures {
+        max_database_bytes: 1 << 20,
+        transient_retries: 1,
+        ..Failures::default()
+    };
+    let events = vec![
+        event(1, "Ok", ""),
+        event(2, "Trap", &"x".repeat(2 << 20)),
+        event(3, "Ok", ""),
+    ];
+    let outcome = run_one_by_one(misbehave(dir.path(), capped)?, events).await;
+    let error = format!("{:#}", outcome.error.expect("the projection must stop"));
+    assert!(error.contains("size cap of 1 MiB"), "{error}");
+    assert!(!error.contains("already open"), "{error}");
+    assert!(tables::dead_letters(dir.path(), "misbehave")?.is_empty());
+    assert_eq!(stored_positions(dir.path()), vec![1]);
+    Ok(())
+}
+
 /// Holds the projection database's write lock from another connection for `hold`.
 fn hold_write_lock(data: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
     let db = std::fs::read_dir(data.join("misbehave"))

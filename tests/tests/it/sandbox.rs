@@ -96,7 +96,8 @@ fn an_endless_loop_is_stopped_at_the_deadline() -> anyhow::Result<()> {
 
 /// A plugin that allocates without end hits its memory cap: the event it did so on is
 /// dead-lettered with a message that says so, the rest of the batch commits, and the next
-/// batch runs on a fresh instance. A plugin that does it on every event of a batch is stopped.
+/// batch runs on a fresh instance. Even on every event of a batch it costs those events (their
+/// size may be the cause); failing on every event in a row is what stops a plugin.
 #[test]
 fn memory_growth_past_the_cap_costs_the_event() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -116,13 +117,8 @@ fn memory_growth_past_the_cap_costs_the_event() -> anyhow::Result<()> {
     );
     projection.apply(&[event(3, "Ok", "")], None)?;
     assert_eq!(positions(dir.path())?, vec![1, 3]);
-    let error = projection
-        .apply(&[event(4, "Grow", ""), event(5, "Grow", "")], None)
-        .unwrap_err();
-    assert!(
-        format!("{error:#}").contains("failed on every event"),
-        "{error:#}"
-    );
+    let report = projection.apply(&[event(4, "Grow", ""), event(5, "Grow", "")], None)?;
+    assert_eq!((report.projected, report.failed), (0, 2));
     Ok(())
 }
 
