@@ -74,10 +74,7 @@ pub struct DeadLetter {
 /// The select list of a dead letter; a column an unmigrated database lacks (read by a
 /// command that may not change it) reads as NULL.
 fn columns(connection: &Connection) -> rusqlite::Result<String> {
-    let existing: Vec<String> = connection
-        .prepare("SELECT name FROM pragma_table_info('_projector_dead_letters')")?
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+    let existing = super::column_names(connection, "_projector_dead_letters")?;
     let column = |name: &str| {
         if existing.iter().any(|c| c == name) {
             name.to_string()

@@ -6,15 +6,19 @@
 //! which projections use to format event timestamps, but not on `'now'` or on the
 //! `'localtime'`/`'utc'` modifiers, which read the wall clock and the machine's time zone. The
 //! authorizer does not see arguments, so the projection connection overrides those functions
-//! ([`install`]): a call with a deterministic argument list is answered by SQLite's own
-//! implementation on a private in-memory connection; any other call is denied.
+//! ([`install`]). A call is answered by SQLite's own implementation on a private in-memory
+//! connection, evaluated as a generated column: SQLite itself then refuses every impure use
+//! (`'now'` however spelt, as a blob, after a NUL; `'subsec'` as a time value; `'localtime'`,
+//! `'utc'`), so the host does not have to list them. The common cases are named first, for a
+//! clearer message.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use rusqlite::Connection;
 use rusqlite::functions::{Context, FunctionFlags};
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
 use super::authorizer::Policy;
 
@@ -23,6 +27,7 @@ pub fn denial(function: &str) -> Option<String> {
     let lower = function.to_ascii_lowercase();
     let why = match lower.as_str() {
         "random" | "randomblob" => "it returns different values on every replay",
+        "fts5_source_id" => "it depends on the host's build, not on the events",
         "current_time" | "current_date" | "current_timestamp" => {
             "it reads the wall clock; use the event's created-unix-ms"
         }
@@ -61,13 +66,21 @@ pub fn install(connection: &Connection, policy: &Arc<Policy>) -> rusqlite::Resul
         connection.create_scalar_function(
             name,
             -1,
-            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-            move |context| match refusal(name, least_arguments, context) {
-                Some(reason) => {
+            // Innocuous, so views, defaults and indexes may use them (the schema is not trusted):
+            // only pure calls get through.
+            FunctionFlags::SQLITE_UTF8
+                | FunctionFlags::SQLITE_DETERMINISTIC
+                | FunctionFlags::SQLITE_INNOCUOUS,
+            move |context| {
+                let refused = refusal(name, least_arguments, context);
+                let answer = match refused {
+                    Some(reason) => Err(reason),
+                    None => delegate(name, context),
+                };
+                answer.map_err(|reason| {
                     policy.deny(reason.clone());
-                    Err(rusqlite::Error::UserFunctionError(reason.into()))
-                }
-                None => delegate(name, context),
+                    rusqlite::Error::UserFunctionError(reason.into())
+                })
             },
         )?;
     }
@@ -83,12 +96,17 @@ fn refusal(name: &str, least_arguments: usize, context: &Context<'_>) -> Option<
         ));
     }
     (0..context.len()).find_map(|index| {
-        let ValueRef::Text(text) = context.get_raw(index) else {
+        // SQLite reads a blob as text, and stops at a NUL.
+        let (ValueRef::Text(bytes) | ValueRef::Blob(bytes)) = context.get_raw(index) else {
             return None;
         };
-        let text = String::from_utf8_lossy(text);
-        let word = text.trim().to_ascii_lowercase();
+        let bytes = bytes.split(|&b| b == 0).next().unwrap_or_default();
+        let word = String::from_utf8_lossy(bytes).trim().to_ascii_lowercase();
         match word.as_str() {
+            "subsec" | "subsecond" if index == 0 => Some(format!(
+                "{name}('{word}') as a time value means now, which is not deterministic; pass \
+                 the event's timestamp"
+            )),
             "now" => Some(format!(
                 "{name}('now') reads the wall clock, which is not deterministic; pass the event's timestamp"
             )),
@@ -101,26 +119,86 @@ fn refusal(name: &str, least_arguments: usize, context: &Context<'_>) -> Option<
     })
 }
 
+/// Longest string the private connection builds: dates are short, and a format string that
+/// grows (`strftime('%J%J…')`) must not build megabytes.
+const BUILT_IN_MAX_LENGTH: i32 = 1 << 20;
+
 thread_local! {
     /// SQLite's own date functions, untouched by the override: a private in-memory connection
-    /// per thread (projection threads each get one on first use).
-    static BUILT_IN: RefCell<Option<Connection>> = const { RefCell::new(None) };
+    /// per thread (projection threads each get one on first use), with one single-row table per
+    /// function and arity whose generated column is the call.
+    static BUILT_IN: RefCell<Option<(Connection, HashSet<String>)>> = const { RefCell::new(None) };
 }
 
-/// Evaluates the call with SQLite's built-in implementation.
-fn delegate(name: &str, context: &Context<'_>) -> rusqlite::Result<Value> {
-    let arguments: Vec<Value> = (0..context.len())
-        .map(|index| Value::from(context.get_raw(index)))
-        .collect();
+/// Evaluates the call with SQLite's built-in implementation, as a generated column so that
+/// SQLite refuses an impure use; the reason, when refused.
+fn delegate(name: &str, context: &Context<'_>) -> Result<Value, String> {
     BUILT_IN.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
-            *cell = Some(Connection::open_in_memory()?);
+            let connection = Connection::open_in_memory().map_err(|e| e.to_string())?;
+            connection
+                .set_limit(
+                    rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+                    BUILT_IN_MAX_LENGTH,
+                )
+                .map_err(|e| e.to_string())?;
+            *cell = Some((connection, HashSet::new()));
         }
-        let connection = cell.as_ref().expect("opened above");
-        let placeholders = vec!["?"; arguments.len()].join(", ");
-        let mut statement = connection.prepare_cached(&format!("SELECT {name}({placeholders})"))?;
-        statement.query_row(params_from_iter(arguments), |row| row.get::<_, Value>(0))
+        let (connection, tables) = cell.as_mut().expect("opened above");
+        evaluate(connection, tables, name, context).map_err(|error| {
+            let text = error.to_string();
+            if text.contains("non-deterministic") {
+                format!(
+                    "{name}() on these arguments reads the wall clock or the time zone ('now', \
+                     'subsec' as a time value, 'localtime', 'utc'), which is not deterministic; \
+                     pass the event's timestamp and keep times in UTC"
+                )
+            } else {
+                text
+            }
+        })
+    })
+}
+
+fn evaluate(
+    connection: &Connection,
+    tables: &mut HashSet<String>,
+    name: &str,
+    context: &Context<'_>,
+) -> rusqlite::Result<Value> {
+    let count = context.len();
+    let table = format!("pure_{name}_{count}");
+    let columns: Vec<String> = (0..count).map(|i| format!("a{i}")).collect();
+    if tables.insert(table.clone()) {
+        connection.execute_batch(&format!(
+            "CREATE TABLE {table} ({list}, v AS ({name}({list})));
+             INSERT INTO {table} ({list}) VALUES ({nulls});",
+            list = columns.join(", "),
+            nulls = vec!["NULL"; count].join(", "),
+        ))?;
+    }
+    let assignments: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect();
+    let mut statement = connection.prepare_cached(&format!(
+        "UPDATE {table} SET {} RETURNING v",
+        assignments.join(", ")
+    ))?;
+    for index in 0..count {
+        // Bound as they came, so text that is not UTF-8 reaches SQLite unchanged.
+        statement.raw_bind_parameter(index + 1, ToSqlOutput::Borrowed(context.get_raw(index)))?;
+    }
+    let mut rows = statement.raw_query();
+    let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok(match row.get_ref(0)? {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     })
 }
 
@@ -171,6 +249,12 @@ mod tests {
             "datetime(' NOW ')",
             "datetime(1700000000, 'unixepoch', 'localtime')",
             "datetime('2024-01-01', 'utc')",
+            "datetime(x'6e6f77')",
+            "datetime('now' || char(0) || 'x')",
+            "datetime(0, 'unixepoch', CAST('localtime' AS BLOB))",
+            "unixepoch('subsec')",
+            "strftime('%s', 'subsecond')",
+            "julianday('NoW')",
         ] {
             let error = connection
                 .query_row(&format!("SELECT {call}"), [], |row| row.get::<_, Value>(0))

@@ -23,7 +23,6 @@ pub fn of(error: &rusqlite::Error) -> Option<String> {
         ErrorCode::CannotOpen => "a file of the database could not be opened",
         ErrorCode::FileLockingProtocolFailed => "the file locking protocol failed",
         ErrorCode::ReadOnly => "the database cannot be written (its file or folder is read-only)",
-        ErrorCode::OutOfMemory => "SQLite ran out of memory",
         ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
             "the database file is damaged (restore it, or move it away to rebuild the projection)"
         }

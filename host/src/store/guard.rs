@@ -42,6 +42,24 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::limits::Limit;
 use rusqlite::{Batch, Connection, Statement};
 
+/// Most bytes SQLite may hold at once in the whole process: one statement can keep many values
+/// of the length bound alive at once (`max(printf(…), printf(…), …)` with a thousand arguments),
+/// which no per-value bound stops; past this, its allocations fail (SQLITE_NOMEM) instead of
+/// the host running out of memory.
+pub(crate) const PROCESS_HEAP_LIMIT: i64 = 1 << 30;
+
+/// Sets [`PROCESS_HEAP_LIMIT`], once per process.
+fn limit_process_heap() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_hard_heap_limit64 only stores the limit (under SQLite's own mutex);
+        // it may be called at any time, from any thread.
+        unsafe {
+            rusqlite::ffi::sqlite3_hard_heap_limit64(PROCESS_HEAP_LIMIT);
+        }
+    });
+}
+
 /// The longest LIKE or GLOB pattern, in bytes: a call costs the string's length times this.
 pub(crate) const LIKE_PATTERN_LENGTH: i32 = 100;
 
@@ -49,6 +67,7 @@ pub(crate) const LIKE_PATTERN_LENGTH: i32 = 100;
 /// own maximum, 1,000,000,000) and replaces the built-in functions whose single call is
 /// super-linear with linear ones. Call it once, right after opening; it changes no data.
 pub(crate) fn harden(connection: &Connection, max_length: usize) -> rusqlite::Result<()> {
+    limit_process_heap();
     let length = i32::try_from(max_length).unwrap_or(i32::MAX);
     connection.set_limit(Limit::SQLITE_LIMIT_LENGTH, length)?;
     connection.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, LIKE_PATTERN_LENGTH)?;

@@ -119,6 +119,10 @@ impl Default for DbLimits {
 /// Room left under a database's size cap below which "full" is taken to be the cap's doing.
 const CAP_ROOM_BYTES: u64 = 64 << 20;
 
+/// Most instructions a plugin statement's program may have (an upsert of ten columns is about
+/// a hundred).
+const MAX_STATEMENT_OPS: i32 = 25_000;
+
 /// Longest statement text a plugin may send.
 const MAX_STATEMENT_BYTES: i32 = 1 << 20;
 
@@ -437,16 +441,26 @@ impl Db {
     }
 }
 
+/// The column names of host table `table` (hidden ones included). Through the `PRAGMA`
+/// statement, not the `pragma_table_info` table: a plugin may name a table of its own so, and
+/// a host statement must not read that instead.
+pub(crate) fn column_names(connection: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    connection
+        .prepare(&format!(
+            "PRAGMA main.table_xinfo(\"{}\")",
+            table.replace('"', "\"\"")
+        ))?
+        .query_map([], |row| row.get::<_, String>(1))?
+        .collect()
+}
+
 /// Adds the `columns` (name, type) that `table`, made by an older release, lacks.
 pub(crate) fn add_missing_columns(
     connection: &Connection,
     table: &str,
     columns: &[(&str, &str)],
 ) -> anyhow::Result<()> {
-    let existing: Vec<String> = connection
-        .prepare("SELECT name FROM pragma_table_info(?1)")?
-        .query_map([table], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+    let existing = column_names(connection, table)?;
     for (column, kind) in columns {
         if !existing.iter().any(|c| c == column) {
             connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
@@ -532,8 +546,16 @@ fn guard_connection(
     let interrupt = Arc::clone(policy);
     connection.progress_handler(10_000, Some(move || interrupt.past_deadline()));
     determinism::install(connection, policy)?;
-    // Linear built-ins and the length bound: no single call outlives the deadline.
-    guard::harden(connection, max_length)?;
+    // Linear built-ins and the length bound: no single call outlives the deadline. Values are
+    // bounded to a quarter of what a query may return to the plugin, so that a statement
+    // keeping several alive at once stays within reach of the heap limit.
+    guard::harden(connection, max_length / 4)?;
+    // The progress handler runs only at jumps: straight-line code (one row's many calls) is
+    // bounded by the program's length instead. Plugin statements are small programs.
+    connection.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_VDBE_OP,
+        MAX_STATEMENT_OPS,
+    )?;
     // Statement texts come from plugins; values travel as parameters, so a long text is an
     // attack (or a bug), not data.
     connection.set_limit(

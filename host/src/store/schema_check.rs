@@ -31,11 +31,20 @@ pub fn created(connection: &Connection, policy: &Policy) -> anyhow::Result<()> {
                  traced to an event: declare it without DEFERRABLE"
             );
         }
+        // The PRAGMA statement, not `pragma_table_xinfo(…)`, which a table of the plugin's
+        // could shadow.
         let defaults: Vec<(String, String)> = connection
-            .prepare(
-                "SELECT name, dflt_value FROM pragma_table_xinfo(?1) WHERE dflt_value IS NOT NULL",
-            )?
-            .query_map([table], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .prepare(&format!(
+                "PRAGMA main.table_xinfo(\"{}\")",
+                table.replace('"', "\"\"")
+            ))?
+            .query_map([], |row| {
+                Ok((row.get(1)?, row.get::<_, Option<String>>(4)?))
+            })?
+            .filter_map(|row| {
+                row.map(|(name, default)| default.map(|d| (name, d)))
+                    .transpose()
+            })
             .collect::<Result<_, _>>()?;
         for (column, default) in defaults {
             if let Err(reason) = evaluate_as_plugin(connection, policy, &default) {

@@ -15,7 +15,7 @@
 
 /// Fails with the reason when `text` holds more than one statement.
 pub fn check(text: &str) -> Result<(), String> {
-    match end_of_first(text.as_bytes()) {
+    match end_of_first(text.as_bytes())? {
         Some(end) if !only_blanks(&text.as_bytes()[end..]) => Err(
             "one statement per call: the text holds more than one (it goes on after a `;`)".into(),
         ),
@@ -23,12 +23,22 @@ pub fn check(text: &str) -> Result<(), String> {
     }
 }
 
-/// The index just past the first `;` that ends a statement, if any.
-fn end_of_first(text: &[u8]) -> Option<usize> {
+/// The index just past the first `;` that ends a statement, if any; an error for the one
+/// token whose extent the scan cannot mirror.
+fn end_of_first(text: &[u8]) -> Result<Option<usize>, String> {
     let mut index = 0;
     while index < text.len() {
         index = match text[index] {
-            b';' => return Some(index + 1),
+            b';' => return Ok(Some(index + 1)),
+            // SQLite reads `$name(…)` (and `@`, `:`, `#`) as one parameter running to the next
+            // blank or `)`, quotes and comment openers included: a text could hide a string
+            // opener from this scan inside one. Plugins bind `?N`; the form is refused.
+            b'$' | b'@' | b':' | b'#' if opens_tcl_parameter(&text[index + 1..]) => {
+                return Err(
+                    "parameters of the form $name(…) are not supported: bind values as ?1, ?2, …"
+                        .into(),
+                );
+            }
             quote @ (b'\'' | b'"' | b'`') => past_quoted(text, index, quote),
             b'[' => past(text, index + 1, b"]"),
             b'-' if text.get(index + 1) == Some(&b'-') => past(text, index + 2, b"\n"),
@@ -36,7 +46,18 @@ fn end_of_first(text: &[u8]) -> Option<usize> {
             _ => index + 1,
         };
     }
-    None
+    Ok(None)
+}
+
+/// Whether `rest` (what follows a parameter sigil) is a name followed by `(`.
+fn opens_tcl_parameter(rest: &[u8]) -> bool {
+    let name = rest
+        .iter()
+        .take_while(|&&b| {
+            b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b == b':' || b >= 0x80
+        })
+        .count();
+    name > 0 && rest.get(name) == Some(&b'(')
 }
 
 /// Whether `rest` holds nothing but blanks, comments and semicolons.
@@ -107,6 +128,20 @@ mod tests {
         ] {
             assert!(check(text).is_err(), "{text}");
         }
+    }
+
+    /// A `$name(…)` parameter could hide a quote from the scan (SQLite reads it to the next
+    /// `)` or blank); the form is refused wherever it appears outside literals and comments.
+    #[test]
+    fn tcl_style_parameters_are_refused() {
+        for sigil in ["$", "@", ":", "#"] {
+            let hidden = format!("SELECT {sigil}a(')") + &";SELECT 1".repeat(1000);
+            assert!(check(&hidden).unwrap_err().contains("?1"), "{sigil}");
+        }
+        for text in ["SELECT $a(--)", "SELECT $a::b(/*)", "SELECT @a([)"] {
+            assert!(check(text).is_err(), "{text}");
+        }
+        assert_eq!(check("SELECT :a, $b, @c, ?1, '$a('"), Ok(()));
     }
 
     /// The text that used to overflow rusqlite's recursive check is refused in one pass.

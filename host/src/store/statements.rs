@@ -358,6 +358,53 @@ mod tests {
         assert_eq!(rows, vec![vec![Value::Text("2023-11-14 22:13:20".into())]]);
     }
 
+    /// A plugin table named like a table-valued pragma cannot shadow what the host reads when
+    /// it opens the database again.
+    #[test]
+    fn a_plugin_table_cannot_shadow_the_hosts_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PluginRecord {
+            name: "t".into(),
+            version: "1".into(),
+            schema: vec![
+                "CREATE TABLE pragma_table_info (x)".into(),
+                "CREATE TABLE pragma_table_xinfo (x, y DEFAULT 1)".into(),
+            ],
+            wasm_sha256: "0".into(),
+        };
+        let path = dir.path().join("t.db");
+        drop(Db::open(&path, &record, Default::default()).unwrap());
+        let db = Db::open(&path, &record, Default::default()).unwrap();
+        assert_eq!(db.checkpoint().unwrap(), None);
+    }
+
+    /// Deterministic date calls work where the schema uses them too (a default, a view),
+    /// though the schema is not trusted: the override is innocuous.
+    #[test]
+    fn date_functions_work_in_defaults_and_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PluginRecord {
+            name: "t".into(),
+            version: "1".into(),
+            schema: vec![
+                "CREATE TABLE t (a, b DEFAULT (datetime(0, 'unixepoch')))".into(),
+                "CREATE VIEW v AS SELECT date(a, 'unixepoch') AS d, b FROM t".into(),
+            ],
+            wasm_sha256: "0".into(),
+        };
+        let mut db = Db::open(&dir.path().join("t.db"), &record, Default::default()).unwrap();
+        db.begin().unwrap();
+        db.execute("INSERT INTO t (a) VALUES (86400)", &[]).unwrap();
+        let rows = db.query("SELECT d, b FROM v", &[]).unwrap();
+        assert_eq!(
+            rows,
+            vec![vec![
+                Value::Text("1970-01-02".into()),
+                Value::Text("1970-01-01 00:00:00".into())
+            ]]
+        );
+    }
+
     /// The text that overflowed the stack through rusqlite's recursive tail check is refused
     /// as invalid in one pass.
     #[test]
