@@ -67,6 +67,9 @@ pub trait SqlSession: Send {
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError>;
     /// Runs a statement and returns all its rows.
     fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError>;
+    /// The plugin call in progress must end by `deadline`: no statement it runs may outlive
+    /// it (a statement begun late in the call gets what is left, not a deadline of its own).
+    fn call_deadline(&mut self, deadline: std::time::Instant);
 }
 
 impl Value {

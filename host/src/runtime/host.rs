@@ -69,7 +69,8 @@ impl HostState {
     }
 
     /// Resets the per-call budgets before the host calls into the plugin.
-    pub(super) fn start_call(&mut self) {
+    pub(super) fn start_call(&mut self, deadline: std::time::Instant) {
+        self.session().call_deadline(deadline);
         self.log_budget = self.log_lines_per_call;
         self.logs_dropped = 0;
     }

@@ -84,18 +84,27 @@ impl Instance {
 
     fn before_call(&mut self) {
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
-        self.store.data_mut().start_call();
+        let deadline = std::time::Instant::now() + self.limits.batch_deadline;
+        self.store.data_mut().start_call(deadline);
     }
 
-    /// Copies the call's stdout/stderr output to the log and reports what was dropped.
+    /// Copies the call's stdout/stderr output to the log and reports what was dropped. Output
+    /// lines share the call's log-line budget with the `log` import: 64 KiB of newlines must not
+    /// become 65,536 log lines.
     fn after_call(&mut self) {
-        let state = self.store.data();
-        let projection = state.projection.as_str();
-        for (stream, output) in [
+        let state = self.store.data_mut();
+        let outputs = [
             ("stdout", state.stdout.drain()),
             ("stderr", state.stderr.drain()),
-        ] {
+        ];
+        let projection = state.projection.clone();
+        for (stream, output) in outputs {
             for line in String::from_utf8_lossy(&output.bytes).lines() {
+                if state.log_budget == 0 {
+                    state.logs_dropped += 1;
+                    continue;
+                }
+                state.log_budget -= 1;
                 if stream == "stdout" {
                     tracing::info!(projection, stream, "{line}");
                 } else {
@@ -115,7 +124,7 @@ impl Instance {
             tracing::warn!(
                 projection,
                 dropped = state.logs_dropped,
-                "plugin log lines over the per-call limit were dropped"
+                "plugin log lines and output lines over the per-call limit were dropped"
             );
         }
     }

@@ -17,8 +17,8 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Longest one `handle` call may run, host `sql` calls included.
     pub batch_deadline: Duration,
-    /// Most log lines (and captured stdout/stderr bytes / 100) kept per call; the rest are
-    /// counted and dropped.
+    /// Most log lines kept per call, from the `log` import and from stdout/stderr together;
+    /// the rest are counted and dropped.
     pub log_lines_per_call: u32,
     /// Stack of the thread that runs a projection: wasm stack plus room for host frames.
     pub thread_stack_bytes: usize,

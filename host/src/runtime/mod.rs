@@ -218,4 +218,5 @@ impl SqlSession for NoSql {
             "SQL is only available while handle runs".into(),
         ))
     }
+    fn call_deadline(&mut self, _: std::time::Instant) {}
 }

@@ -83,6 +83,8 @@ pub struct Db {
     /// Bounds on the database and each plugin statement.
     limits: DbLimits,
     /// A fault of the database met by a plugin statement in this batch (see [`fault`]).
+    /// When the plugin call in progress must end (see [`SqlSession::call_deadline`]).
+    call_deadline: Option<std::time::Instant>,
     /// A cell: statements record it while they still borrow the connection.
     fault: std::cell::Cell<Option<String>>,
     /// Checkpoints the WAL off the writer's thread; dropped (and joined) after the connection.
@@ -212,6 +214,7 @@ impl Db {
             path: path.to_path_buf(),
             in_batch: false,
             limits,
+            call_deadline: None,
             fault: std::cell::Cell::new(None),
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };

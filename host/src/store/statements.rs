@@ -11,6 +11,10 @@ use super::{Db, LOST_TRANSACTION, Mode};
 use crate::value::{SqlError, SqlSession, Value};
 
 impl SqlSession for Db {
+    fn call_deadline(&mut self, deadline: std::time::Instant) {
+        self.call_deadline = Some(deadline);
+    }
+
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError> {
         let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
@@ -88,9 +92,9 @@ impl PluginMode {
     fn enter(db: &Db) -> PluginMode {
         db.policy.take_denial();
         db.policy.set_mode(Mode::Plugin);
-        db.policy.set_deadline(Some(
-            std::time::Instant::now() + db.limits.statement_deadline,
-        ));
+        let own = std::time::Instant::now() + db.limits.statement_deadline;
+        let deadline = db.call_deadline.map_or(own, |call| call.min(own));
+        db.policy.set_deadline(Some(deadline));
         PluginMode(std::sync::Arc::clone(&db.policy))
     }
 }
@@ -482,6 +486,24 @@ mod tests {
             matches!(&error, SqlError::Other(m) if m.contains("deadline")),
             "{error}"
         );
+    }
+
+    /// A statement begun late in a plugin call gets what is left of the call's deadline, not
+    /// a whole deadline of its own.
+    #[test]
+    fn a_statement_ends_with_the_call_that_runs_it() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        let started = std::time::Instant::now();
+        db.call_deadline(started + std::time::Duration::from_millis(200));
+        let endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r";
+        let error = db.query(endless, &[]).unwrap_err();
+        assert!(
+            matches!(&error, SqlError::Other(m) if m.contains("deadline")),
+            "{error}"
+        );
+        // The statement's own deadline is the default 10 s; the call's came first.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     /// A query cannot return more than the result bound, however its rows are made.
