@@ -16,6 +16,7 @@ mod determinism;
 pub mod fault;
 mod guard;
 mod reader;
+mod rowid_guard;
 mod schema_check;
 mod single;
 mod statements;
@@ -219,6 +220,7 @@ impl Db {
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;
+        rowid_guard::install(&db.connection, &db.plugin_tables()?)?;
         Ok(db)
     }
 
