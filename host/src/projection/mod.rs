@@ -279,7 +279,7 @@ impl Projection {
         let outcome = if events.is_empty() {
             Ok(())
         } else {
-            self.instance.handle(events)
+            self.call(events)?
         };
         self.check_fault()?;
         let (report, streak) = match outcome {
@@ -454,7 +454,7 @@ impl Projection {
     /// Running out of time, or an instance that cannot be rebuilt, stops the projection.
     fn try_handle(&mut self, events: &[RecordedEvent]) -> anyhow::Result<Result<(), PluginError>> {
         self.db().savepoint()?;
-        let outcome = self.instance.handle(events);
+        let outcome = self.call(events)?;
         self.check_fault()?;
         match outcome {
             Ok(()) => {
@@ -474,6 +474,20 @@ impl Projection {
                 Ok(Err(error))
             }
         }
+    }
+
+    /// Calls the plugin's `handle`; a call that left a table at the largest rowid is refused
+    /// as a constraint (see `store::rowid_guard`), for the caller to roll back.
+    fn call(&mut self, events: &[RecordedEvent]) -> anyhow::Result<Result<(), PluginError>> {
+        let outcome = self.instance.handle(events);
+        if outcome.is_ok()
+            && let Some(reason) = self.db().rowid_at_limit()?
+        {
+            return Ok(Err(PluginError::Rejected(Rejection::Sql(
+                crate::value::SqlError::Constraint(reason),
+            ))));
+        }
+        Ok(outcome)
     }
 
     /// Calls the plugin on each event alone and collects the ones that fail.

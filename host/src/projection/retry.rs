@@ -95,7 +95,7 @@ impl Projection {
             };
             report.retried += 1;
             self.db().savepoint()?;
-            let outcome = self.instance.handle(std::slice::from_ref(&event));
+            let outcome = self.call(std::slice::from_ref(&event))?;
             self.check_fault()?;
             match outcome {
                 Ok(()) => {

@@ -84,6 +84,8 @@ pub struct Db {
     /// Bounds on the database and each plugin statement.
     limits: DbLimits,
     /// A fault of the database met by a plugin statement in this batch (see [`fault`]).
+    /// The query naming a plugin table at the largest rowid (see [`rowid_guard`]).
+    rowid_check: Option<String>,
     /// When the plugin call in progress must end (see [`SqlSession::call_deadline`]).
     call_deadline: Option<std::time::Instant>,
     /// A cell: statements record it while they still borrow the connection.
@@ -215,12 +217,13 @@ impl Db {
             path: path.to_path_buf(),
             in_batch: false,
             limits,
+            rowid_check: None,
             call_deadline: None,
             fault: std::cell::Cell::new(None),
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;
-        rowid_guard::install(&db.connection, &db.plugin_tables()?)?;
+        db.rowid_check = rowid_guard::query(&db.connection, &db.plugin_tables()?);
         Ok(db)
     }
 
@@ -288,6 +291,20 @@ impl Db {
             .prepare("UPDATE _projector_plugin SET wasm_sha256 = ?1 WHERE id = 1")?
             .execute(params![wasm_sha256])?;
         Ok(())
+    }
+
+    /// Why the plugin's last call must be refused because a table reached the largest rowid
+    /// (see [`rowid_guard`]), if one did.
+    pub fn rowid_at_limit(&self) -> anyhow::Result<Option<String>> {
+        let Some(query) = &self.rowid_check else {
+            return Ok(None);
+        };
+        let table: Option<String> = self
+            .connection
+            .prepare(query)?
+            .query_row([], |row| row.get(0))
+            .optional()?;
+        Ok(table.map(|table| format!("table `{table}` {}", rowid_guard::REFUSAL)))
     }
 
     /// Takes the fault a plugin statement met since the last call, if any: the batch must

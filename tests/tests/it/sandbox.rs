@@ -312,6 +312,30 @@ fn a_huge_error_text_is_cut_before_it_is_stored() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A row at the largest rowid would make SQLite pick the next rowids at random, and a replay
+/// build other tables: the event that put it there is refused as a constraint and
+/// dead-lettered, and the events after it get the rowids they always would.
+#[test]
+fn the_largest_rowid_is_refused_so_replays_agree() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let mut projection = misbehave(&runtime, dir.path(), ErrorPolicy::DeadLetter)?;
+    let largest = "INSERT INTO items (position, stream) VALUES (9223372036854775807, 'x')";
+    let report = projection.apply(
+        &[
+            event(1, "Ok", ""),
+            event(2, "Sql", largest),
+            event(3, "Ok", ""),
+        ],
+        None,
+    )?;
+    assert_eq!((report.projected, report.failed), (2, 1));
+    let dead = tables::dead_letters(dir.path(), "misbehave")?;
+    assert!(dead[0].2.contains("at random"), "{}", dead[0].2);
+    assert_eq!(positions(dir.path())?, vec![1, 3]);
+    Ok(())
+}
+
 /// Files that are not plugins are refused with the reason, and the runtime keeps loading good ones.
 #[test]
 fn modules_that_are_not_plugins_are_refused_with_the_reason() -> anyhow::Result<()> {
