@@ -641,6 +641,21 @@ async fn a_text_of_many_statements_is_invalid() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A `$name(…)` parameter hiding a quote from the one-statement scan, followed by 116,500
+/// statements (what rusqlite's recursive tail check would overflow the stack on), is refused
+/// before SQLite sees the text; the host lives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_hidden_behind_a_tcl_parameter_is_refused() -> anyhow::Result<()> {
+    let hidden = "SELECT $a(')".to_string() + &";SELECT 1".repeat(116_500);
+    attack(
+        &[sql(&hidden)],
+        limits(),
+        Expected::DeadLettered(vec!["parameters of the form $name(…) are not supported"]),
+    )
+    .await?;
+    Ok(())
+}
+
 /// `random()` would make a replay build other tables; it is denied by name.
 #[tokio::test(flavor = "multi_thread")]
 async fn random_in_sql_is_denied() -> anyhow::Result<()> {
@@ -664,11 +679,20 @@ async fn the_wall_clock_in_sql_is_denied() -> anyhow::Result<()> {
         &[
             sql("SELECT datetime('now')"),
             sql("SELECT CURRENT_TIMESTAMP"),
+            // What a list of spellings would miss, SQLite's own purity check catches.
+            sql("SELECT datetime(x'6e6f77')"),
+            sql("SELECT datetime('now' || char(0) || 'x')"),
+            sql("SELECT unixepoch('subsec')"),
+            sql("SELECT datetime(0, 'unixepoch', CAST('localtime' AS BLOB))"),
         ],
         limits(),
         Expected::DeadLettered(vec![
             "denied: datetime('now') reads the wall clock",
             "denied: current_timestamp() is not deterministic",
+            "denied: datetime('now') reads the wall clock",
+            "denied: datetime('now') reads the wall clock",
+            "denied: unixepoch('subsec') as a time value means now",
+            "denied: datetime(…, 'localtime') depends on the machine's time zone",
         ]),
     )
     .await?;
