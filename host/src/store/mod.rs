@@ -17,6 +17,7 @@ pub mod fault;
 mod guard;
 mod reader;
 mod rowid_guard;
+mod schema;
 mod schema_check;
 mod single;
 mod statements;
@@ -38,6 +39,7 @@ pub use dead_letters::{
     DeadLetter, Selection, drop_selected as drop_dead_letters, read as read_dead_letters,
 };
 pub use reader::{QUERY_DEADLINE, QueryResult, Reader, ResultBounds, ResultCut, VALUE_OVERHEAD};
+pub use schema::check_schema;
 
 /// What the host records about the plugin that built a database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,7 +255,7 @@ impl Db {
             .optional()?;
         match existing {
             None => {
-                apply_schema(
+                schema::apply_schema(
                     &transaction,
                     &self.policy,
                     &plugin.schema,
@@ -489,72 +491,6 @@ pub(crate) fn add_missing_columns(
         }
     }
     Ok(())
-}
-
-/// Runs a plugin's schema statements on `connection` under the schema policy, each under
-/// `deadline`; the first one that fails or is denied is named in the error.
-///
-/// Each entry must be one statement (a second one would escape the per-entry checks), and what
-/// they create is checked afterwards for what the authorizer cannot see while they run.
-fn apply_schema(
-    connection: &Connection,
-    policy: &Policy,
-    schema: &[String],
-    deadline: Duration,
-) -> anyhow::Result<()> {
-    policy.set_mode(Mode::Schema);
-    let applied = schema
-        .iter()
-        .enumerate()
-        .try_for_each(|(index, statement)| {
-            policy.take_denial();
-            policy.set_deadline(Some(std::time::Instant::now() + deadline));
-            run_schema_statement(connection, statement).map_err(|error| {
-                let reason = policy.take_denial().unwrap_or(error);
-                anyhow::format_err!(
-                    "schema statement {} ({:?}) failed: {reason}",
-                    index + 1,
-                    quoted(statement)
-                )
-            })
-        })
-        .and_then(|()| schema_check::created(connection, policy));
-    policy.set_deadline(None);
-    policy.set_mode(Mode::Host);
-    applied
-}
-
-/// Prepares and runs one schema entry.
-fn run_schema_statement(connection: &Connection, statement: &str) -> Result<(), String> {
-    single::check(statement)?;
-    let mut prepared = connection.prepare(statement).map_err(|e| e.to_string())?;
-    let mut rows = prepared.raw_query();
-    while rows.next().map_err(|e| e.to_string())?.is_some() {}
-    Ok(())
-}
-
-/// A statement's text as quoted in an error: bounded, since a manifest comes from a plugin.
-fn quoted(statement: &str) -> String {
-    let mut end = statement.len().min(300);
-    while !statement.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < statement.len() {
-        format!("{}… ({} bytes)", &statement[..end], statement.len())
-    } else {
-        statement.to_string()
-    }
-}
-
-/// Checks that `schema` creates its tables on an empty scratch database, under the same
-/// authorizer and deadline a projection database uses, without touching any real file: a
-/// candidate module whose DDL does not run is refused before it can disturb anything.
-pub fn check_schema(schema: &[String], deadline: Duration) -> anyhow::Result<()> {
-    let connection = Connection::open_in_memory()?;
-    connection.execute_batch(HOST_SCHEMA)?;
-    let policy = Policy::new(Mode::Host);
-    guard_connection(&connection, &policy, DbLimits::default().max_result_bytes)?;
-    apply_schema(&connection, &policy, schema, deadline)
 }
 
 /// What every connection that runs plugin SQL gets: the authorizer, the deadline check, the
