@@ -643,6 +643,23 @@ mod tests {
         );
     }
 
+    /// The example in docs/operations.md is a config this version accepts, key for key.
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../docs/operations.md");
+        let example = doc
+            .split("```toml")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/operations.md has a TOML example");
+        let config = Config::parse(example, Path::new(".")).unwrap();
+        let failures = config.failures["order_summary"];
+        assert_eq!(failures.max_consecutive, 100);
+        assert_eq!(failures.max_database_bytes, 65536 << 20);
+        assert_eq!(config.batching.max_bytes, 16 << 20);
+        assert!(config.retry_dead_letters);
+    }
+
     #[test]
     fn reports_every_problem_at_once() {
         let raw: RawConfig =
