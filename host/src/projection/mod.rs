@@ -238,9 +238,21 @@ impl Projection {
         if applied.is_err() {
             // Whatever failed after `begin`, nothing of the batch may stay open: the next
             // attempt begins afresh (a rollback of a rolled-back batch does nothing).
-            self.db().rollback()?;
+            self.rollback_after_error();
         }
         applied
+    }
+
+    /// Rolls the open batch back after an error, which stays the one reported: a rollback
+    /// that fails too is logged, and the next `begin` ends what it left.
+    fn rollback_after_error(&self) {
+        if let Err(error) = self.db().rollback() {
+            tracing::warn!(
+                projection = self.name(),
+                error = format!("{error:#}"),
+                "rolling back a failed batch failed too; the next batch starts by ending it"
+            );
+        }
     }
 
     /// Checks that the checkpoint is still this projection's, inside the write transaction:

@@ -65,7 +65,7 @@ impl Projection {
             Ok(report)
         });
         if committed.is_err() {
-            self.db().rollback()?;
+            self.rollback_after_error();
         }
         let report = committed?;
         if report.retried > 0 {

@@ -89,13 +89,23 @@ pub fn install(connection: &Connection, policy: &Arc<Policy>) -> rusqlite::Resul
 
 /// Why this call would not be deterministic, if it would not.
 fn refusal(name: &str, least_arguments: usize, context: &Context<'_>) -> Option<String> {
+    // Each arity is a table on the private connection: a handful of modifiers is what real
+    // calls use, and a thousand arities would be a thousand tables.
+    if context.len() > MAX_DATE_ARGUMENTS {
+        return Some(format!(
+            "{name}() takes at most {MAX_DATE_ARGUMENTS} arguments here, not {}",
+            context.len()
+        ));
+    }
     if context.len() < least_arguments {
         return Some(format!(
             "{name}() without a time value means now, which is not deterministic; \
              pass the event's timestamp"
         ));
     }
-    (0..context.len()).find_map(|index| {
+    // strftime's first argument is its format, its time value the second.
+    let (first, time_value) = if name == "strftime" { (1, 1) } else { (0, 0) };
+    (first..context.len()).find_map(|index| {
         // SQLite reads a blob as text, and stops at a NUL.
         let (ValueRef::Text(bytes) | ValueRef::Blob(bytes)) = context.get_raw(index) else {
             return None;
@@ -103,7 +113,7 @@ fn refusal(name: &str, least_arguments: usize, context: &Context<'_>) -> Option<
         let bytes = bytes.split(|&b| b == 0).next().unwrap_or_default();
         let word = String::from_utf8_lossy(bytes).trim().to_ascii_lowercase();
         match word.as_str() {
-            "subsec" | "subsecond" if index == 0 => Some(format!(
+            "subsec" | "subsecond" if index == time_value => Some(format!(
                 "{name}('{word}') as a time value means now, which is not deterministic; pass \
                  the event's timestamp"
             )),
@@ -118,6 +128,9 @@ fn refusal(name: &str, least_arguments: usize, context: &Context<'_>) -> Option<
         }
     })
 }
+
+/// Most arguments a date function call may have.
+const MAX_DATE_ARGUMENTS: usize = 16;
 
 /// Longest string the private connection builds: dates are short, and a format string that
 /// grows (`strftime('%J%J…')`) must not build megabytes.
@@ -170,13 +183,15 @@ fn evaluate(
     let count = context.len();
     let table = format!("pure_{name}_{count}");
     let columns: Vec<String> = (0..count).map(|i| format!("a{i}")).collect();
-    if tables.insert(table.clone()) {
+    if !tables.contains(&table) {
+        // Recorded once made: a failed attempt (a wrong arity, say) is tried again next time.
         connection.execute_batch(&format!(
-            "CREATE TABLE {table} ({list}, v AS ({name}({list})));
-             INSERT INTO {table} ({list}) VALUES ({nulls});",
+            "CREATE TABLE IF NOT EXISTS {table} ({list}, v AS ({name}({list})));
+             INSERT INTO {table} ({list}) SELECT {nulls} WHERE NOT EXISTS (SELECT 1 FROM {table});",
             list = columns.join(", "),
             nulls = vec!["NULL"; count].join(", "),
         ))?;
+        tables.insert(table.clone());
     }
     let assignments: Vec<String> = columns
         .iter()

@@ -85,12 +85,12 @@ pub struct Db {
     in_batch: bool,
     /// Bounds on the database and each plugin statement.
     limits: DbLimits,
-    /// A fault of the database met by a plugin statement in this batch (see [`fault`]).
-    /// The query naming a plugin table at the largest rowid (see [`rowid_guard`]).
-    rowid_check: Option<String>,
+    /// The queries naming a plugin table at the largest rowid (see [`rowid_guard`]).
+    rowid_checks: Vec<String>,
     /// When the plugin call in progress must end (see [`SqlSession::call_deadline`]).
     call_deadline: Option<std::time::Instant>,
-    /// A cell: statements record it while they still borrow the connection.
+    /// A fault of the database met by a plugin statement in this batch (see [`fault`]); a
+    /// cell, since statements record it while they still borrow the connection.
     fault: std::cell::Cell<Option<String>>,
     /// Checkpoints the WAL off the writer's thread; dropped (and joined) after the connection.
     _checkpointer: checkpointer::Checkpointer,
@@ -219,13 +219,21 @@ impl Db {
             path: path.to_path_buf(),
             in_batch: false,
             limits,
-            rowid_check: None,
+            rowid_checks: Vec::new(),
             call_deadline: None,
             fault: std::cell::Cell::new(None),
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;
-        db.rowid_check = rowid_guard::query(&db.connection, &db.plugin_tables()?);
+        db.rowid_checks = rowid_guard::queries(&db.connection, &db.plugin_tables()?)?;
+        // A row written before the guard existed would refuse every call, blaming the plugin.
+        if let Some(reason) = db.rowid_at_limit()? {
+            bail!(
+                "{} cannot be projected into: {reason}; that row was written before the host \
+                 refused it: delete it, or move the database away to rebuild the projection",
+                db.path.display()
+            );
+        }
         Ok(db)
     }
 
@@ -298,15 +306,17 @@ impl Db {
     /// Why the plugin's last call must be refused because a table reached the largest rowid
     /// (see [`rowid_guard`]), if one did.
     pub fn rowid_at_limit(&self) -> anyhow::Result<Option<String>> {
-        let Some(query) = &self.rowid_check else {
-            return Ok(None);
-        };
-        let table: Option<String> = self
-            .connection
-            .prepare(query)?
-            .query_row([], |row| row.get(0))
-            .optional()?;
-        Ok(table.map(|table| format!("table `{table}` {}", rowid_guard::REFUSAL)))
+        for query in &self.rowid_checks {
+            let table: Option<String> = self
+                .connection
+                .prepare(query)?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            if let Some(table) = table {
+                return Ok(Some(format!("table `{table}` {}", rowid_guard::REFUSAL)));
+            }
+        }
+        Ok(None)
     }
 
     /// Takes the fault a plugin statement met since the last call, if any: the batch must
@@ -373,6 +383,12 @@ impl Db {
         if self.in_batch {
             bail!("a batch is already open on {}", self.path.display());
         }
+        // A transaction a failed rollback left behind is ended before the next one.
+        if !self.connection.is_autocommit() {
+            self.connection.prepare("ROLLBACK")?.execute([])?;
+        }
+        // A fault recorded by a call that ended early belongs to that batch, not to this one.
+        self.fault.set(None);
         self.connection.prepare("BEGIN IMMEDIATE")?.execute([])?;
         self.in_batch = true;
         Ok(())

@@ -33,7 +33,9 @@ fn end_of_first(text: &[u8]) -> Result<Option<usize>, String> {
             // SQLite reads `$name(…)` (and `@`, `:`, `#`) as one parameter running to the next
             // blank or `)`, quotes and comment openers included: a text could hide a string
             // opener from this scan inside one. Plugins bind `?N`; the form is refused.
-            b'$' | b'@' | b':' | b'#' if opens_tcl_parameter(&text[index + 1..]) => {
+            b'$' | b'@' | b':' | b'#'
+                if !follows_identifier(text, index) && opens_tcl_parameter(&text[index + 1..]) =>
+            {
                 return Err(
                     "parameters of the form $name(…) are not supported: bind values as ?1, ?2, …"
                         .into(),
@@ -47,6 +49,14 @@ fn end_of_first(text: &[u8]) -> Result<Option<usize>, String> {
         };
     }
     Ok(None)
+}
+
+/// Whether the byte at `index` continues a name (`cost$usd`), rather than starting a parameter.
+fn follows_identifier(text: &[u8], index: usize) -> bool {
+    index > 0 && {
+        let before = text[index - 1];
+        before.is_ascii_alphanumeric() || before == b'_' || before == b'$' || before >= 0x80
+    }
 }
 
 /// Whether `rest` (what follows a parameter sigil) is a name followed by `(`.
@@ -142,6 +152,8 @@ mod tests {
             assert!(check(text).is_err(), "{text}");
         }
         assert_eq!(check("SELECT :a, $b, @c, ?1, '$a('"), Ok(()));
+        // A `$` inside a name is part of the name.
+        assert_eq!(check("INSERT INTO cost$usd(x) VALUES (1)"), Ok(()));
     }
 
     /// The text that used to overflow rusqlite's recursive check is refused in one pass.

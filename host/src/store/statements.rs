@@ -383,6 +383,49 @@ mod tests {
         );
     }
 
+    /// A column named `rowid` does not hide the table's real rowid from the guard, and a
+    /// database already holding the largest rowid is refused at open with what to do.
+    #[test]
+    fn the_rowid_guard_sees_through_a_column_named_rowid() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = PluginRecord {
+            name: "t".into(),
+            version: "1".into(),
+            schema: vec![
+                "CREATE TABLE t (rowid TEXT, x)".into(),
+                "CREATE TABLE w (rowid INTEGER PRIMARY KEY, x) WITHOUT ROWID".into(),
+            ],
+            wasm_sha256: "0".into(),
+        };
+        let path = dir.path().join("t.db");
+        let mut db = Db::open(&path, &record, Default::default()).unwrap();
+        db.begin().unwrap();
+        // A WITHOUT ROWID table's column named rowid is only a column.
+        db.execute(
+            "INSERT INTO w (rowid, x) VALUES (?1, 1)",
+            &[Value::Integer(i64::MAX)],
+        )
+        .unwrap();
+        assert_eq!(db.rowid_at_limit().unwrap(), None);
+        db.execute(
+            "INSERT INTO t (_rowid_, rowid, x) VALUES (?1, 'a', 1)",
+            &[Value::Integer(i64::MAX)],
+        )
+        .unwrap();
+        assert!(db.rowid_at_limit().unwrap().unwrap().contains("`t`"));
+        db.commit(Checkpoint {
+            position: Position::at(1),
+            events_handled: 1,
+            last_event: None,
+        })
+        .unwrap();
+        drop(db);
+        let error = Db::open(&path, &record, Default::default())
+            .err()
+            .expect("refused");
+        assert!(format!("{error:#}").contains("delete it"), "{error:#}");
+    }
+
     /// A plugin table named like a table-valued pragma cannot shadow what the host reads when
     /// it opens the database again.
     #[test]
