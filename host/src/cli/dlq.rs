@@ -13,7 +13,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 
 use crate::config::Config;
 use crate::runtime::Limits;
-use crate::store::{self, DataDir, DeadLetter, Selection};
+use crate::store::{self, DataDir, DeadLetter, Payloads, Selection};
 use crate::supervisor::{RetryRequest, retry_dead_letters};
 
 /// Arguments of `projector dlq`.
@@ -102,7 +102,11 @@ impl Target {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
         Action::List(target) => {
-            let letters = store::read_dead_letters(&target.database()?, &target.selection(false)?)?;
+            let letters = store::read_dead_letters(
+                &target.database()?,
+                &target.selection(false)?,
+                Payloads::Without,
+            )?;
             if target.json {
                 println!("{}", serde_json::to_string_pretty(&letters)?);
             } else if letters.is_empty() {
@@ -112,14 +116,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Action::Show(target) => {
-            let letters = store::read_dead_letters(&target.database()?, &target.selection(false)?)?;
+            // The list first, then each event whole, one at a time: a dead-letter table can
+            // hold thousands of events of megabytes.
+            let database = target.database()?;
+            let listed =
+                store::read_dead_letters(&database, &target.selection(false)?, Payloads::Without)?;
+            // JSON goes out as one array, written a letter at a time.
             if target.json {
-                let shown: Vec<serde_json::Value> = letters.iter().map(show_json).collect();
-                println!("{}", serde_json::to_string_pretty(&shown)?);
-            } else {
-                for letter in &letters {
-                    println!("{}", show_text(letter));
+                print!("[");
+            }
+            for (index, summary) in listed.iter().enumerate() {
+                let one = Selection::Positions(vec![summary.id]);
+                for letter in store::read_dead_letters(&database, &one, Payloads::With)? {
+                    if target.json {
+                        let separator = if index == 0 { "\n" } else { ",\n" };
+                        print!(
+                            "{separator}{}",
+                            serde_json::to_string_pretty(&show_json(&letter))?
+                        );
+                    } else {
+                        println!("{}", show_text(&letter));
+                    }
                 }
+            }
+            if target.json {
+                println!("\n]");
             }
         }
         Action::Retry(target) => {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Projection;
 use crate::runtime::PluginError;
-use crate::store::Selection;
+use crate::store::{Payloads, Selection};
 
 /// What a retry of dead letters did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +78,9 @@ impl Projection {
     /// letter dropped meanwhile is neither projected nor brought back.
     fn retry_begun(&mut self, selection: &Selection) -> anyhow::Result<RetryReport> {
         self.check_checkpoint_is_ours()?;
-        let letters = self.db().dead_letters(selection)?;
+        // The list without payloads; each event is read when its turn comes, so a retry of
+        // thousands of large events holds one at a time.
+        let letters = self.db().dead_letters(selection, Payloads::Without)?;
         let mut report = RetryReport::default();
         if let Selection::Positions(ids) = selection {
             report.missing = ids
@@ -89,7 +91,10 @@ impl Projection {
         }
         let sha256 = self.plugin.sha256.clone();
         for letter in letters {
-            let Some(event) = letter.event else {
+            let whole = self
+                .db()
+                .dead_letters(&Selection::Positions(vec![letter.id]), Payloads::With)?;
+            let Some(event) = whole.into_iter().next().and_then(|l| l.event) else {
                 report.without_payload += 1;
                 continue;
             };

@@ -71,9 +71,19 @@ pub struct DeadLetter {
     pub data_bytes: usize,
 }
 
+/// Whether a read brings the events' payloads, or only what a listing shows: a dead-letter
+/// table can hold thousands of events of megabytes, which are read one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payloads {
+    /// Data and metadata too.
+    With,
+    /// Everything but data and metadata (their size still counted).
+    Without,
+}
+
 /// The select list of a dead letter; a column an unmigrated database lacks (read by a
 /// command that may not change it) reads as NULL.
-fn columns(connection: &Connection) -> rusqlite::Result<String> {
+fn columns(connection: &Connection, payloads: Payloads) -> rusqlite::Result<String> {
     let existing = super::column_names(connection, "_projector_dead_letters")?;
     let column = |name: &str| {
         if existing.iter().any(|c| c == name) {
@@ -82,19 +92,24 @@ fn columns(connection: &Connection) -> rusqlite::Result<String> {
             "NULL".to_string()
         }
     };
+    let payload = |name: &str| match payloads {
+        Payloads::With => column(name),
+        Payloads::Without => "NULL".to_string(),
+    };
     Ok(format!(
         "commit_position, prepare_position, stream_id, stream_revision, event_id, event_type, \
          attempts, COALESCE({first_error}, error), error, \
          COALESCE({refused_by}, json_array(wasm_sha256)), {first_failed}, {last_failed}, \
-         {content_type}, {created}, {data}, {metadata}",
+         {content_type}, {created}, {data}, {metadata}, length({data_column})",
         first_error = column("first_error"),
         refused_by = column("refused_by"),
         first_failed = column("first_failed_unix_ms"),
         last_failed = column("last_failed_unix_ms"),
         content_type = column("content_type"),
         created = column("created_unix_ms"),
-        data = column("data"),
-        metadata = column("metadata"),
+        data = payload("data"),
+        metadata = payload("metadata"),
+        data_column = column("data"),
     ))
 }
 
@@ -120,7 +135,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
         refused_by: serde_json::from_str(&refused_by).unwrap_or_default(),
         first_failed_unix_ms: row.get(10)?,
         last_failed_unix_ms: row.get(11)?,
-        data_bytes: data.as_ref().map_or(0, Vec::len),
+        data_bytes: row.get::<_, Option<i64>>(16)?.unwrap_or(0) as usize,
     };
     if let (Some(data), Some(content_type)) = (data, content_type) {
         letter.event = Some(RecordedEvent {
@@ -158,9 +173,13 @@ fn condition(selection: &Selection) -> (&'static str, Option<String>) {
     }
 }
 
-fn select(connection: &Connection, selection: &Selection) -> rusqlite::Result<Vec<DeadLetter>> {
+fn select(
+    connection: &Connection,
+    selection: &Selection,
+    payloads: Payloads,
+) -> rusqlite::Result<Vec<DeadLetter>> {
     let (condition, parameter) = condition(selection);
-    let columns = columns(connection)?;
+    let columns = columns(connection, payloads)?;
     connection
         .prepare(&format!(
             "SELECT {columns} FROM _projector_dead_letters WHERE {condition} \
@@ -180,11 +199,15 @@ fn delete(connection: &Connection, selection: &Selection) -> rusqlite::Result<us
 
 /// Reads the dead letters of the projection database at `path`, read-only: safe beside a
 /// running projection.
-pub fn read(path: &Path, selection: &Selection) -> anyhow::Result<Vec<DeadLetter>> {
+pub fn read(
+    path: &Path,
+    selection: &Selection,
+    payloads: Payloads,
+) -> anyhow::Result<Vec<DeadLetter>> {
     let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("opening {}", path.display()))?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
-    select(&connection, selection)
+    select(&connection, selection, payloads)
         .with_context(|| format!("reading the dead letters of {}", path.display()))
 }
 
@@ -273,9 +296,13 @@ impl Db {
         result
     }
 
-    /// The selected dead letters, in log order.
-    pub fn dead_letters(&self, selection: &Selection) -> anyhow::Result<Vec<DeadLetter>> {
-        Ok(self.without_length_limit(|connection| select(connection, selection))?)
+    /// The selected dead letters, in log order; with their payloads, one at a time is wise.
+    pub fn dead_letters(
+        &self,
+        selection: &Selection,
+        payloads: Payloads,
+    ) -> anyhow::Result<Vec<DeadLetter>> {
+        Ok(self.without_length_limit(|connection| select(connection, selection, payloads))?)
     }
 
     /// Removes the dead letter of the event at `position` inside the open batch: a retry
@@ -323,7 +350,7 @@ mod tests {
             )
             .unwrap();
         drop(connection);
-        let letters = read(&path, &Selection::All).unwrap();
+        let letters = read(&path, &Selection::All, Payloads::With).unwrap();
         assert_eq!(letters.len(), 1);
         let letter = &letters[0];
         assert_eq!((letter.id, letter.attempts), (7, 2));

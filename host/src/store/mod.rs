@@ -36,7 +36,7 @@ pub use catalog::{Catalog, HistoryEntry, KeptVersion, now_unix_ms};
 pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 pub use data_dir::{DataDir, DirLock, VersionFiles};
 pub use dead_letters::{
-    DeadLetter, Selection, drop_selected as drop_dead_letters, read as read_dead_letters,
+    DeadLetter, Payloads, Selection, drop_selected as drop_dead_letters, read as read_dead_letters,
 };
 pub use reader::{QUERY_DEADLINE, QueryResult, Reader, ResultBounds, ResultCut, VALUE_OVERHEAD};
 pub use schema::check_schema;
