@@ -38,4 +38,5 @@ pub mod runtime;
 pub mod source;
 pub mod store;
 pub mod supervisor;
+pub mod text;
 pub mod value;

@@ -107,15 +107,9 @@ impl Alert {
     }
 }
 
-/// `text`, or its start followed by a note of its length when it is longer than
-/// `MAX_TEXT_BYTES`; never more than that, never cut inside a character.
+/// `text` cut to the bound of an alert's text fields.
 pub(super) fn cut(text: &str) -> Cow<'_, str> {
-    if text.len() <= MAX_TEXT_BYTES {
-        return Cow::Borrowed(text);
-    }
-    let note = format!(" … [cut from {} bytes]", text.len());
-    let kept = text.floor_char_boundary(MAX_TEXT_BYTES - note.len());
-    Cow::Owned(format!("{}{note}", &text[..kept]))
+    crate::text::cut(text, MAX_TEXT_BYTES)
 }
 
 fn rfc3339(time: SystemTime) -> String {

@@ -85,19 +85,6 @@ impl HostState {
 /// Longest plugin log line kept; the rest is cut.
 const MAX_LOG_LINE_BYTES: usize = 4096;
 
-/// `text` cut to at most `limit` bytes on a character boundary; a cut text says how long the
-/// original was, so a reader knows how much is missing.
-pub(crate) fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= limit {
-        return text.into();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… (cut from {} bytes)", &text[..end], text.len()).into()
-}
-
 fn seeded_random() -> rand::rngs::StdRng {
     use rand::SeedableRng;
     rand::rngs::StdRng::seed_from_u64(0x7072_6f6a_6563_746f)
@@ -173,7 +160,7 @@ impl log::Host for HostState {
             return Ok(());
         }
         self.log_budget -= 1;
-        let message = bounded(&message, MAX_LOG_LINE_BYTES);
+        let message = crate::text::cut(&message, MAX_LOG_LINE_BYTES);
         let projection = self.projection.as_str();
         match level {
             log::Level::Debug => tracing::debug!(projection, "{message}"),

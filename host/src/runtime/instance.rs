@@ -14,7 +14,7 @@ use super::bindings::{
     Error as GuestError, Event, Manifest as GuestManifest, Projection, ProjectionPre,
 };
 use super::error::{PluginError, Rejection};
-use super::host::{HostState, bounded, from_guest_error};
+use super::host::{HostState, from_guest_error};
 use super::limits::{Limits, MemoryLimitExceeded};
 use crate::event::RecordedEvent;
 use crate::value::SqlSession;
@@ -195,11 +195,7 @@ fn panic_message(stderr: &str) -> Option<String> {
         .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
         .collect();
     let joined = lines.join(" ");
-    let mut said: String = joined.chars().take(1000).collect();
-    if said.len() < joined.len() {
-        said.push('…');
-    }
-    (!said.is_empty()).then_some(said)
+    (!joined.is_empty()).then(|| crate::text::cut(&joined, 1000).into_owned())
 }
 
 fn to_guest_event(event: &RecordedEvent) -> Event {
@@ -218,7 +214,7 @@ fn to_guest_event(event: &RecordedEvent) -> Event {
 
 /// Converts the plugin's error, bounding its text: it ends up in logs and dead letters.
 fn from_guest(error: GuestError) -> Rejection {
-    let bound = |message: &str| bounded(message, MAX_ERROR_BYTES).into_owned();
+    let bound = |message: &str| crate::text::cut(message, MAX_ERROR_BYTES).into_owned();
     match error {
         GuestError::InvalidEvent(invalid) => Rejection::InvalidEvent {
             index: invalid.index,

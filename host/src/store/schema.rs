@@ -33,7 +33,7 @@ pub(super) fn apply_schema(
                 anyhow::format_err!(
                     "schema statement {} ({:?}) failed: {reason}",
                     index + 1,
-                    quoted(statement)
+                    crate::text::cut(statement, 300)
                 )
             })
         })
@@ -50,19 +50,6 @@ fn run_schema_statement(connection: &Connection, statement: &str) -> Result<(), 
     let mut rows = prepared.raw_query();
     while rows.next().map_err(|e| e.to_string())?.is_some() {}
     Ok(())
-}
-
-/// A statement's text as quoted in an error: bounded, since a manifest comes from a plugin.
-fn quoted(statement: &str) -> String {
-    let mut end = statement.len().min(300);
-    while !statement.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < statement.len() {
-        format!("{}… ({} bytes)", &statement[..end], statement.len())
-    } else {
-        statement.to_string()
-    }
 }
 
 /// Checks that `schema` creates its tables on an empty scratch database, under the same

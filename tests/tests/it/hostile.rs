@@ -747,7 +747,7 @@ async fn a_12_mb_error_text_is_cut_before_it_is_stored() -> anyhow::Result<()> {
     let ran = attack(
         &[("Shout", String::new())],
         limits(),
-        Expected::DeadLettered(vec!["… (cut from 12582912 bytes)"]),
+        Expected::DeadLettered(vec!["… [cut from 12582912 bytes]"]),
     )
     .await?;
     let error = &ran.dead[0].2;
