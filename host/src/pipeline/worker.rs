@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::batcher::Batch;
+use super::feed::Backoff;
 use super::status::Status;
 use super::{Control, Notice, Outcome, Role, RunId};
 use crate::alert::Alerts;
@@ -53,13 +54,13 @@ struct Retry {
     fault: String,
 }
 
-/// The pause before retry `attempt` (1-based) of a batch: 0.25 s, 1 s, 4 s, then 10 s each,
-/// long enough for a lock or a burst of I/O errors to clear, short enough not to stall a
-/// projection on a fault that will not.
-fn retry_pause(attempt: u32) -> Duration {
-    let quarter_seconds = 4u64.saturating_pow(attempt.saturating_sub(1));
-    Duration::from_millis(250u64.saturating_mul(quarter_seconds)).min(Duration::from_secs(10))
-}
+/// How retries of a batch that met a fault of the database are spaced: about 1 s, 2 s, 4 s,
+/// then 10 s each (jittered like the feed's reconnects), long enough for a lock or a burst of
+/// I/O errors to clear, short enough not to stall a projection on a fault that will not.
+const RETRY_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(10),
+};
 
 /// A swap whose first batch of new code has not committed yet.
 struct PendingSwap {
@@ -180,7 +181,7 @@ impl Worker {
                     Ok(report) => Ok((batch.caught_up, report)),
                     Err(error) => match projection.transient_fault(&error) {
                         Some(fault) if attempts < projection.failures().transient_retries => {
-                            let pause = retry_pause(attempts + 1);
+                            let pause = RETRY_BACKOFF.delay(attempts);
                             tracing::warn!(
                                 projection = name,
                                 fault,

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 
 use super::{Db, now_unix_ms};
@@ -314,16 +314,6 @@ impl Db {
             )?
             .execute(params![position.commit as i64, position.prepare as i64])?;
         Ok(())
-    }
-
-    /// How many dead letters the database holds.
-    pub fn dead_letter_count(&self) -> anyhow::Result<u64> {
-        let count: Option<i64> = self
-            .connection
-            .prepare("SELECT count(*) FROM _projector_dead_letters")?
-            .query_row([], |row| row.get(0))
-            .optional()?;
-        Ok(count.unwrap_or(0) as u64)
     }
 }
 
