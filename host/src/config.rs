@@ -101,6 +101,18 @@ pub struct RawApi {
     /// Queries run at once; another waits up to a second for one to end, then gets 503.
     /// Default 4.
     pub max_concurrent_queries: Option<usize>,
+    /// Where the API listens: `HOST:PORT`, or a port on 127.0.0.1. Default 127.0.0.1:7070;
+    /// `--api` overrides it.
+    pub listen: Option<String>,
+    /// The token every request must carry (`Authorization: Bearer …`); required to listen
+    /// anywhere but loopback. At least 16 characters. `--api-token` and PROJECTOR_API_TOKEN
+    /// override it.
+    pub token: Option<String>,
+    /// Longest a query waits for `min_position` / `fresh`, in ms. Default 30000.
+    pub max_wait_ms: Option<u64>,
+    /// Lag in seconds up to which a projection still counts as ready (`GET /ready`). Default
+    /// 30.
+    pub ready_max_lag_seconds: Option<u64>,
 }
 
 /// `[source]`: exactly one of `connection` and `file`.
@@ -448,7 +460,30 @@ fn validate_api(raw: RawApi, problems: &mut Vec<String>) -> ApiSettings {
         max_concurrent_queries: raw
             .max_concurrent_queries
             .unwrap_or(defaults.max_concurrent_queries),
+        listen: raw.listen.as_deref().and_then(|text| {
+            crate::api::parse_listen(text)
+                .map_err(|error| problems.push(format!("[api] listen: {error:#}")))
+                .ok()
+        }),
+        token: raw.token.clone(),
+        max_wait: raw
+            .max_wait_ms
+            .map_or(defaults.max_wait, std::time::Duration::from_millis),
+        ready_max_lag_seconds: raw
+            .ready_max_lag_seconds
+            .unwrap_or(defaults.ready_max_lag_seconds),
     };
+    if settings.max_wait > std::time::Duration::from_secs(600) {
+        problems.push("[api] max_wait_ms must be at most 600000 (ten minutes)".to_string());
+    }
+    if let Some(token) = &settings.token
+        && token.chars().count() < crate::api::MIN_TOKEN_CHARS
+    {
+        problems.push(format!(
+            "[api] token must be at least {} characters",
+            crate::api::MIN_TOKEN_CHARS
+        ));
+    }
     if settings.bounds.max_rows == 0 {
         problems.push("[api] max_result_rows must be at least 1".to_string());
     }

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod event;
+pub mod metrics;
 pub mod pipeline;
 pub mod projection;
 pub mod reload;

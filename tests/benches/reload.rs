@@ -231,6 +231,7 @@ impl Host {
             source,
             settings,
             options,
+            None,
             async move {
                 let _ = stopped.await;
             },

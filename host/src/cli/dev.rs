@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use super::run::{report, serve_api};
+use super::run::{ApiArgs, report, serve_api};
 use super::shutdown_signal;
 use crate::alert::{AlertSettings, Alerts};
-use crate::api::ApiSettings;
+use crate::api::{ApiSettings, Served};
 use crate::config::DEFAULT_KEEP_VERSIONS;
 use crate::demo::{self, Shop};
-use crate::pipeline::{BatchOptions, Settings, Status};
+use crate::pipeline::{Backoff, BatchOptions, Settings, Status, Tail};
 use crate::reload::WatchOptions;
 use crate::runtime::{Limits, Runtime};
 use crate::source::EsdbSource;
@@ -43,9 +43,8 @@ pub struct Args {
     /// Where the embedded EventStoreDB-compatible server listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:2113")]
     pub listen: SocketAddr,
-    /// Serve the HTTP API (read-only SQL, projection status) here, e.g. 127.0.0.1:8080.
-    #[arg(long)]
-    pub api: Option<SocketAddr>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Runs until Ctrl-C or SIGTERM.
@@ -113,7 +112,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     let status = Status::default();
-    let api = serve_api(args.api, &args.data, &status, ApiSettings::default()).await?;
+    let metrics = crate::metrics::Metrics::new();
+    let (operator, inbox) = supervisor::operator();
+    let served = Served {
+        data_dir: args.data.clone(),
+        status: status.clone(),
+        tail: Some(Tail::start(store.clone(), Backoff::default())),
+        metrics: metrics.clone(),
+        operator: Some(operator),
+        runtime: Some(runtime.clone()),
+        source: Some(store.clone()),
+    };
+    let api = serve_api(&args.api, ApiSettings::default(), served).await?;
     let api_address = api.as_ref().map(|(api, _)| api.local_addr);
     print_next_steps(
         &args,
@@ -129,6 +139,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         status,
         alerts: Some(alerts),
+        metrics,
         ..Settings::new(BatchOptions::default(), limits.thread_stack_bytes)
     };
     let options = supervisor::Options {
@@ -138,8 +149,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep_versions: DEFAULT_KEEP_VERSIONS,
         failures: Default::default(),
     };
-    let outcomes =
-        supervisor::run(data, runtime, store, settings, options, shutdown_signal()).await;
+    let outcomes = supervisor::run(
+        data,
+        runtime,
+        store,
+        settings,
+        options,
+        Some(inbox),
+        shutdown_signal(),
+    )
+    .await;
     workload.abort();
     reporter.abort();
     if let Some((api, stop)) = api {
@@ -183,7 +202,8 @@ fn print_next_steps(
     );
     if let Some(api) = api {
         println!(
-            "  curl -s http://{api}/api/projections\
+            "  the console   http://{api}/   (projections, lag, controls, SQL)\
+             \n  curl -s http://{api}/api/projections\
              \n  curl -s http://{api}/api/query --get --data-urlencode \"sql=SELECT * FROM order_summary.orders LIMIT 3\"\n"
         );
     }

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use super::shutdown_signal;
 use crate::alert::Alerts;
-use crate::api::{Api, ApiSettings};
+use crate::api::{Api, ApiSettings, DEFAULT_PORT, Served, parse_listen};
 use crate::config::{Config, SourceConfig};
-use crate::pipeline::{self, Settings};
+use crate::pipeline::{self, Settings, Tail};
 use crate::runtime::Runtime;
 use crate::source::{EsdbSource, EventSource, JsonlSource};
 use crate::store::DataDir;
@@ -25,9 +27,22 @@ pub struct Args {
     /// The config file.
     #[arg(long, default_value = "projector.toml")]
     pub config: PathBuf,
-    /// Serve the HTTP API (read-only SQL, projection status) here, e.g. 127.0.0.1:8080.
-    #[arg(long)]
-    pub api: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Where the HTTP API and console listen (`run` and `dev`).
+#[derive(Debug, Default, clap::Args)]
+pub struct ApiArgs {
+    /// Where the HTTP API and web console listen: HOST:PORT, a port (on 127.0.0.1), or `off`.
+    /// Default: the config's [api] listen, else 127.0.0.1:7070 (or any free port on
+    /// 127.0.0.1 when that one is taken).
+    #[arg(long, value_name = "ADDR")]
+    pub api: Option<String>,
+    /// The token every API request must carry (`Authorization: Bearer …`); required to listen
+    /// anywhere but loopback. Overrides [api] token.
+    #[arg(long, env = "PROJECTOR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
 }
 
 /// Loads the config, then runs the projections of the plugins folder, reloading them as it
@@ -48,7 +63,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         alerts: Some(alerts.clone()),
         ..Settings::new(config.batching, config.limits.thread_stack_bytes)
     };
-    let api = serve_api(args.api, &config.data_dir, &settings.status, config.api).await?;
+    let (operator, inbox) = supervisor::operator();
+    let served = Served {
+        data_dir: config.data_dir.clone(),
+        status: settings.status.clone(),
+        tail: Some(Tail::start(Arc::clone(&source), config.backoff)),
+        metrics: settings.metrics.clone(),
+        operator: Some(operator),
+        runtime: Some(runtime.clone()),
+        source: Some(Arc::clone(&source)),
+    };
+    let api = serve_api(&args.api, config.api.clone(), served).await?;
     let options = supervisor::Options {
         plugins_dir: config.plugins_dir.clone(),
         watch: config.watch.clone(),
@@ -56,8 +81,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep_versions: config.keep_versions,
         failures: config.failures.clone(),
     };
-    let outcomes =
-        supervisor::run(data, runtime, source, settings, options, shutdown_signal()).await;
+    let outcomes = supervisor::run(
+        data,
+        runtime,
+        source,
+        settings,
+        options,
+        Some(inbox),
+        shutdown_signal(),
+    )
+    .await;
     if let Some((api, stop)) = api {
         let _ = stop.send(());
         api.stopped().await;
@@ -68,29 +101,60 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     report(&outcomes?)
 }
 
-/// Starts the API on `listen`, if given; the sender stops it.
+/// Starts the API as `args` and `settings` say (unless `--api off`); the sender stops it. An
+/// address given is used or the start fails; the default one, when taken, gives way to any
+/// free port on loopback.
 pub(super) async fn serve_api(
-    listen: Option<std::net::SocketAddr>,
-    data_dir: &std::path::Path,
-    status: &pipeline::Status,
-    settings: ApiSettings,
+    args: &ApiArgs,
+    mut settings: ApiSettings,
+    served: Served,
 ) -> anyhow::Result<Option<(Api, tokio::sync::oneshot::Sender<()>)>> {
-    let Some(listen) = listen else {
+    if args.api.as_deref() == Some("off") {
         return Ok(None);
-    };
+    }
+    if let Some(token) = &args.api_token {
+        settings.token = Some(token.clone());
+    }
+    let given = args.api.as_deref().map(parse_listen).transpose()?;
+    let explicit = given.or(settings.listen);
+    let listen = explicit.unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
     let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
-    let api = Api::start(
-        listen,
-        data_dir.to_path_buf(),
-        status.clone(),
-        settings,
-        async move {
-            let _ = stopping.await;
-        },
-    )
-    .await?;
-    tracing::info!(address = %api.local_addr, "serving the API");
+    let stopping = async move {
+        let _ = stopping.await;
+    };
+    let api = match Api::start(listen, served.clone(), settings.clone(), stopping).await {
+        Ok(api) => api,
+        Err(error) if explicit.is_none() && is_address_in_use(&error) => {
+            tracing::warn!(
+                taken = %listen,
+                "the API's default address is taken; serving it on another port (pass --api                  to choose)"
+            );
+            let (again, stopping) = tokio::sync::oneshot::channel::<()>();
+            let api = Api::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                served,
+                settings,
+                async move {
+                    let _ = stopping.await;
+                },
+            )
+            .await?;
+            tracing::info!(address = %api.local_addr, console = %format!("http://{}/", api.local_addr), "serving the API");
+            return Ok(Some((api, again)));
+        }
+        Err(error) => return Err(error),
+    };
+    tracing::info!(address = %api.local_addr, console = %format!("http://{}/", api.local_addr), "serving the API");
     Ok(Some((api, stop)))
+}
+
+/// Whether binding failed because the address is taken.
+fn is_address_in_use(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    })
 }
 
 /// Prints how each projection ended; the exit code says whether any faulted.

@@ -60,6 +60,7 @@ pub(super) struct Feed {
     /// The last event the projection was given when it started (see `Checkpoint::last_event`).
     pub last_event: Option<Position>,
     pub status: Status,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Feed {
@@ -72,6 +73,7 @@ impl Feed {
             return;
         }
         let mut failures = 0u32;
+        let received = self.metrics.received(&described);
         loop {
             let after = *self.committed.borrow();
             tracing::debug!(projection = self.name, after = ?after.map(|p| p.to_string()), "subscribing");
@@ -81,9 +83,13 @@ impl Feed {
                 let status = self.status.clone();
                 let name = self.name.clone();
                 let described = described.clone();
+                let received = received.clone();
                 self.source
                     .subscribe(after, &self.filter)
                     .inspect(move |item| {
+                        if let Ok(crate::source::SourceItem::Event(_)) = item {
+                            received.inc();
+                        }
                         if item.is_ok() && !heard.swap(true, Ordering::Relaxed) {
                             status.source_back(&name, &described);
                         }
@@ -101,6 +107,7 @@ impl Feed {
                         failures = 0;
                     }
                     self.status.source_failed(&self.name, &described, &cause);
+                    self.metrics.reconnected(&described);
                     let pause = self.backoff.delay(failures);
                     failures = failures.saturating_add(1);
                     tracing::debug!(

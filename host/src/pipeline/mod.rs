@@ -9,6 +9,7 @@
 mod batcher;
 mod feed;
 mod status;
+mod tail;
 mod worker;
 
 use std::future::Future;
@@ -21,9 +22,11 @@ use tokio::sync::{mpsc, watch};
 pub use batcher::{Batch, BatchOptions, Ended, batches};
 pub use feed::Backoff;
 pub use status::{ProjectionStatus, Rebuild, Status};
+pub use tail::{Behind, Tail};
 
 use crate::alert::Alerts;
 use crate::event::Position;
+use crate::metrics::Metrics;
 use crate::projection::{Projection, RetryReport};
 use crate::runtime::Plugin;
 use crate::source::EventSource;
@@ -64,6 +67,8 @@ pub struct Settings {
     /// Who hears of stops and dead letters; `None` for runs no operator watches (tests,
     /// `projector test`), where the outcome is the report.
     pub alerts: Option<Alerts>,
+    /// What the runs count (`/metrics`).
+    pub metrics: Metrics,
 }
 
 impl Settings {
@@ -75,6 +80,7 @@ impl Settings {
             backoff: Backoff::default(),
             status: Status::default(),
             alerts: None,
+            metrics: Metrics::new(),
         }
     }
 }
@@ -115,6 +121,11 @@ pub enum Control {
         selection: Selection,
         reply: Option<tokio::sync::oneshot::Sender<Result<RetryReport, String>>>,
     },
+    /// Apply nothing after the batch in flight until [`Control::Resume`]; the subscription
+    /// stays open (the source waits, held back by the full queue).
+    Pause,
+    /// Apply batches again after a [`Control::Pause`].
+    Resume,
     /// Finish the batch in flight and end.
     Stop,
 }
@@ -191,6 +202,7 @@ pub fn start(
     if role == Role::Serving {
         let manifest = &projection.plugin().manifest;
         let (version, sha256) = (manifest.version.clone(), projection.plugin().sha256.clone());
+        let filter = manifest.filter.clone();
         settings.status.update(&name, |s| {
             *s = ProjectionStatus {
                 serving_run: Some(id),
@@ -200,6 +212,9 @@ pub fn start(
                 rebuild: s.rebuild.take(),
                 reloads: std::mem::take(&mut s.reloads),
                 last_swap_pause: s.last_swap_pause,
+                paused: s.paused,
+                filter,
+                run_progress: Some((checkpoint.map_or(0, |p| p.commit), 0)),
                 ..ProjectionStatus::default()
             }
         });
@@ -214,6 +229,7 @@ pub fn start(
         committed,
         last_event: projection.checkpoint().and_then(|c| c.last_event),
         status: settings.status.clone(),
+        metrics: settings.metrics.clone(),
     };
     // The feed ends when the thread stops listening (it drops its receiver).
     feed::spawn(feed, batch_sender);
@@ -229,6 +245,8 @@ pub fn start(
         committed: committed_sender,
         status: settings.status.clone(),
         alerts: settings.alerts.clone(),
+        metrics: settings.metrics.run(&name, role.as_str()),
+        all_metrics: settings.metrics.clone(),
         released: released_sender,
     };
     let thread_name = name.clone();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::RunId;
-use crate::event::Position;
+use crate::event::{EventFilter, Position};
 use crate::store::HistoryEntry;
 
 /// Reload outcomes kept per projection (and for modules that never said their name).
@@ -44,6 +44,79 @@ pub struct ProjectionStatus {
     pub source_error: Option<String>,
     /// Why it stopped, if it faulted.
     pub error: Option<String>,
+    /// Whether an operator paused it (it keeps its subscription and applies nothing).
+    pub paused: bool,
+    /// What its serving run subscribes to: what its lag counts.
+    pub filter: EventFilter,
+    /// When the last event it committed was written (Unix ms), once it has committed one in
+    /// this process.
+    pub last_event_created_unix_ms: Option<i64>,
+    /// Events projected or failed over the last minute.
+    pub rate: Rate,
+    /// The serving run's progress since it started: its first position and the events it
+    /// has met since, for estimating events per unit of position.
+    pub run_progress: Option<(u64, u64)>,
+}
+
+impl ProjectionStatus {
+    /// Events its run met per unit of position, from its progress so far; `None` before it
+    /// has moved.
+    pub fn events_per_position(&self) -> Option<f64> {
+        let (from, events) = self.run_progress?;
+        let moved = self.checkpoint?.commit.checked_sub(from)?;
+        (moved > 0 && events > 0).then(|| events as f64 / moved as f64)
+    }
+}
+
+/// Events counted per second over the last minute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rate {
+    since: Instant,
+    /// (second since `since`, events in it), oldest first, at most a minute's worth.
+    seconds: VecDeque<(u64, u64)>,
+}
+
+/// The window of [`Rate`].
+const RATE_WINDOW_SECONDS: u64 = 60;
+
+impl Default for Rate {
+    fn default() -> Rate {
+        Rate {
+            since: Instant::now(),
+            seconds: VecDeque::new(),
+        }
+    }
+}
+
+impl Rate {
+    /// Counts `events` now.
+    pub fn add(&mut self, events: u64) {
+        let now = self.since.elapsed().as_secs();
+        match self.seconds.back_mut() {
+            Some((second, count)) if *second == now => *count += events,
+            _ => self.seconds.push_back((now, events)),
+        }
+        while self
+            .seconds
+            .front()
+            .is_some_and(|(second, _)| second + RATE_WINDOW_SECONDS <= now)
+        {
+            self.seconds.pop_front();
+        }
+    }
+
+    /// Events per second over the last minute (or since counting began, when that is less).
+    pub fn per_second(&self) -> f64 {
+        let elapsed = self.since.elapsed().as_secs_f64();
+        let now = elapsed as u64;
+        let events: u64 = self
+            .seconds
+            .iter()
+            .filter(|(second, _)| second + RATE_WINDOW_SECONDS > now)
+            .map(|(_, count)| count)
+            .sum();
+        events as f64 / elapsed.clamp(1.0, RATE_WINDOW_SECONDS as f64)
+    }
 }
 
 /// A rebuild beside the serving version: a new version from the start of the log (a shadow), or
@@ -74,6 +147,19 @@ pub struct Rebuild {
     pub started: Instant,
 }
 
+impl Rebuild {
+    /// Its share of the log done (0 to 1), when the head is known.
+    pub fn progress(&self) -> Option<f64> {
+        let head = self.head?.commit;
+        let position = self.position.map_or(0, |p| p.commit);
+        Some(if head == 0 {
+            1.0
+        } else {
+            (position as f64 / head as f64).min(1.0)
+        })
+    }
+}
+
 /// The status of every projection of a pipeline; cheap to clone and to read.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -86,6 +172,21 @@ struct Board {
     /// Reload outcomes of modules that could not say which projection they are.
     unnamed: VecDeque<HistoryEntry>,
     outage: Option<Outage>,
+    /// The source, as described in logs, once some subscription has lost it.
+    source: Option<String>,
+    /// How long the outages that ended lasted, together.
+    outages_past: Duration,
+}
+
+/// The source's availability over the process's life (a metric).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceHealth {
+    /// The source, as described in logs; `None` while it has never been lost.
+    pub source: Option<String>,
+    /// Time without it, a current outage included.
+    pub outage: Duration,
+    /// Whether some subscription is without it now.
+    pub down: bool,
 }
 
 /// A stretch of time in which at least one subscription could not reach its source.
@@ -105,6 +206,22 @@ impl Status {
     /// everything, for whoever polls it often.
     pub fn checkpoint(&self, name: &str) -> Option<Position> {
         self.lock().projections.get(name).and_then(|s| s.checkpoint)
+    }
+
+    /// How available the source has been.
+    pub fn source_health(&self) -> SourceHealth {
+        let board = self.lock();
+        let current = board.outage.as_ref().map(|o| o.since.elapsed());
+        SourceHealth {
+            source: board.source.clone(),
+            outage: board.outages_past + current.unwrap_or_default(),
+            down: current.is_some(),
+        }
+    }
+
+    /// The status of projection `name`.
+    pub fn projection(&self, name: &str) -> Option<ProjectionStatus> {
+        self.lock().projections.get(name).cloned()
     }
 
     /// The last reload outcomes of modules that could not say their projection's name.
@@ -142,6 +259,7 @@ impl Status {
         match &mut board.outage {
             Some(outage) => outage.attempts += 1,
             None => {
+                board.source = Some(source.to_string());
                 tracing::warn!(
                     source,
                     cause = format!("{cause:#}"),
@@ -169,6 +287,7 @@ impl Status {
         }
         if let Some(outage) = board.outage.take() {
             let lasted: Duration = outage.since.elapsed();
+            board.outages_past += lasted;
             tracing::info!(
                 source,
                 seconds = format!("{:.1}", lasted.as_secs_f64()),
@@ -205,5 +324,20 @@ mod tests {
         status.source_back("b", "esdb://x");
         assert!(status.lock().outage.is_none());
         assert_eq!(status.projections()["a"].source_error, None);
+        let health = status.source_health();
+        assert_eq!(health.source.as_deref(), Some("esdb://x"));
+        assert!(!health.down && health.outage > Duration::ZERO);
+    }
+
+    #[test]
+    fn the_rate_is_over_the_last_minute() {
+        let mut rate = Rate {
+            since: Instant::now() - Duration::from_secs(120),
+            seconds: VecDeque::from([(10, 1_000)]),
+        };
+        assert_eq!(rate.per_second(), 0.0, "two minutes old");
+        rate.add(600);
+        assert!((rate.per_second() - 10.0).abs() < 1e-9);
+        assert_eq!(rate.seconds.len(), 1, "the old second was dropped");
     }
 }

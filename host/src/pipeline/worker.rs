@@ -14,7 +14,8 @@ use super::status::Status;
 use super::{Control, Notice, Outcome, Role, RunId};
 use crate::alert::Alerts;
 use crate::event::Position;
-use crate::projection::Projection;
+use crate::metrics::{BatchMetrics, Metrics, RunMetrics};
+use crate::projection::{BatchReport, Projection};
 
 /// How often a busy projection logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -31,6 +32,10 @@ pub(super) struct Worker {
     pub status: Status,
     /// Who hears of this run's stop and dead letters.
     pub alerts: Option<Alerts>,
+    /// What this run's batches add to.
+    pub metrics: RunMetrics,
+    /// Where stops are counted, and a promoted run's new handles come from.
+    pub all_metrics: Metrics,
     /// Set once the projection (its database) is closed.
     pub released: watch::Sender<bool>,
 }
@@ -85,8 +90,11 @@ impl Worker {
         let mut last_commit = Instant::now();
         let mut pending_swap: Option<PendingSwap> = None;
         let mut retry: Option<Retry> = None;
+        let mut paused = false;
         loop {
             let next = match &retry {
+                // Paused: only controls, until a resume (a waiting retry is due after it).
+                _ if paused => Next::Control(futures::executor::block_on(self.control.recv())),
                 // Controls are still obeyed while a retry waits: a stop must not wait it out.
                 Some(waiting) => match self.control_until(waiting.due) {
                     Some(control) => Next::Control(control),
@@ -102,6 +110,20 @@ impl Worker {
             };
             let (batch, attempts) = match next {
                 Next::Control(None | Some(Control::Stop)) | Next::Batch(None) => break,
+                Next::Control(Some(Control::Pause)) => {
+                    if !paused {
+                        tracing::info!(projection = name, role = self.role.as_str(), "paused");
+                    }
+                    paused = true;
+                    continue;
+                }
+                Next::Control(Some(Control::Resume)) => {
+                    if paused {
+                        tracing::info!(projection = name, role = self.role.as_str(), "resumed");
+                    }
+                    paused = false;
+                    continue;
+                }
                 Next::Control(Some(Control::Swap(plugin))) => {
                     let sha256 = plugin.sha256.clone();
                     let swapped = projection.swap(*plugin);
@@ -143,12 +165,17 @@ impl Worker {
                 }
                 Next::Control(Some(Control::Promote)) => {
                     self.role = Role::Serving;
+                    self.metrics = self.all_metrics.run(&name, Role::Serving.as_str());
                     let version = projection.plugin().manifest.version.clone();
                     let sha256 = projection.plugin().sha256.clone();
                     let checkpoint = projection.checkpoint().map(|c| c.position);
+                    let filter = projection.plugin().manifest.filter.clone();
                     let run = self.run;
                     self.status.update(&name, |s| {
                         s.serving_run = Some(run);
+                        s.filter = filter;
+                        s.run_progress = Some((checkpoint.map_or(0, |p| p.commit), 0));
+                        s.rate = Default::default();
                         // A newer rebuild may have started since this one was promoted.
                         if s.rebuild.as_ref().is_some_and(|r| r.run == run) {
                             s.rebuild = None;
@@ -176,6 +203,12 @@ impl Worker {
                     (Ok(waiting.batch), waiting.attempts)
                 }
             };
+            let taken = Instant::now();
+            let last_created = batch
+                .as_ref()
+                .ok()
+                .and_then(|b| b.events.last())
+                .map(|e| e.created_unix_ms);
             let result = match batch {
                 Ok(batch) => match projection.apply(&batch.events, batch.checkpoint) {
                     Ok(report) => Ok((batch.caught_up, report)),
@@ -216,6 +249,7 @@ impl Worker {
                         Role::Serving => format!("{error:#}"),
                         Role::Rebuilding => format!("its rebuild stopped: {error:#}"),
                     };
+                    self.all_metrics.stopped(&name);
                     // One ERROR line per stop: the alert's when someone listens for them.
                     match &self.alerts {
                         Some(alerts) => alerts.stopped(&name, &reason),
@@ -241,6 +275,15 @@ impl Worker {
                 }
             };
             last_commit = Instant::now();
+            self.metrics.batch(&BatchMetrics {
+                projected: report.projected as u64,
+                failed: report.failed as u64,
+                dead_lettered: report.dead_lettered(projection.failures().on_error) as u64,
+                took: last_commit - taken,
+                plugin: report.plugin_time,
+                sqlite: report.sqlite_time,
+                rows_changed: report.rows_changed,
+            });
             if let (Some(alerts), Some(first_error)) = (&self.alerts, &report.first_dead_letter) {
                 alerts.dead_letters(&name, report.failed as u64, first_error);
             }
@@ -266,7 +309,7 @@ impl Worker {
             let newly_caught_up = caught_up && !outcome.caught_up;
             outcome.caught_up |= caught_up;
             self.committed.send_replace(report.checkpoint);
-            self.report(&name, &outcome, report.checkpoint);
+            self.report(&name, &outcome, &report, last_created);
             if newly_caught_up {
                 tracing::info!(projection = name, role = self.role.as_str(), position = ?report.checkpoint.map(|p| p.to_string()), "caught up");
                 let _ = self.notices.send(Notice::CaughtUp { run: self.run });
@@ -314,7 +357,15 @@ impl Worker {
 
     /// Publishes a committed batch on the status board: the projection's own entry when it
     /// serves, its rebuild's when it rebuilds beside the serving one.
-    fn report(&self, name: &str, outcome: &Outcome, checkpoint: Option<Position>) {
+    fn report(
+        &self,
+        name: &str,
+        outcome: &Outcome,
+        report: &BatchReport,
+        last_created: Option<i64>,
+    ) {
+        let checkpoint = report.checkpoint;
+        let events = (report.projected + report.failed) as u64;
         self.status.update(name, |s| match self.role {
             // A run that was replaced (its successor promoted) may commit one last batch; the
             // entry is its successor's by then.
@@ -323,6 +374,13 @@ impl Worker {
                 s.caught_up = outcome.caught_up;
                 s.projected = outcome.projected;
                 s.failed = outcome.failed;
+                s.rate.add(events);
+                if let Some((_, met)) = &mut s.run_progress {
+                    *met += events;
+                }
+                if events > 0 {
+                    s.last_event_created_unix_ms = last_created.or(s.last_event_created_unix_ms);
+                }
             }
             Role::Serving => {}
             Role::Rebuilding => {

@@ -89,6 +89,24 @@ pub struct BatchReport {
     /// The first dead-lettered event's error, when some were (skipped events are not
     /// anybody's business to act on).
     pub first_dead_letter: Option<String>,
+    /// Time inside SQLite: the plugin's statements and the commit.
+    pub sqlite_time: std::time::Duration,
+    /// Time in the batch outside SQLite: the plugin's calls and the host's work around them.
+    pub plugin_time: std::time::Duration,
+    /// Rows the plugin's statements changed (those of calls rolled back and replayed
+    /// included: it is work done).
+    pub rows_changed: u64,
+}
+
+impl BatchReport {
+    /// Of the failed events, those dead-lettered (the rest were skipped).
+    pub fn dead_lettered(&self, policy: ErrorPolicy) -> usize {
+        if policy == ErrorPolicy::DeadLetter {
+            self.failed
+        } else {
+            0
+        }
+    }
 }
 
 /// A running projection.
@@ -233,6 +251,8 @@ impl Projection {
         };
         // A batch with no new events (only a server checkpoint) goes through the same
         // transaction and the same check, without calling the plugin.
+        let started = std::time::Instant::now();
+        self.db().take_work();
         self.db().begin()?;
         let applied = self.apply_begun(events, position, checkpoint);
         if applied.is_err() {
@@ -240,7 +260,12 @@ impl Projection {
             // attempt begins afresh (a rollback of a rolled-back batch does nothing).
             self.rollback_after_error();
         }
-        applied
+        let mut report = applied?;
+        let work = self.db().take_work();
+        report.sqlite_time += work.time;
+        report.plugin_time = started.elapsed().saturating_sub(report.sqlite_time);
+        report.rows_changed = work.rows_changed;
+        Ok(report)
     }
 
     /// Rolls the open batch back after an error, which stays the one reported: a rollback
@@ -312,10 +337,14 @@ impl Projection {
                 (report, streak)
             }
         };
+        let committing = std::time::Instant::now();
         self.db().commit(checkpoint)?;
         self.checkpoint = Some(checkpoint);
         self.streak = streak;
-        Ok(report)
+        Ok(BatchReport {
+            sqlite_time: committing.elapsed(),
+            ..report
+        })
     }
 
     /// Fails the batch (rolled back) when a plugin statement met a fault of the database,

@@ -106,6 +106,7 @@ impl Projection {
                 .first()
                 .filter(|_| self.failures.on_error == ErrorPolicy::DeadLetter)
                 .map(|(_, error)| error.to_string()),
+            ..BatchReport::default()
         };
         Ok((report, streak))
     }

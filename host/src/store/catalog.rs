@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS projections (
     current_file TEXT,             -- what queries of this projection read
     held_sha256 TEXT               -- after a rollback: the folder's module not to apply again
 );
+CREATE TABLE IF NOT EXISTS paused (   -- projections an operator paused: they stay paused across restarts
+    projection TEXT PRIMARY KEY,
+    since_unix_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY,
     unix_ms INTEGER NOT NULL,
@@ -229,6 +233,32 @@ impl Catalog {
             params![name, sha256],
         )?;
         Ok(())
+    }
+
+    /// Records that `name` is paused (or no longer is).
+    pub fn set_paused(&self, name: &str, paused: bool) -> anyhow::Result<()> {
+        let connection = self.lock();
+        if paused {
+            connection.execute(
+                "INSERT INTO paused (projection, since_unix_ms) VALUES (?1, ?2)
+                 ON CONFLICT (projection) DO NOTHING",
+                params![name, now_unix_ms()],
+            )?;
+        } else {
+            connection.execute("DELETE FROM paused WHERE projection = ?1", [name])?;
+        }
+        Ok(())
+    }
+
+    /// Whether `name` is paused.
+    pub fn is_paused(&self, name: &str) -> anyhow::Result<bool> {
+        let found = self
+            .lock()
+            .query_row("SELECT 1 FROM paused WHERE projection = ?1", [name], |_| {
+                Ok(())
+            })
+            .optional()?;
+        Ok(found.is_some())
     }
 
     /// The folder module held back for `name`, if any.

@@ -122,6 +122,28 @@ impl DataDir {
         self.files_of(&format!("{name}/{}-{sha8}.db", file_safe(version)))
     }
 
+    /// Files for rebuilding `name`'s version `version` from the start beside its current
+    /// database (an operator's rebuild of the same module): a name of their own, so both exist
+    /// until the cut-over.
+    pub fn rebuild_files(&self, name: &str, version: &str, sha256: &str) -> VersionFiles {
+        let sha8 = &sha256[..sha256.len().min(8)];
+        self.files_of(&format!(
+            "{name}/{}-{sha8}-rebuilt-{}.db",
+            file_safe(version),
+            super::now_unix_ms()
+        ))
+    }
+
+    /// Deletes the database of `files` (with its WAL), keeping its module: a reset starts the
+    /// projection over in the same file.
+    pub fn clear_database(&self, files: &VersionFiles) -> anyhow::Result<()> {
+        remove_files([
+            files.db.clone(),
+            sidecar(&files.db, "-wal"),
+            sidecar(&files.db, "-shm"),
+        ])
+    }
+
     /// The files of the version whose database is `file` (relative, as the catalog has it).
     pub fn files_of(&self, file: &str) -> VersionFiles {
         let db = self.root.join(file);
@@ -184,21 +206,8 @@ impl DataDir {
 
     /// Deletes the database (with its WAL) and the kept module of a version.
     pub fn remove_version(&self, files: &VersionFiles) -> anyhow::Result<()> {
-        for path in [
-            files.db.clone(),
-            sidecar(&files.db, "-wal"),
-            sidecar(&files.db, "-shm"),
-            files.wasm.clone(),
-        ] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => {
-                    return Err(error).with_context(|| format!("deleting {}", path.display()));
-                }
-            }
-        }
-        Ok(())
+        self.clear_database(files)?;
+        remove_files([files.wasm.clone()])
     }
 
     /// The database each projection's queries read now: `(name, path)`, sorted by name.
@@ -335,6 +344,20 @@ fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// Deletes `paths`; one that is not there is already as wanted.
+fn remove_files(paths: impl IntoIterator<Item = PathBuf>) -> anyhow::Result<()> {
+    for path in paths {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("deleting {}", path.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

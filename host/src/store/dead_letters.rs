@@ -178,12 +178,22 @@ fn select(
     selection: &Selection,
     payloads: Payloads,
 ) -> rusqlite::Result<Vec<DeadLetter>> {
+    select_first(connection, selection, payloads, i64::MAX)
+}
+
+/// The first `limit` selected dead letters, in log order.
+fn select_first(
+    connection: &Connection,
+    selection: &Selection,
+    payloads: Payloads,
+    limit: i64,
+) -> rusqlite::Result<Vec<DeadLetter>> {
     let (condition, parameter) = condition(selection);
     let columns = columns(connection, payloads)?;
     connection
         .prepare(&format!(
             "SELECT {columns} FROM _projector_dead_letters WHERE {condition} \
-             ORDER BY commit_position, prepare_position"
+             ORDER BY commit_position, prepare_position LIMIT {limit}"
         ))?
         .query_map(rusqlite::params_from_iter(parameter), from_row)?
         .collect()
@@ -209,6 +219,23 @@ pub fn read(
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     select(&connection, selection, payloads)
         .with_context(|| format!("reading the dead letters of {}", path.display()))
+}
+
+/// How many dead letters the projection database at `path` holds, and the first `limit` of
+/// them without payloads, read-only: for a listing that must stay small whatever the table
+/// holds.
+pub fn first(path: &Path, limit: usize) -> anyhow::Result<(u64, Vec<DeadLetter>)> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening {}", path.display()))?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    let total: i64 =
+        connection.query_row("SELECT count(*) FROM _projector_dead_letters", [], |r| {
+            r.get(0)
+        })?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let first = select_first(&connection, &Selection::All, Payloads::Without, limit)
+        .with_context(|| format!("reading the dead letters of {}", path.display()))?;
+    Ok((total as u64, first))
 }
 
 /// Deletes the selected dead letters of the projection database at `path`; how many went. A

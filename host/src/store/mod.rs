@@ -36,7 +36,8 @@ pub use catalog::{Catalog, HistoryEntry, KeptVersion, now_unix_ms};
 pub use checkpointer::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 pub use data_dir::{DataDir, DirLock, VersionFiles};
 pub use dead_letters::{
-    DeadLetter, Payloads, Selection, drop_selected as drop_dead_letters, read as read_dead_letters,
+    DeadLetter, Payloads, Selection, drop_selected as drop_dead_letters,
+    first as first_dead_letters, read as read_dead_letters,
 };
 pub use reader::{QUERY_DEADLINE, QueryResult, Reader, ResultBounds, ResultCut, VALUE_OVERHEAD};
 pub use schema::check_schema;
@@ -92,8 +93,44 @@ pub struct Db {
     /// A fault of the database met by a plugin statement in this batch (see [`fault`]); a
     /// cell, since statements record it while they still borrow the connection.
     fault: std::cell::Cell<Option<String>>,
+    /// What the plugin's statements cost since [`Db::take_work`] was last called.
+    work: SqlWork,
+    /// Counts this database among the open ones while it lives.
+    _open: OpenDatabase,
     /// Checkpoints the WAL off the writer's thread; dropped (and joined) after the connection.
     _checkpointer: checkpointer::Checkpointer,
+}
+
+/// What a plugin's statements cost: time inside SQLite and rows changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SqlWork {
+    pub time: Duration,
+    pub rows_changed: u64,
+}
+
+/// Projection databases open for writing in this process (a metric).
+static OPEN_DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many projection databases this process has open for writing.
+pub fn open_databases() -> u64 {
+    OPEN_DATABASES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One count in [`OPEN_DATABASES`], given back on drop.
+#[derive(Debug)]
+struct OpenDatabase;
+
+impl OpenDatabase {
+    fn new() -> OpenDatabase {
+        OPEN_DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenDatabase
+    }
+}
+
+impl Drop for OpenDatabase {
+    fn drop(&mut self) {
+        OPEN_DATABASES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Bounds on a projection database and on each plugin statement run on it, so SQL cannot
@@ -222,6 +259,8 @@ impl Db {
             rowid_checks: Vec::new(),
             call_deadline: None,
             fault: std::cell::Cell::new(None),
+            work: SqlWork::default(),
+            _open: OpenDatabase::new(),
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;
@@ -235,6 +274,11 @@ impl Db {
             );
         }
         Ok(db)
+    }
+
+    /// What the plugin's statements cost since the last call, and starts counting afresh.
+    pub fn take_work(&mut self) -> SqlWork {
+        std::mem::take(&mut self.work)
     }
 
     /// Where the database file lives.

@@ -8,7 +8,12 @@
 //! reads only; the connection is hardened (see [`super::guard`]) and a text must hold one
 //! statement. A reader may bound its results ([`ResultBounds`]): a result past them is refused
 //! whole ([`ResultCut`]), never returned in part.
+//!
+//! A query runs in one read transaction that also reads the checkpoint of every projection it
+//! names, so its answer says which position of each projection it reflects
+//! ([`QueryResult::positions`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,11 +33,14 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     /// The rows, each with one value per column.
     pub rows: Vec<Vec<Value>>,
+    /// Each projection the query names, with the committed position (commit part) its rows
+    /// reflect (`None`: it has committed nothing yet).
+    pub positions: BTreeMap<String, Option<u64>>,
 }
 
 impl QueryResult {
     /// The rows as a JSON array of objects keyed by column name (`projector query --format
-    /// json`, the API).
+    /// json`).
     pub fn to_json(&self) -> serde_json::Value {
         let rows = self.rows.iter().map(|row| {
             let object: serde_json::Map<String, serde_json::Value> = self
@@ -172,6 +180,15 @@ impl Reader {
         Ok((connection, policy))
     }
 
+    /// The projections a query of `sql` reads: those it names (all of them when there is
+    /// only one).
+    pub fn read_by(&self, sql: &str) -> Vec<String> {
+        self.named_in(sql)
+            .into_iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// The projections whose names occur as words in `sql` (all of them when there is only
     /// one). Attaching one too many is harmless; missing one would fail the query, so any
     /// word that matches, quoted or not, counts.
@@ -201,8 +218,32 @@ impl Reader {
     /// with a [`ResultCut`].
     pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
         let (connection, policy) = self.connect(sql)?;
+        // One read transaction: the checkpoints read after the rows are those of the same
+        // snapshot (each database's is taken at its first read and held to the end).
+        policy.set_mode(Mode::Host);
+        connection.execute_batch("BEGIN")?;
+        policy.set_mode(Mode::ReadOnly);
         policy.set_deadline(Some(std::time::Instant::now() + self.deadline));
-        self.run(&connection, &policy, sql)
+        let mut result = self.run(&connection, &policy, sql)?;
+        policy.set_deadline(None);
+        policy.set_mode(Mode::Host);
+        for (name, _) in self.named_in(sql) {
+            let quoted = name.replace('"', "\"\"");
+            let position: Option<i64> = connection
+                .query_row(
+                    &format!(
+                        "SELECT commit_position FROM \"{quoted}\"._projector_checkpoint WHERE id = 1"
+                    ),
+                    [],
+                    |row| row.get(0),
+                )
+                .ok();
+            result
+                .positions
+                .insert(name.clone(), position.map(|p| p as u64));
+        }
+        connection.execute_batch("COMMIT")?;
+        Ok(result)
     }
 
     fn run(
@@ -263,6 +304,7 @@ impl Reader {
         Ok(QueryResult {
             columns,
             rows: result,
+            positions: BTreeMap::new(),
         })
     }
 

@@ -16,6 +16,26 @@ impl SqlSession for Db {
     }
 
     fn execute(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError> {
+        let started = std::time::Instant::now();
+        let result = self.execute_plugin(statement, params);
+        self.work.time += started.elapsed();
+        if let Ok(rows) = result {
+            self.work.rows_changed += rows as u64;
+        }
+        result
+    }
+
+    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        let started = std::time::Instant::now();
+        let result = self.query_plugin(statement, params);
+        self.work.time += started.elapsed();
+        result
+    }
+}
+
+impl Db {
+    /// A plugin's `execute`: its rows changed.
+    fn execute_plugin(&mut self, statement: &str, params: &[Value]) -> Result<i64, SqlError> {
         let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
         // `changes()` is the last write's count, not this statement's, when it writes nothing.
@@ -42,7 +62,12 @@ impl SqlSession for Db {
         })
     }
 
-    fn query(&mut self, statement: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+    /// A plugin's `query`: its rows, bounded.
+    fn query_plugin(
+        &mut self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>, SqlError> {
         let _plugin_mode = PluginMode::enter(self);
         let mut prepared = self.prepare_plugin_statement(statement, params)?;
         let columns = prepared.column_count();

@@ -57,6 +57,11 @@ impl Supervisor {
                 entry.outcome
             ),
         }
+        if entry.outcome != "shadow-progress" {
+            self.settings
+                .metrics
+                .reload(entry.projection.as_deref(), &entry.outcome);
+        }
         self.settings.status.add_reload(entry);
     }
 }

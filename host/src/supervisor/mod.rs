@@ -11,12 +11,14 @@
 //! Layout: this file holds the event loop and the state; `deploy.rs` decides what a prepared
 //! module means; `runs.rs` starts and stops runs; `rebuild.rs` runs rebuilds to cut-over,
 //! rollbacks and retention; `history.rs` records outcomes; `control.rs` carries requests
-//! (rollback) from the `projector` command line to the running process.
+//! (rollback, dead-letter retries) from the `projector` command line to the running process;
+//! `operate.rs` does what an operator asks through the API (pause, resume, reset, rebuild).
 
 mod control;
 mod dead_letters;
 mod deploy;
 mod history;
+mod operate;
 mod rebuild;
 mod runs;
 
@@ -31,6 +33,7 @@ use tokio::sync::mpsc;
 
 pub use control::{RetryRequest, RollbackRequest, request_rollback};
 pub use dead_letters::retry_dead_letters;
+pub use operate::{Inbox, Operation, Operator, operator};
 
 use crate::pipeline::{Notice, Outcome, Release, Role, Run, RunId, Settings};
 use crate::projection::Failures;
@@ -69,8 +72,11 @@ pub async fn run(
     source: Arc<dyn EventSource>,
     settings: Settings,
     options: Options,
+    inbox: Option<Inbox>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Vec<Outcome>> {
+    // Without an operator, requests never come.
+    let mut inbox = inbox.unwrap_or_else(|| operator().1);
     let catalog = data.catalog()?;
     for entry in catalog.history(None, 10_000)? {
         settings.status.add_reload(entry);
@@ -125,6 +131,7 @@ pub async fn run(
                 }
             },
             _ = ticks.tick() => Event::Tick,
+            Some(asked) = inbox.0.recv() => Event::Asked(asked),
         };
         match event {
             Event::Shutdown => break,
@@ -132,6 +139,7 @@ pub async fn run(
             Event::Prepared(done) => supervisor.prepared(*done).await,
             Event::Notice(notice) => supervisor.noticed(notice),
             Event::Tick => supervisor.tick().await,
+            Event::Asked(asked) => supervisor.asked(asked).await,
         }
         if let Some(error) = supervisor.fatal.take() {
             supervisor.stop_all(&mut noticed).await;
@@ -162,6 +170,8 @@ enum Event {
     Notice(Notice),
     /// Time to look at rebuilds and control requests.
     Tick,
+    /// An operator asked for something through the API.
+    Asked(operate::Asked),
     /// Stop everything.
     Shutdown,
 }

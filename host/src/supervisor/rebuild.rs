@@ -28,6 +28,18 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 impl Supervisor {
     /// Starts rebuilding `plugin`'s version beside the serving one.
     pub(super) async fn shadow(&mut self, plugin: Plugin, wasm: &Arc<[u8]>, file: &str) {
+        self.shadow_into(plugin, wasm, file, None).await;
+    }
+
+    /// Starts rebuilding `plugin`'s version beside the serving one, into `files` when given
+    /// (an operator's rebuild of the current module), else into the version's own files.
+    pub(super) async fn shadow_into(
+        &mut self,
+        plugin: Plugin,
+        wasm: &Arc<[u8]>,
+        file: &str,
+        files: Option<crate::store::VersionFiles>,
+    ) -> bool {
         let name = plugin.manifest.name.clone();
         self.abandon_rebuild(&name, "a newer module arrived");
         let serving = self.serving(&name).map(|a| {
@@ -48,11 +60,13 @@ impl Supervisor {
                 v.version == plugin.manifest.version
                     && serving.as_ref().is_none_or(|(_, _, f)| *f != v.file)
             });
-        let files = match kept {
-            Some(kept) => self.data.files_of(&kept.file),
-            None => self
-                .data
-                .version_files(&name, &plugin.manifest.version, &plugin.sha256),
+        let files = match (files, kept) {
+            (Some(files), _) => files,
+            (None, Some(kept)) => self.data.files_of(&kept.file),
+            (None, None) => {
+                self.data
+                    .version_files(&name, &plugin.manifest.version, &plugin.sha256)
+            }
         };
         let resumed = files.db.exists();
         let started = match self.record_module(&plugin, wasm, &files) {
@@ -63,6 +77,7 @@ impl Supervisor {
             Err(error) => Err(error),
         };
         let (from_version, from_sha256) = serving.map(|(v, s, _)| (v, s)).unzip();
+        let ok = started.is_ok();
         let (outcome, detail) = match started {
             Ok(active) => {
                 let detail = format!(
@@ -95,6 +110,7 @@ impl Supervisor {
             detail: Some(detail),
             ..HistoryEntry::default()
         });
+        ok
     }
 
     /// Stops the rebuild of `name`, if one runs, recording why.

@@ -136,6 +136,12 @@ impl Supervisor {
             &self.settings,
             self.notices.clone(),
         )?;
+        // An operator's pause holds across restarts, reloads and rebuilds: the run obeys it
+        // before its first batch (controls come first).
+        if self.catalog.is_paused(name).unwrap_or(false) {
+            run.send(Control::Pause);
+            self.settings.status.update(name, |s| s.paused = true);
+        }
         if role == Role::Serving {
             self.retry_on_new_code(&run, plugin);
         }

@@ -132,7 +132,13 @@ fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
         "/api/query?sql=SELECT%20count(*)%20AS%20n%20FROM%20order_summary.orders",
     )?;
     assert!(status.contains("200"), "{status} {body}");
-    assert!(serde_json::from_str::<serde_json::Value>(&body)?[0]["n"].as_i64() > Some(100));
+    let answer: serde_json::Value = serde_json::from_str(&body)?;
+    assert!(answer["rows"][0]["n"].as_i64() > Some(100), "{body}");
+    // The answer says which position of the projection it reflects.
+    assert!(
+        answer["positions"]["order_summary"].as_u64() > Some(0),
+        "{body}"
+    );
     let (status, body) = http_get(&api, "/api/query?sql=DELETE%20FROM%20order_summary.orders")?;
     assert!(status.contains("400"), "{status} {body}");
     assert!(body.contains("read-only"), "{body}");

@@ -10,6 +10,7 @@ mod dev;
 mod esdb;
 mod failures;
 mod hostile;
+mod operations;
 mod pipeline;
 mod reload;
 mod resume;

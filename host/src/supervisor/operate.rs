@@ -1,0 +1,287 @@
+//! What an operator asks of a running projection through the API: pause, resume, reset,
+//! rebuild and rollback. The API hands each request to the supervisor's loop through an
+//! [`Operator`] and waits for the answer, so every change to the set of runs still happens in
+//! one place, in order.
+//!
+//! - **pause**: each run of the projection (serving and rebuilding) applies nothing after its
+//!   batch in flight; subscriptions stay open. Recorded in the catalog, so it survives a
+//!   restart.
+//! - **resume**: the runs apply again; a projection that had stopped (a fault) is started again
+//!   from its checkpoint with its kept module.
+//! - **reset**: the serving version starts over from the start of the log in its own file
+//!   (emptied, dead letters included); queries read the tables as they refill.
+//! - **rebuild**: the serving module rebuilds into a new file beside the serving one (the
+//!   shadow rebuild of a new version), and queries switch when it has caught up.
+//! - **rollback**: as `projector rollback`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{RollbackRequest, Supervisor};
+use crate::pipeline::{Control, Role};
+use crate::runtime::Plugin;
+use crate::store::{HistoryEntry, VersionFiles};
+
+/// What an operator may ask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Pause,
+    Resume,
+    Reset,
+    Rebuild,
+    Rollback { to: Option<String> },
+}
+
+impl Operation {
+    /// The operation named `action` in the API's paths (`rollback` without a target).
+    pub fn named(action: &str) -> Option<Operation> {
+        Some(match action {
+            "pause" => Operation::Pause,
+            "resume" => Operation::Resume,
+            "reset" => Operation::Reset,
+            "rebuild" => Operation::Rebuild,
+            "rollback" => Operation::Rollback { to: None },
+            _ => return None,
+        })
+    }
+}
+
+/// One request and where its answer goes.
+pub(super) struct Asked {
+    pub projection: String,
+    pub operation: Operation,
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// Hands operations to the supervisor; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Operator {
+    sender: mpsc::Sender<Asked>,
+}
+
+/// The supervisor's end of an [`Operator`].
+pub struct Inbox(pub(super) mpsc::Receiver<Asked>);
+
+/// Requests waiting for the supervisor at once; more wait for room (the API bounds its
+/// callers anyway).
+const WAITING: usize = 16;
+
+/// An operator and the inbox the supervisor reads its requests from.
+pub fn operator() -> (Operator, Inbox) {
+    let (sender, receiver) = mpsc::channel(WAITING);
+    (Operator { sender }, Inbox(receiver))
+}
+
+impl Operator {
+    /// Asks for `operation` on `projection` and waits for the answer: what was done, or why
+    /// not.
+    pub async fn ask(&self, projection: &str, operation: Operation) -> anyhow::Result<String> {
+        let (reply, answer) = oneshot::channel();
+        let asked = Asked {
+            projection: projection.to_string(),
+            operation,
+            reply,
+        };
+        if self.sender.send(asked).await.is_err() {
+            bail!("the projections are shutting down");
+        }
+        match answer.await {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(reason)) => bail!("{reason}"),
+            Err(_) => bail!("the projections are shutting down"),
+        }
+    }
+}
+
+impl Supervisor {
+    /// Does what was asked, and answers.
+    pub(super) async fn asked(&mut self, asked: Asked) {
+        let result = self
+            .operate(&asked.projection, asked.operation)
+            .await
+            .map_err(|error| format!("{error:#}"));
+        let _ = asked.reply.send(result);
+    }
+
+    async fn operate(&mut self, name: &str, operation: Operation) -> anyhow::Result<String> {
+        let known = self.projections.contains_key(name) || self.catalog.current_of(name)?.is_some();
+        if !known {
+            let names: Vec<&String> = self.projections.keys().collect();
+            bail!("no projection is named {name:?} (the projections are {names:?})");
+        }
+        match operation {
+            Operation::Pause => self.pause(name),
+            Operation::Resume => self.resume(name).await,
+            Operation::Reset => self.reset(name).await,
+            Operation::Rebuild => self.rebuild(name).await,
+            Operation::Rollback { to } => {
+                let request = RollbackRequest {
+                    projection: name.to_string(),
+                    to,
+                };
+                self.rollback(&request).await
+            }
+        }
+    }
+
+    /// Sends `control` to every run of `name`.
+    fn tell_runs(&self, name: &str, control: impl Fn() -> Control) {
+        if let Some(managed) = self.projections.get(name) {
+            for active in [&managed.serving, &managed.rebuild].into_iter().flatten() {
+                active.run.send(control());
+            }
+        }
+    }
+
+    fn pause(&mut self, name: &str) -> anyhow::Result<String> {
+        if self.catalog.is_paused(name)? {
+            return Ok(format!("{name} is paused already"));
+        }
+        self.catalog.set_paused(name, true)?;
+        self.tell_runs(name, || Control::Pause);
+        self.settings.status.update(name, |s| s.paused = true);
+        self.history(HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: "paused".into(),
+            detail: Some("by an operator; it keeps its subscription and applies nothing".into()),
+            ..HistoryEntry::default()
+        });
+        Ok(format!(
+            "{name} paused: it applies nothing after the batch in flight until resumed (it \
+             stays paused across restarts)"
+        ))
+    }
+
+    async fn resume(&mut self, name: &str) -> anyhow::Result<String> {
+        let was_paused = self.catalog.is_paused(name)?;
+        self.catalog.set_paused(name, false)?;
+        self.settings.status.update(name, |s| s.paused = false);
+        self.tell_runs(name, || Control::Resume);
+        let restarted = if self.serving(name).is_none() {
+            self.restart(name).await?;
+            true
+        } else {
+            false
+        };
+        if !was_paused && !restarted {
+            return Ok(format!("{name} is running; there was nothing to resume"));
+        }
+        self.history(HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: "resumed".into(),
+            detail: Some(
+                if restarted {
+                    "by an operator; it was not running, and starts again from its checkpoint"
+                } else {
+                    "by an operator"
+                }
+                .into(),
+            ),
+            ..HistoryEntry::default()
+        });
+        Ok(if restarted {
+            format!("{name} started again from its checkpoint")
+        } else {
+            format!("{name} resumed")
+        })
+    }
+
+    /// The serving module of `name` and its files: the running one's, or the current
+    /// version's kept module when it is not running.
+    async fn current_module(&self, name: &str) -> anyhow::Result<(Plugin, VersionFiles)> {
+        if let Some(active) = self.serving(name) {
+            return Ok((active.plugin.clone(), active.files.clone()));
+        }
+        let Some(current) = self.catalog.current_of(name)? else {
+            bail!("{name} has no current version");
+        };
+        let files = self.data.files_of(&current.file);
+        let plugin = self
+            .load_kept(&files)
+            .await
+            .with_context(|| format!("loading the module kept for {}", current.file))?;
+        Ok((plugin, files))
+    }
+
+    /// Starts the serving run of `name` again from the current version's kept module.
+    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let (plugin, files) = self.current_module(name).await?;
+        self.serve(name, &plugin, &files).await
+    }
+
+    /// Starts `plugin` on `files` as the serving run of `name`, which was not running.
+    async fn serve(
+        &mut self,
+        name: &str,
+        plugin: &Plugin,
+        files: &VersionFiles,
+    ) -> anyhow::Result<()> {
+        let active = self
+            .start_run(plugin, files, Role::Serving, "serving")
+            .await?;
+        self.projections
+            .entry(name.to_string())
+            .or_default()
+            .serving = Some(active);
+        self.settings.status.update(name, |s| {
+            s.stopped = None;
+            s.error = None;
+        });
+        Ok(())
+    }
+
+    async fn reset(&mut self, name: &str) -> anyhow::Result<String> {
+        let (plugin, files) = self.current_module(name).await?;
+        self.abandon_rebuild(name, "a reset replaces it");
+        if let Some(active) = self
+            .projections
+            .get_mut(name)
+            .and_then(|m| m.serving.take())
+        {
+            self.stop_run(active);
+        }
+        self.closed(&files.db).await;
+        self.data
+            .clear_database(&files)
+            .with_context(|| format!("emptying {}", files.file))?;
+        self.serve(name, &plugin, &files).await?;
+        self.history(HistoryEntry {
+            projection: Some(name.to_string()),
+            outcome: "reset".into(),
+            to_version: Some(plugin.manifest.version.clone()),
+            to_sha256: Some(plugin.sha256.clone()),
+            detail: Some(format!(
+                "by an operator: {} starts over from the start of the log",
+                files.file
+            )),
+            ..HistoryEntry::default()
+        });
+        Ok(format!(
+            "{name} reset: version {} projects again from the start of the log into {} \
+             (queries read its tables as they refill)",
+            plugin.manifest.version, files.file
+        ))
+    }
+
+    async fn rebuild(&mut self, name: &str) -> anyhow::Result<String> {
+        let (plugin, current) = self.current_module(name).await?;
+        let wasm: Arc<[u8]> = std::fs::read(&current.wasm)
+            .with_context(|| format!("reading the kept module {}", current.wasm.display()))?
+            .into();
+        let files = self
+            .data
+            .rebuild_files(name, &plugin.manifest.version, &plugin.sha256);
+        let file = files.file.clone();
+        let version = plugin.manifest.version.clone();
+        let label = super::file_name(&current.wasm);
+        if !self.shadow_into(plugin, &wasm, &label, Some(files)).await {
+            bail!("the rebuild of {name} could not start (its history says why)");
+        }
+        Ok(format!(
+            "rebuilding {name} {version} from the start of the log into {file}; the serving \
+             database answers queries until the rebuild has caught up"
+        ))
+    }
+}
