@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod cli;
+mod console;
 mod dead_letters;
 mod deploy;
 mod dev;
