@@ -22,6 +22,7 @@
 //! `Host`), 503 (busy, with `Retry-After`) and 504 (a freshness wait that ran out).
 
 mod auth;
+mod client;
 mod console;
 mod control;
 mod host;
@@ -54,6 +55,7 @@ use crate::store::{QUERY_DEADLINE, ResultBounds};
 use crate::supervisor::Operator;
 
 pub use auth::MIN_TOKEN_CHARS;
+pub use client::Client;
 
 /// What the API lets its clients ask of it (`[api]` in the config file).
 #[derive(Clone, Debug, PartialEq, Eq)]

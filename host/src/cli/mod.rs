@@ -3,6 +3,7 @@
 
 mod dev;
 mod dlq;
+mod operate;
 mod print;
 mod query;
 mod rollback;
@@ -36,6 +37,20 @@ pub enum Command {
     Run(run::Args),
     /// Run a read-only SQL query over the projection databases of a data directory.
     Query(query::Args),
+    /// Show the status of the projections of a running projector (through its API).
+    Status(operate::StatusArgs),
+    /// Pause a projection of a running projector: it applies nothing after its batch in flight
+    /// until resumed (kept across restarts).
+    Pause(operate::OperateArgs),
+    /// Resume a paused projection of a running projector, or start a stopped one again from
+    /// its checkpoint.
+    Resume(operate::OperateArgs),
+    /// Rebuild a projection of a running projector from the start of the log in place: its
+    /// tables (and dead letters) are emptied and refill.
+    Reset(operate::OperateArgs),
+    /// Rebuild a projection of a running projector from the start of the log beside the
+    /// serving database; queries switch when it has caught up.
+    Rebuild(operate::OperateArgs),
     /// Make an earlier kept version of a projection current again (in a running projector, or
     /// on a stopped data directory).
     Rollback(rollback::Args),
@@ -83,6 +98,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => runtime.block_on(test::run(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),
+        Command::Status(args) => runtime.block_on(operate::status(args)),
+        Command::Pause(args) => runtime.block_on(operate::operate("pause", args)),
+        Command::Resume(args) => runtime.block_on(operate::operate("resume", args)),
+        Command::Reset(args) => runtime.block_on(operate::operate("reset", args)),
+        Command::Rebuild(args) => runtime.block_on(operate::operate("rebuild", args)),
         Command::Rollback(args) => rollback::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Devstore(args) => runtime

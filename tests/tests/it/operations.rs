@@ -533,6 +533,43 @@ async fn a_listener_off_loopback_needs_a_token_and_every_request_carries_it() ->
     )?;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"paused\""), "{body}");
+    // The command line talks to it the same way.
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut command = std::process::Command::new(PROJECTOR);
+        command
+            .args(args)
+            .args(["--api", &api])
+            .env_remove("PROJECTOR_API_TOKEN");
+        if let Some(token) = token {
+            command.env("PROJECTOR_API_TOKEN", token);
+        }
+        command.current_dir(scene.data.parent().unwrap()).output()
+    };
+    let refused = cli(&["status"], None)?;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("needs its token") && stderr.contains("401"),
+        "{stderr}"
+    );
+    let status = cli(&["status", "tally"], Some(token))?;
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+    assert_eq!(status["state"], "paused", "{status}");
+    let resumed = cli(&["resume", "tally"], Some(token))?;
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("tally resumed"));
+    let all = cli(&["status", "--json"], Some(token))?;
+    let all: serde_json::Value = serde_json::from_slice(&all.stdout)?;
+    assert_ne!(all["projections"][0]["state"], "paused", "{all}");
     drop(run);
     scene.stop().await
 }
