@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Shared, refuse, status};
-use crate::metrics::{Gauges, ProjectionGauges, SourceGauges, resident_bytes};
+use crate::metrics::{AlertGauges, Gauges, ProjectionGauges, SourceGauges, resident_bytes};
 
 /// Tells the metrics where their gauges come from.
 pub(super) fn install_gauges(shared: &Shared) {
@@ -19,7 +19,17 @@ pub(super) fn install_gauges(shared: &Shared) {
 }
 
 fn gauges(shared: &Shared) -> Gauges {
-    let projections = status::views(shared)
+    let views = status::views(shared);
+    // A run holds its database open from its start to its end: serving runs that have not
+    // stopped, and rebuilds.
+    let open_databases = views
+        .iter()
+        .map(|(_, status, ..)| {
+            let serving = status.serving_run.is_some() && status.stopped.is_none();
+            u64::from(serving) + u64::from(status.rebuild.is_some())
+        })
+        .sum();
+    let projections = views
         .into_iter()
         .map(|(name, status, view, dead_letters)| ProjectionGauges {
             name,
@@ -34,8 +44,9 @@ fn gauges(shared: &Shared) -> Gauges {
         })
         .collect();
     let health = shared.served.status.source_health();
-    let sources = health
-        .source
+    let described = shared.served.source.as_ref().map(|s| s.describe());
+    let sources = described
+        .or(health.source)
         .map(|source| SourceGauges {
             source,
             outage_seconds: health.outage.as_secs_f64(),
@@ -47,13 +58,22 @@ fn gauges(shared: &Shared) -> Gauges {
         projections,
         sources,
         resident_bytes: resident_bytes(),
-        open_databases: crate::store::open_databases(),
+        open_databases,
         cache: shared
             .served
             .runtime
             .as_ref()
             .and_then(|r| r.cache_stats())
             .map(|stats| (stats.hits, stats.misses)),
+        alerts: shared.served.alerts.as_ref().map(|alerts| {
+            let counts = alerts.snapshot();
+            AlertGauges {
+                delivered: counts.delivered,
+                failed: counts.failed,
+                dropped: counts.dropped,
+                pending: counts.pending,
+            }
+        }),
     }
 }
 

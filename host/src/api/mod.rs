@@ -47,6 +47,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::alert::Alerts;
 use crate::metrics::Metrics;
 use crate::pipeline::{Status, Tail};
 use crate::runtime::Runtime;
@@ -121,6 +122,8 @@ pub struct Served {
     pub runtime: Option<Runtime>,
     /// The source (`fresh=true` asks it for its head).
     pub source: Option<Arc<dyn EventSource>>,
+    /// The alerts (their delivery counts).
+    pub alerts: Option<Alerts>,
 }
 
 /// What the handlers share.

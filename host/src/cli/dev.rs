@@ -113,6 +113,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let status = Status::default();
     let metrics = crate::metrics::Metrics::new();
+    // No webhook in dev: stops and dead letters are logged, one line each (debounced).
+    let alerts = Alerts::start(AlertSettings::default())?;
     let (operator, inbox) = supervisor::operator();
     let served = Served {
         data_dir: args.data.clone(),
@@ -122,6 +124,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         operator: Some(operator),
         runtime: Some(runtime.clone()),
         source: Some(store.clone()),
+        alerts: Some(alerts.clone()),
     };
     let api = serve_api(&args.api, ApiSettings::default(), served).await?;
     let api_address = api.as_ref().map(|(api, _)| api.local_addr);
@@ -134,8 +137,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         api_address,
     );
     let reporter = tokio::spawn(report_status(status.clone()));
-    // No webhook in dev: stops and dead letters are logged, one line each (debounced).
-    let alerts = Alerts::start(AlertSettings::default())?;
     let settings = Settings {
         status,
         alerts: Some(alerts),

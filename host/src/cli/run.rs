@@ -72,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         operator: Some(operator),
         runtime: Some(runtime.clone()),
         source: Some(Arc::clone(&source)),
+        alerts: Some(alerts.clone()),
     };
     let api = serve_api(&args.api, config.api.clone(), served).await?;
     let options = supervisor::Options {

@@ -33,6 +33,17 @@ pub struct Gauges {
     pub open_databases: u64,
     /// Compile cache loads served from the cache and compiled, when a cache is used.
     pub cache: Option<(u64, u64)>,
+    /// Webhook alerts, when alerts are on.
+    pub alerts: Option<AlertGauges>,
+}
+
+/// What became of the webhook's alerts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlertGauges {
+    pub delivered: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub pending: u64,
 }
 
 /// One projection's gauges.
@@ -235,6 +246,28 @@ impl prometheus_client::collector::Collector for Collector {
             None,
             ConstGauge::new(gauges.open_databases as i64),
         )?;
+        if let Some(alerts) = gauges.alerts {
+            family(
+                encoder,
+                "alerts",
+                "Webhook alerts by outcome: delivered, failed (given up) or dropped (queue full)",
+                None,
+                MetricType::Counter,
+                [
+                    ("delivered", alerts.delivered),
+                    ("failed", alerts.failed),
+                    ("dropped", alerts.dropped),
+                ]
+                .map(|(outcome, count)| ([("outcome", outcome)], ConstCounter::new(count))),
+            )?;
+            single(
+                encoder,
+                "alerts_pending",
+                "Webhook alerts queued or being delivered",
+                None,
+                ConstGauge::new(alerts.pending as i64),
+            )?;
+        }
         if let Some((hits, misses)) = gauges.cache {
             single(
                 encoder,

@@ -21,7 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub use gauges::{Gauges, ProjectionGauges, STATES, SourceGauges, resident_bytes};
+pub use gauges::{AlertGauges, Gauges, ProjectionGauges, STATES, SourceGauges, resident_bytes};
 
 /// Labels of a projection's run.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

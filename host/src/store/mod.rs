@@ -95,8 +95,6 @@ pub struct Db {
     fault: std::cell::Cell<Option<String>>,
     /// What the plugin's statements cost since [`Db::take_work`] was last called.
     work: SqlWork,
-    /// Counts this database among the open ones while it lives.
-    _open: OpenDatabase,
     /// Checkpoints the WAL off the writer's thread; dropped (and joined) after the connection.
     _checkpointer: checkpointer::Checkpointer,
 }
@@ -106,31 +104,6 @@ pub struct Db {
 pub struct SqlWork {
     pub time: Duration,
     pub rows_changed: u64,
-}
-
-/// Projection databases open for writing in this process (a metric).
-static OPEN_DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many projection databases this process has open for writing.
-pub fn open_databases() -> u64 {
-    OPEN_DATABASES.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// One count in [`OPEN_DATABASES`], given back on drop.
-#[derive(Debug)]
-struct OpenDatabase;
-
-impl OpenDatabase {
-    fn new() -> OpenDatabase {
-        OPEN_DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        OpenDatabase
-    }
-}
-
-impl Drop for OpenDatabase {
-    fn drop(&mut self) {
-        OPEN_DATABASES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// Bounds on a projection database and on each plugin statement run on it, so SQL cannot
@@ -260,7 +233,6 @@ impl Db {
             call_deadline: None,
             fault: std::cell::Cell::new(None),
             work: SqlWork::default(),
-            _open: OpenDatabase::new(),
             _checkpointer: checkpointer::Checkpointer::start(path)?,
         };
         db.initialise(plugin)?;

@@ -222,6 +222,20 @@ async fn metrics_equal_what_was_projected_and_parse_as_prometheus_text() -> anyh
         text.contains("# HELP projector_projection_lag_events "),
         "{text}"
     );
+    // Every metric the example alert rules use is one the process exports.
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/alerts.yml"))?;
+    let used: std::collections::BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("projector_"))
+        .collect();
+    assert!(used.len() >= 4, "{used:?}");
+    for name in used {
+        assert!(
+            text.contains(&format!("\n{name}{{")),
+            "docs/alerts.yml uses {name}, which /metrics lacks"
+        );
+    }
     drop(run);
     scene.stop().await
 }
