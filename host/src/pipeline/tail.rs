@@ -25,6 +25,10 @@ use crate::source::{EventSource, SourceItem};
 /// Events the tail remembers; at about 80 bytes each, a few MiB.
 pub const WINDOW: usize = 65_536;
 
+/// Bytes of stream names and event types the tail keeps at most: names are the event store's
+/// to choose, so the window is bounded in bytes too.
+const WINDOW_NAME_BYTES: usize = 16 << 20;
+
 /// How long the head query at start-up may take before the tail starts without it.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,6 +53,8 @@ struct Known {
     /// When the last event of the log was written, when the tail has seen it.
     head_created_unix_ms: Option<i64>,
     seen: VecDeque<Seen>,
+    /// Bytes of the names in `seen`.
+    name_bytes: usize,
     /// Why the subscription is down, if it is.
     error: Option<String>,
 }
@@ -139,15 +145,18 @@ impl Tail {
                 }
                 known.reached = Some(commit);
                 known.head_created_unix_ms = Some(event.created_unix_ms);
+                known.name_bytes += event.stream_id.len() + event.event_type.len();
                 known.seen.push_back(Seen {
                     commit,
                     created_unix_ms: event.created_unix_ms,
                     stream_id: event.stream_id.into_boxed_str(),
                     event_type: event.event_type.into_boxed_str(),
                 });
-                if known.seen.len() > WINDOW
-                    && let Some(dropped) = known.seen.pop_front()
-                {
+                while known.seen.len() > WINDOW || known.name_bytes > WINDOW_NAME_BYTES {
+                    let Some(dropped) = known.seen.pop_front() else {
+                        break;
+                    };
+                    known.name_bytes -= dropped.stream_id.len() + dropped.event_type.len();
                     known.complete_after = Some(dropped.commit);
                 }
             }
@@ -313,6 +322,19 @@ mod tests {
         assert_eq!(tail.covers(Some(110), &orders, 125), Some(true));
         assert_eq!(tail.covers(Some(50), &orders, 125), None);
         assert_eq!(tail.covers(Some(130), &orders, 125), Some(true));
+    }
+
+    #[test]
+    fn the_window_is_bounded_in_bytes_too() {
+        let tail = tail_from(0);
+        let long = "s".repeat(1 << 20);
+        for i in 1..=20 {
+            tail.take(event(i, &long, "T", 0));
+        }
+        assert!(tail.lock().name_bytes <= WINDOW_NAME_BYTES);
+        // 1 MiB and a byte each: 15 fit in 16 MiB.
+        assert_eq!(tail.lock().seen.len(), 15);
+        assert_eq!(tail.lock().complete_after, Some(5));
     }
 
     #[test]

@@ -189,8 +189,16 @@ impl Supervisor {
     }
 
     /// The serving module of `name` and its files: the running one's, or the current
-    /// version's kept module when it is not running.
+    /// version's kept module when it is not running. Refused for a projection whose plugin
+    /// file is no longer in the folder: the folder says what runs.
     async fn current_module(&self, name: &str) -> anyhow::Result<(Plugin, VersionFiles)> {
+        if self.projections.get(name).is_none_or(|m| m.owner.is_none()) {
+            bail!(
+                "no plugin in {} declares {name} now (its file was removed, or never loaded in \
+                 this process); put its .wasm back in the folder to run it",
+                self.options.plugins_dir.display()
+            );
+        }
         if let Some(active) = self.serving(name) {
             return Ok((active.plugin.clone(), active.files.clone()));
         }

@@ -1,0 +1,348 @@
+//! The operations surface under load: API queries per second (a point lookup, and an aggregate
+//! over 100,000 rows) while a projection writes, the write throughput that query load costs,
+//! and what scraping `/metrics` every second costs a catch-up.
+//!
+//! Run with `cargo bench -p projector-tests --bench api` (add `-- BASE EXTRA ROUNDS CLIENTS`
+//! to change the defaults: 300000 events for the queried table, 150000 more for the catch-up
+//! measured, 3 rounds, 2 query clients).
+//!
+//! One process: devstore (in memory), the pipeline with `order_summary.wasm`, the API on
+//! loopback, and the clients (blocking threads speaking HTTP/1.1, one connection per request).
+//! The base is projected once and copied for every round, so each round catches up the same
+//! EXTRA events from the same table. Each round runs every variant, in an order rotated from
+//! round to round: no load, point lookups, aggregates, `/metrics` every second.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use projector::api::{Api, ApiSettings, Served};
+use projector::pipeline::{self, BatchOptions, Settings, Tail};
+use projector::projection::{ErrorPolicy, Projection};
+use projector::runtime::{Limits, Runtime};
+use projector::source::{EsdbSource, EventSource};
+use projector::store::{DataDir, Reader};
+use projector_tests::guests;
+use projector_tests::shop::{self, Payload};
+use tokio::sync::oneshot;
+
+const CHUNK: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Load {
+    None,
+    Point,
+    Aggregate,
+    Scrape,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let base = args.first().copied().unwrap_or(300_000) as usize;
+    let extra = args.get(1).copied().unwrap_or(150_000) as usize;
+    let rounds = args.get(2).copied().unwrap_or(3) as usize;
+    let clients = args.get(3).copied().unwrap_or(2) as usize;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(bench(base, extra, rounds, clients))
+}
+
+async fn bench(base: usize, extra: usize, rounds: usize, clients: usize) -> anyhow::Result<()> {
+    let server = devstore::Server::start(devstore::Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..devstore::Config::default()
+    })
+    .await?;
+    let connection = format!("{}&discoveryInterval=0", server.connection_string());
+    let store = Arc::new(EsdbSource::connect(&connection).await?);
+    let events = order_events(base + extra);
+    let base_last = load(&store, &events[..base], 0).await?;
+    let runtime = Runtime::new(Limits::default(), None)?;
+
+    // The queried table: the base projected once.
+    let prepared = tempfile::tempdir()?;
+    let base_dir = prepared.path().join("base");
+    let running = start(&runtime, &base_dir, Arc::clone(&store), false).await?;
+    running.wait_until(base_last).await;
+    running.stop().await?;
+    let reader = Reader::open(&base_dir)?;
+    let rows = reader
+        .query("SELECT count(*) FROM order_summary.orders")?
+        .rows[0][0]
+        .clone();
+    let ids: Vec<String> = reader
+        .query("SELECT order_id FROM order_summary.orders ORDER BY random() LIMIT 1000")?
+        .rows
+        .into_iter()
+        .map(|row| match &row[0] {
+            projector::value::Value::Text(id) => id.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    eprintln!("base: {base} events, {rows:?} orders");
+    let last = load(&store, &events[base..], 1).await?;
+
+    let variants = [Load::None, Load::Point, Load::Aggregate, Load::Scrape];
+    let mut results: Vec<(Load, f64, f64)> = Vec::new();
+    for round in 0..rounds {
+        for offset in 0..variants.len() {
+            let load = variants[(round + offset) % variants.len()];
+            let dir = tempfile::tempdir()?;
+            copy_dir(&base_dir, &dir.path().join("data"))?;
+            let running =
+                start(&runtime, &dir.path().join("data"), Arc::clone(&store), true).await?;
+            let api = running.api.expect("served");
+            let stop = Arc::new(AtomicBool::new(false));
+            let done = Arc::new(AtomicU64::new(0));
+            let threads = spawn_clients(load, clients, api, &ids, &stop, &done);
+            let started = Instant::now();
+            running.wait_until(last).await;
+            let took = started.elapsed().as_secs_f64();
+            let queries = done.load(Ordering::Relaxed) as f64 / took;
+            stop.store(true, Ordering::Relaxed);
+            for thread in threads {
+                thread.join().expect("client")?;
+            }
+            running.stop().await?;
+            let written = extra as f64 / took;
+            println!(
+                "round {} {load:?}: catch-up {written:>8.0} events/s, {queries:>7.1} requests/s",
+                round + 1
+            );
+            results.push((load, written, queries));
+        }
+    }
+    let median = |load: Load, pick: fn(&(Load, f64, f64)) -> f64| {
+        let mut values: Vec<f64> = results.iter().filter(|r| r.0 == load).map(pick).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    let quiet = median(Load::None, |r| r.1);
+    println!(
+        "\nmedians over {rounds} rounds, {extra} events caught up on top of {rows:?} orders, {clients} query clients:"
+    );
+    for load in variants {
+        let written = median(load, |r| r.1);
+        println!(
+            "{load:?}: catch-up {written:.0} events/s ({:.2} of no load), {:.1} requests/s",
+            written / quiet,
+            median(load, |r| r.2)
+        );
+    }
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// `count` order events of the shop generator.
+fn order_events(count: usize) -> Vec<(String, serde_json::Value)> {
+    let generated = shop::generate_with(count * 2 + 100, 21, false);
+    generated
+        .into_iter()
+        .filter(|e| e.stream.starts_with("order-"))
+        .take(count)
+        .map(|e| match e.data {
+            Payload::Json(data) => (e.event_type, data),
+            Payload::Garbage(_) => unreachable!("generated without malformed events"),
+        })
+        .collect()
+}
+
+/// Appends `events` in chunks; the position of the last.
+async fn load(
+    store: &EsdbSource,
+    events: &[(String, serde_json::Value)],
+    part: usize,
+) -> anyhow::Result<i64> {
+    let mut last = 0;
+    for (index, chunk) in events.chunks(CHUNK).enumerate() {
+        last = store
+            .append(&format!("order-bulk-{part}-{index}"), chunk)
+            .await?
+            .commit as i64;
+    }
+    Ok(last)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The query clients of `load`, counting answered requests in `done` until `stop`.
+fn spawn_clients(
+    load: Load,
+    clients: usize,
+    api: SocketAddr,
+    ids: &[String],
+    stop: &Arc<AtomicBool>,
+    done: &Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let paths: Vec<String> = match load {
+        Load::None => return Vec::new(),
+        Load::Point => ids
+            .iter()
+            .map(|id| {
+                format!("/api/query?sql=SELECT%20*%20FROM%20order_summary.orders%20WHERE%20order_id%20%3D%20%27{id}%27")
+            })
+            .collect(),
+        Load::Aggregate => vec![
+            "/api/query?sql=SELECT%20status%2C%20count(*)%20AS%20n%2C%20sum(total_cents)%20AS%20cents%20FROM%20order_summary.orders%20GROUP%20BY%20status".to_string(),
+        ],
+        Load::Scrape => vec!["/metrics".to_string()],
+    };
+    let (clients, pause) = match load {
+        Load::Scrape => (1, Duration::from_secs(1)),
+        _ => (clients, Duration::ZERO),
+    };
+    (0..clients)
+        .map(|client| {
+            let (paths, stop, done) = (paths.clone(), Arc::clone(stop), Arc::clone(done));
+            std::thread::spawn(move || {
+                let mut next = client;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = &paths[next % paths.len()];
+                    next += clients;
+                    let status = get(api, path)?;
+                    anyhow::ensure!(status == 200, "{path}: HTTP {status}");
+                    done.fetch_add(1, Ordering::Relaxed);
+                    if !pause.is_zero() {
+                        std::thread::sleep(pause);
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+/// One GET: its status code, the body read to the end.
+fn get(api: SocketAddr, path: &str) -> anyhow::Result<u16> {
+    let mut stream = std::net::TcpStream::connect(api)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head = String::from_utf8_lossy(&response[..response.len().min(16)]).into_owned();
+    Ok(head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// A pipeline running order-summary on `data`, and the API over it when `serve`.
+struct Running {
+    status: pipeline::Status,
+    api: Option<SocketAddr>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<Vec<pipeline::Outcome>>>,
+    served: Option<(Api, oneshot::Sender<()>)>,
+}
+
+async fn start(
+    runtime: &Runtime,
+    data: &Path,
+    store: Arc<EsdbSource>,
+    serve: bool,
+) -> anyhow::Result<Running> {
+    let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
+    let files = DataDir::open(data)?.current_or_new(
+        &plugin.manifest.name,
+        &plugin.manifest.version,
+        &plugin.sha256,
+    )?;
+    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())?;
+    let settings = Settings::new(
+        BatchOptions::default(),
+        Limits::default().thread_stack_bytes,
+    );
+    let status = settings.status.clone();
+    let served = if serve {
+        let source: Arc<dyn EventSource> = store.clone();
+        let (stop, stopping) = oneshot::channel::<()>();
+        let api = Api::start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Served {
+                data_dir: data.to_path_buf(),
+                status: status.clone(),
+                tail: Some(Tail::start(Arc::clone(&source), Default::default())),
+                metrics: settings.metrics.clone(),
+                operator: None,
+                runtime: Some(runtime.clone()),
+                source: Some(source),
+                alerts: None,
+            },
+            ApiSettings::default(),
+            async move {
+                let _ = stopping.await;
+            },
+        )
+        .await?;
+        Some((api, stop))
+    } else {
+        None
+    };
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(pipeline::run(
+        vec![projection],
+        store,
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Running {
+        status,
+        api: served.as_ref().map(|(api, _)| api.local_addr),
+        stop,
+        task,
+        served,
+    })
+}
+
+impl Running {
+    fn committed(&self) -> i64 {
+        self.status
+            .projections()
+            .values()
+            .next()
+            .and_then(|s| s.checkpoint)
+            .map_or(0, |p| p.commit as i64)
+    }
+
+    async fn wait_until(&self, position: i64) {
+        while self.committed() < position {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        for outcome in self.task.await?? {
+            anyhow::ensure!(outcome.error.is_none(), "{:?}", outcome.error);
+        }
+        if let Some((api, stop)) = self.served {
+            let _ = stop.send(());
+            api.stopped().await;
+        }
+        Ok(())
+    }
+}
