@@ -89,6 +89,29 @@ async fn bench(base: usize, extra: usize, rounds: usize, clients: usize) -> anyh
     eprintln!("base: {base} events, {rows:?} orders");
     let last = load(&store, &events[base..], 1).await?;
 
+    // The queries alone, on the base table with nothing writing: what the load costs them.
+    let mut idle = Vec::new();
+    for load in [Load::Point, Load::Aggregate] {
+        let dir = tempfile::tempdir()?;
+        copy_dir(&base_dir, &dir.path().join("data"))?;
+        let (api, stop_api) =
+            serve(&runtime, &dir.path().join("data"), None, Default::default()).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let threads = spawn_clients(load, clients, api.local_addr, &ids, &stop, &done);
+        let window = Duration::from_secs(5);
+        tokio::time::sleep(window).await;
+        let queries = done.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        for thread in threads {
+            thread.join().expect("client")?;
+        }
+        let _ = stop_api.send(());
+        api.stopped().await;
+        println!("{load:?} with nothing writing: {queries:.1} requests/s on {rows:?} orders");
+        idle.push((load, queries));
+    }
+
     let variants = [Load::None, Load::Point, Load::Aggregate, Load::Scrape];
     let mut results: Vec<(Load, f64, f64)> = Vec::new();
     for round in 0..rounds {
@@ -111,6 +134,13 @@ async fn bench(base: usize, extra: usize, rounds: usize, clients: usize) -> anyh
                 thread.join().expect("client")?;
             }
             running.stop().await?;
+            if round == 0 && offset == 0 {
+                let rows = Reader::open(&dir.path().join("data"))?
+                    .query("SELECT count(*) FROM order_summary.orders")?
+                    .rows[0][0]
+                    .clone();
+                eprintln!("after the catch-up: {rows:?} orders");
+            }
             let written = extra as f64 / took;
             println!(
                 "round {} {load:?}: catch-up {written:>8.0} events/s, {queries:>7.1} requests/s",
@@ -261,7 +291,7 @@ async fn start(
     runtime: &Runtime,
     data: &Path,
     store: Arc<EsdbSource>,
-    serve: bool,
+    with_api: bool,
 ) -> anyhow::Result<Running> {
     let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
     let files = DataDir::open(data)?.current_or_new(
@@ -275,28 +305,15 @@ async fn start(
         Limits::default().thread_stack_bytes,
     );
     let status = settings.status.clone();
-    let served = if serve {
+    let served = if with_api {
         let source: Arc<dyn EventSource> = store.clone();
-        let (stop, stopping) = oneshot::channel::<()>();
-        let api = Api::start(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            Served {
-                data_dir: data.to_path_buf(),
-                status: status.clone(),
-                tail: Some(Tail::start(Arc::clone(&source), Default::default())),
-                metrics: settings.metrics.clone(),
-                operator: None,
-                runtime: Some(runtime.clone()),
-                source: Some(source),
-                alerts: None,
-            },
-            ApiSettings::default(),
-            async move {
-                let _ = stopping.await;
-            },
-        )
-        .await?;
-        Some((api, stop))
+        let served = serve(
+            runtime,
+            data,
+            Some(source),
+            (status.clone(), settings.metrics.clone()),
+        );
+        Some(served.await?)
     } else {
         None
     };
@@ -316,6 +333,37 @@ async fn start(
         task,
         served,
     })
+}
+
+/// The API over `data`, with the status board and metrics of a pipeline (or fresh ones).
+async fn serve(
+    runtime: &Runtime,
+    data: &Path,
+    source: Option<Arc<dyn EventSource>>,
+    (status, metrics): (pipeline::Status, projector::metrics::Metrics),
+) -> anyhow::Result<(Api, oneshot::Sender<()>)> {
+    let (stop, stopping) = oneshot::channel::<()>();
+    let api = Api::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Served {
+            data_dir: data.to_path_buf(),
+            status,
+            tail: source
+                .as_ref()
+                .map(|source| Tail::start(Arc::clone(source), Default::default())),
+            metrics,
+            operator: None,
+            runtime: Some(runtime.clone()),
+            source,
+            alerts: None,
+        },
+        ApiSettings::default(),
+        async move {
+            let _ = stopping.await;
+        },
+    )
+    .await?;
+    Ok((api, stop))
 }
 
 impl Running {
