@@ -9,7 +9,9 @@
 //!   when a call is refused.
 //! - A request that changes something (any method but GET and HEAD) and carries an `Origin`
 //!   must come from this server's own pages: a page elsewhere cannot make the browser pause or
-//!   reset a projection on loopback (cross-site request forgery).
+//!   reset a projection on loopback (cross-site request forgery). A browser's
+//!   `Sec-Fetch-Site` must say `same-origin` or `none` on every request but the console's
+//!   files, so a page elsewhere cannot read or busy the API with GETs either.
 
 use std::net::SocketAddr;
 
@@ -53,11 +55,14 @@ pub(super) async fn check(State(shared): State<Shared>, request: Request, next: 
     if let Some(token) = &shared.settings.token
         && !is_public(&request)
     {
+        // The scheme's name is case-insensitive (RFC 7235); the token is not.
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token);
         if !given.is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes())) {
             let mut response = refuse(
                 StatusCode::UNAUTHORIZED,
@@ -70,6 +75,19 @@ pub(super) async fn check(State(shared): State<Shared>, request: Request, next: 
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
             return response;
         }
+    }
+    // What a browser says about who asked: only the console itself (same origin) or the user
+    // typing an address (none) may; a page elsewhere, even with no-cors GETs that carry no
+    // Origin, must not read through the user's browser or tie up the query slots.
+    let fetched_by = request
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok());
+    if !is_public(&request) && fetched_by.is_some_and(|by| !matches!(by, "same-origin" | "none")) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "refused: a page of another site may not use this API (Sec-Fetch-Site)",
+        );
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD)
         && let Some(origin) = request.headers().get(header::ORIGIN)

@@ -23,7 +23,7 @@ pub(super) struct Body {
 pub(super) async fn operate(
     State(shared): State<Shared>,
     Path((name, action)): Path<(String, String)>,
-    body: Option<Json<Body>>,
+    body: axum::body::Bytes,
 ) -> Response {
     let Some(mut operation) = Operation::named(&action) else {
         return refuse(
@@ -31,8 +31,31 @@ pub(super) async fn operate(
             format!("no operation {action:?}: pause, resume, reset, rebuild or rollback"),
         );
     };
-    if let (Operation::Rollback { to }, Some(Json(body))) = (&mut operation, body) {
-        *to = body.to;
+    // An empty body is no body; anything else must be the body an operation takes. A body
+    // that does not parse is refused, never read as "no target" (a rollback would then go to
+    // another version than the one asked for).
+    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+        Body::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(error) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not {{}} or {{\"to\": \"<version>\"}}: {error}"),
+                );
+            }
+        }
+    };
+    match (&mut operation, body.to) {
+        (Operation::Rollback { to }, target) => *to = target,
+        (_, Some(_)) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{action} takes no \"to\"; only rollback does"),
+            );
+        }
+        (_, None) => {}
     }
     let Some(operator) = shared.served.operator.clone() else {
         return refuse(

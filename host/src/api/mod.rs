@@ -186,6 +186,7 @@ impl Api {
                 shared.clone(),
                 auth::check,
             ))
+            .layer(axum::middleware::from_fn(errors_as_json))
             .layer(axum::middleware::from_fn(host::check))
             .with_state(shared);
         let service = router.into_make_service_with_connect_info::<host::Reached>();
@@ -229,6 +230,36 @@ pub fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
              or a port ({DEFAULT_PORT}, on 127.0.0.1)"
         ),
     }
+}
+
+/// Most of a non-JSON error body read to rewrap it.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// Turns the error answers axum writes itself (a query string or body that does not parse, a
+/// missing content type, an unknown path) into `{"error": …}` like every other refusal.
+async fn errors_as_json(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), MAX_ERROR_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    refuse(status, message)
 }
 
 /// An error answer: `status` with `{"error": message}`.

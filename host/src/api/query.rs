@@ -10,6 +10,7 @@
 //! waited for like any other, so the bound matters.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -61,10 +62,24 @@ async fn run(shared: Shared, asked: Asked) -> Response {
             "no query: give one statement as `sql` (a query parameter, or in the JSON body)",
         );
     };
-    let mut target = asked.min_position;
-    if asked.fresh == Some(true) {
+    let target = asked.min_position;
+    let fresh = asked.fresh == Some(true);
+    if target.is_none() && !fresh {
+        return match answer(&shared, sql).await {
+            Ok((response, _)) | Err(response) => response,
+        };
+    }
+    // Waiting queries are bounded before anything else is done for them (a head query to
+    // the event store included).
+    let Ok(_waiting) = shared.waiting.clone().try_acquire_owned() else {
+        return slots::busy(
+            "too many queries are waiting for a position; retry in a moment".into(),
+        );
+    };
+    let mut target = target.unwrap_or(0);
+    if fresh {
         match head(&shared).await {
-            Ok(head) => target = target.max(head),
+            Ok(head) => target = target.max(head.unwrap_or(0)),
             Err(error) => {
                 return refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -73,41 +88,118 @@ async fn run(shared: Shared, asked: Asked) -> Response {
             }
         }
     }
-    if let Some(target) = target {
-        let Ok(_waiting) = shared.waiting.clone().try_acquire_owned() else {
-            return slots::busy(
-                "too many queries are waiting for a position; retry in a moment".into(),
-            );
+    let wait = asked
+        .wait_ms
+        .map_or(shared.settings.max_wait, Duration::from_millis)
+        .min(shared.settings.max_wait);
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Err(behind) = wait_for(&shared, &sql, target, deadline).await {
+            return timed_out(&shared, target, wait, behind);
+        }
+        // The positions the answer reflects are the authority: a cut-over between the wait
+        // and the query may have switched to a database a little behind.
+        let (answer, positions) = match answer(&shared, sql.clone()).await {
+            Ok(answered) => answered,
+            Err(response) => return response,
         };
-        let wait = asked
-            .wait_ms
-            .map_or(shared.settings.max_wait, Duration::from_millis)
-            .min(shared.settings.max_wait);
-        if let Err(response) = wait_for(&shared, &sql, target, wait).await {
-            return response;
+        let behind = not_covered(&shared, &positions, target);
+        if behind.is_empty() {
+            return answer;
+        }
+        if Instant::now() >= deadline {
+            return timed_out(&shared, target, wait, behind);
         }
     }
+}
+
+/// Runs `sql` once a query slot is free: the answer, and the positions it reflects.
+async fn answer(
+    shared: &Shared,
+    sql: String,
+) -> Result<(Response, BTreeMap<String, Option<u64>>), Response> {
     let Some(slot) = slots::take(&shared.queries).await else {
-        return slots::busy(format!(
+        return Err(slots::busy(format!(
             "{} queries are running, the most the API runs at once ([api] \
              max_concurrent_queries); retry in a moment",
             shared.settings.max_concurrent_queries
-        ));
+        )));
     };
     let bounds = shared.settings.bounds;
     let data_dir = shared.served.data_dir.clone();
-    blocking(slot, move || {
+    let positions = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let seen = Arc::clone(&positions);
+    let response = blocking(slot, move || {
         let result = Reader::open(&data_dir)?
             .bounded(bounds)
             .query(&sql)
             .map_err(name_the_setting)?;
+        *seen.lock().unwrap_or_else(|e| e.into_inner()) = result.positions.clone();
         Ok(json!({
             "columns": result.columns,
             "rows": result.to_json(),
             "positions": result.positions,
         }))
     })
-    .await
+    .await;
+    if response.status() != StatusCode::OK {
+        return Err(response);
+    }
+    let positions = std::mem::take(&mut *positions.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((response, positions))
+}
+
+/// The projections of `positions` that do not reflect the log up to `target`, with their
+/// positions.
+fn not_covered(
+    shared: &Shared,
+    positions: &BTreeMap<String, Option<u64>>,
+    target: u64,
+) -> BTreeMap<String, Option<u64>> {
+    positions
+        .iter()
+        .filter(|(name, position)| !covers(shared, name, **position, target))
+        .map(|(name, position)| (name.clone(), *position))
+        .collect()
+}
+
+/// Whether projection `name` at `position` reflects the log up to `target`.
+fn covers(shared: &Shared, name: &str, position: Option<u64>, target: u64) -> bool {
+    if position.is_some_and(|p| p >= target) {
+        return true;
+    }
+    let Some(status) = shared.served.status.projection(name) else {
+        return false;
+    };
+    shared
+        .served
+        .tail
+        .as_ref()
+        .and_then(|tail| tail.covers(position, &status.filter, target))
+        .unwrap_or(false)
+}
+
+/// The 504 of a wait that ran out.
+fn timed_out(
+    shared: &Shared,
+    target: u64,
+    wait: Duration,
+    behind: BTreeMap<String, Option<u64>>,
+) -> Response {
+    (
+        StatusCode::GATEWAY_TIMEOUT,
+        Json(json!({
+            "error": format!(
+                "waited {} ms and the projections read have not reached position {target}; \
+                 ask again, or with a longer wait_ms (at most {} ms)",
+                wait.as_millis(),
+                shared.settings.max_wait.as_millis()
+            ),
+            "min_position": target,
+            "positions": behind,
+        })),
+    )
+        .into_response()
 }
 
 /// The head of the log: the source's own answer.
@@ -121,59 +213,40 @@ async fn head(shared: &Shared) -> anyhow::Result<Option<u64>> {
     Ok(head.map(|h| h.commit))
 }
 
-/// Waits until every projection `sql` reads reflects the log up to `target`, for at most
-/// `wait`; the refusal to send otherwise.
-async fn wait_for(shared: &Shared, sql: &str, target: u64, wait: Duration) -> Result<(), Response> {
+/// Waits until every projection `sql` reads reflects the log up to `target` (as the status
+/// board shows them), or `deadline`: then the projections still behind.
+async fn wait_for(
+    shared: &Shared,
+    sql: &str,
+    target: u64,
+    deadline: Instant,
+) -> Result<(), BTreeMap<String, Option<u64>>> {
     let data_dir = shared.served.data_dir.clone();
     let owned = sql.to_string();
     let read =
         tokio::task::spawn_blocking(move || Reader::open(&data_dir).map(|r| r.read_by(&owned)))
             .await
-            .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
-    let deadline = Instant::now() + wait;
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
     loop {
-        let mut behind = BTreeMap::new();
-        for name in &read {
-            let Some(status) = shared.served.status.projection(name) else {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "the query reads {name}, which this process does not run, so it cannot \
-                         wait for its position; query without min_position or fresh"
-                    ),
-                ));
-            };
-            let position = status.checkpoint.map(|p| p.commit);
-            let covered = position.is_some_and(|p| p >= target)
-                || shared
+        let behind: BTreeMap<String, Option<u64>> = read
+            .iter()
+            .filter_map(|name| {
+                let position = shared
                     .served
-                    .tail
-                    .as_ref()
-                    .and_then(|tail| tail.covers(position, &status.filter, target))
-                    .unwrap_or(false);
-            if !covered {
-                behind.insert(name.clone(), position);
-            }
-        }
+                    .status
+                    .projection(name)
+                    .and_then(|s| s.checkpoint)
+                    .map(|p| p.commit);
+                (!covers(shared, name, position, target)).then(|| (name.clone(), position))
+            })
+            .collect();
         if behind.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err((
-                StatusCode::GATEWAY_TIMEOUT,
-                Json(json!({
-                    "error": format!(
-                        "waited {} ms and the projections read have not reached position \
-                         {target}; ask again, or with a longer wait_ms (at most {} ms)",
-                        wait.as_millis(),
-                        shared.settings.max_wait.as_millis()
-                    ),
-                    "min_position": target,
-                    "positions": behind,
-                })),
-            )
-                .into_response());
+            return Err(behind);
         }
         tokio::time::sleep(POLL).await;
     }

@@ -1,5 +1,5 @@
 //! Bounds on the work the API takes on at once. A query holds a blocking thread, and up to its
-//! result bounds in memory, until it ends; a rollback request holds a thread for up to 30 s.
+//! result bounds in memory, until it ends; an operation waits for the supervisor's answer.
 //! A request that finds every slot taken waits a little, then is told to come back (503 with
 //! `Retry-After`), so a burst of requests queues neither threads nor memory.
 

@@ -39,11 +39,15 @@ pub(super) fn view(status: &ProjectionStatus, tail: Option<&Tail>, now_unix_ms: 
         "running"
     };
     let position = status.checkpoint.map(|p| p.commit);
+    // A tail that is down (or has not found the head yet) knows nothing current: lag unknown,
+    // rather than a stale 0.
+    let tail = tail.filter(|tail| tail.error().is_none() && tail.head().is_some());
     let behind =
         tail.map(|tail| tail.behind(position, &status.filter, status.events_per_position()));
     let lag_events = behind.and_then(|b| b.events);
     let lag_seconds = match (lag_events, behind) {
         (Some(0), _) => Some(0.0),
+        (None, _) => None,
         (_, Some(behind)) => behind
             .oldest_waiting_unix_ms
             // Before the window: the last event it committed is at most as old as the first

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use super::run::{ApiArgs, report, serve_api};
+use super::run::{AddressFile, ApiArgs, report, serve_api};
 use super::shutdown_signal;
 use crate::alert::{AlertSettings, Alerts};
 use crate::api::{ApiSettings, Served};
@@ -128,6 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let api = serve_api(&args.api, ApiSettings::default(), served).await?;
     let api_address = api.as_ref().map(|(api, _)| api.local_addr);
+    let _address = api_address.map(|address| AddressFile::write(&args.data, address));
     print_next_steps(
         &args,
         &connection,

@@ -8,14 +8,18 @@ use std::process::ExitCode;
 
 use comfy_table::{ContentArrangement, Table, presets};
 
+use std::net::SocketAddr;
+
+use super::run::{ADDRESS_FILE, connectable};
 use crate::api::{Client, DEFAULT_PORT};
 use crate::config::Config;
 
 /// Where the running projector's API is.
 #[derive(Debug, clap::Args)]
 pub struct Remote {
-    /// The API of the running projector: http://HOST:PORT or HOST:PORT. Default: the config's
-    /// [api] listen, else 127.0.0.1:7070.
+    /// The API of the running projector: http://HOST:PORT or HOST:PORT. Default: the address
+    /// the process running the data directory recorded, else the config's [api] listen, else
+    /// 127.0.0.1:7070.
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
     /// The API's token, if it has one. Default: the config's [api] token.
@@ -24,20 +28,37 @@ pub struct Remote {
     /// The config file the defaults come from (it need not exist).
     #[arg(long, default_value = "projector.toml")]
     pub config: PathBuf,
+    /// The data directory whose running process to reach (default: the config's).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
+
+/// Longest address file read.
+const MAX_ADDRESS_BYTES: u64 = 256;
 
 impl Remote {
     /// A client of the API these arguments name.
     fn client(&self) -> anyhow::Result<Client> {
-        let config = if self.config.is_file() {
+        let config = if self.config.is_file() && (self.api.is_none() || self.api_token.is_none()) {
             Some(Config::load(&self.config)?)
         } else {
             None
         };
-        let address = match (&self.api, config.as_ref().and_then(|c| c.api.listen)) {
-            (Some(api), _) => api.clone(),
-            (None, Some(listen)) => listen.to_string(),
-            (None, None) => format!("127.0.0.1:{DEFAULT_PORT}"),
+        let data = self
+            .data
+            .clone()
+            .or_else(|| config.as_ref().map(|c| c.data_dir.clone()));
+        let address = match &self.api {
+            Some(api) => api.clone(),
+            None => match data.as_deref().and_then(recorded_address) {
+                Some(address) => address.to_string(),
+                None => config
+                    .as_ref()
+                    .and_then(|c| c.api.listen)
+                    .map(connectable)
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))
+                    .to_string(),
+            },
         };
         let token = self
             .api_token
@@ -45,6 +66,18 @@ impl Remote {
             .or_else(|| config.and_then(|c| c.api.token));
         Client::new(&address, token)
     }
+}
+
+/// The address the process running `data` recorded, if one does.
+fn recorded_address(data: &std::path::Path) -> Option<SocketAddr> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(data.join(ADDRESS_FILE))
+        .ok()?
+        .take(MAX_ADDRESS_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse().ok()
 }
 
 /// Arguments of `projector status`.

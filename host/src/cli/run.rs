@@ -75,6 +75,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         alerts: Some(alerts.clone()),
     };
     let api = serve_api(&args.api, config.api.clone(), served).await?;
+    let _address = api
+        .as_ref()
+        .map(|(api, _)| AddressFile::write(&config.data_dir, api.local_addr));
     let options = supervisor::Options {
         plugins_dir: config.plugins_dir.clone(),
         watch: config.watch.clone(),
@@ -147,6 +150,50 @@ pub(super) async fn serve_api(
     };
     tracing::info!(address = %api.local_addr, console = %format!("http://{}/", api.local_addr), "serving the API");
     Ok(Some((api, stop)))
+}
+
+/// `<data>/api-address`: where the API of the process running a data directory listens, for
+/// `projector status|pause|…` to find it (the default port may have been taken). Removed when
+/// dropped, as the process ends.
+pub(super) struct AddressFile(Option<PathBuf>);
+
+/// The file's name in the data directory.
+pub(super) const ADDRESS_FILE: &str = "api-address";
+
+impl AddressFile {
+    /// Writes `address` (a loopback one for a listener on every address) into `data`.
+    pub(super) fn write(data: &std::path::Path, address: SocketAddr) -> AddressFile {
+        let path = data.join(ADDRESS_FILE);
+        match std::fs::write(&path, connectable(address).to_string()) {
+            Ok(()) => AddressFile(Some(path)),
+            Err(error) => {
+                tracing::warn!(file = %path.display(), error = %error, "could not record the API's address; `projector status` needs --api");
+                AddressFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for AddressFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Where a client reaches a listener on `address`: loopback for one on every address.
+pub(super) fn connectable(address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(loopback, address.port())
+    } else {
+        address
+    }
 }
 
 /// Whether binding failed because the address is taken.

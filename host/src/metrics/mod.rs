@@ -30,12 +30,6 @@ struct RunLabels {
     role: &'static str,
 }
 
-/// Labels of a projection.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProjectionLabels {
-    projection: String,
-}
-
 /// Labels of a reload outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
@@ -66,8 +60,8 @@ struct Inner {
     plugin_seconds: Family<RunLabels, Seconds>,
     sqlite_seconds: Family<RunLabels, Seconds>,
     rows_changed: Family<RunLabels, Counter>,
-    dead_letters: Family<ProjectionLabels, Counter>,
-    stops: Family<ProjectionLabels, Counter>,
+    dead_letters: Family<RunLabels, Counter>,
+    stops: Family<RunLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     received: Family<SourceLabels, Counter>,
     reconnects: Family<SourceLabels, Counter>,
@@ -228,9 +222,6 @@ impl Metrics {
             projection: projection.to_string(),
             role,
         };
-        let projection = ProjectionLabels {
-            projection: projection.to_string(),
-        };
         let inner = &self.inner;
         RunMetrics {
             projected: inner.projected.get_or_create(&labels).clone(),
@@ -240,14 +231,15 @@ impl Metrics {
             plugin_seconds: inner.plugin_seconds.get_or_create(&labels).clone(),
             sqlite_seconds: inner.sqlite_seconds.get_or_create(&labels).clone(),
             rows_changed: inner.rows_changed.get_or_create(&labels).clone(),
-            dead_letters: inner.dead_letters.get_or_create(&projection).clone(),
+            dead_letters: inner.dead_letters.get_or_create(&labels).clone(),
         }
     }
 
-    /// Counts a stop of `projection` on an error.
-    pub fn stopped(&self, projection: &str) {
-        let labels = ProjectionLabels {
+    /// Counts a stop of a run of `projection` in `role` on an error.
+    pub fn stopped(&self, projection: &str, role: &'static str) {
+        let labels = RunLabels {
             projection: projection.to_string(),
+            role,
         };
         self.inner.stops.get_or_create(&labels).inc();
     }
@@ -282,8 +274,7 @@ impl Metrics {
         *self.inner.gauges.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(provider));
     }
 
-    /// Everything in the Prometheus text format (version 0.0.4 with an `# EOF` line, as
-    /// `prometheus-client` writes OpenMetrics text, which Prometheus reads).
+    /// Everything as OpenMetrics text (what `prometheus-client` writes; Prometheus reads it).
     pub fn encode(&self) -> anyhow::Result<String> {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;

@@ -185,14 +185,15 @@ impl Release {
 }
 
 /// Starts `projection` in `role`: a feed task subscribing after its checkpoint and a thread
-/// applying the batches. What happens to it is sent to `notices`, ending with
-/// [`Notice::Finished`].
+/// applying the batches (none until resumed when `paused`). What happens to it is sent to
+/// `notices`, ending with [`Notice::Finished`].
 pub fn start(
     projection: Projection,
     role: Role,
     source: Arc<dyn EventSource>,
     settings: &Settings,
     notices: mpsc::UnboundedSender<Notice>,
+    paused: bool,
 ) -> anyhow::Result<Run> {
     static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
     let id = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +213,7 @@ pub fn start(
                 rebuild: s.rebuild.take(),
                 reloads: std::mem::take(&mut s.reloads),
                 last_swap_pause: s.last_swap_pause,
-                paused: s.paused,
+                paused,
                 filter,
                 run_progress: Some((checkpoint.map_or(0, |p| p.commit), 0)),
                 ..ProjectionStatus::default()
@@ -247,6 +248,7 @@ pub fn start(
         alerts: settings.alerts.clone(),
         metrics: settings.metrics.run(&name, role.as_str()),
         all_metrics: settings.metrics.clone(),
+        paused,
         released: released_sender,
     };
     let thread_name = name.clone();
@@ -299,6 +301,7 @@ pub async fn run(
             Arc::clone(&source),
             &settings,
             notices.clone(),
+            false,
         )?;
         runs.push(run);
     }

@@ -278,10 +278,13 @@ impl Status {
     pub(crate) fn source_back(&self, name: &str, source: &str) {
         let mut board = self.lock();
         let entry = board.projections.entry(name.to_string()).or_default();
-        if entry.source_error.take().is_none() {
-            return;
-        }
-        let still_failing = board.projections.values().any(|p| p.source_error.is_some());
+        entry.source_error = None;
+        // Whoever no longer runs cannot hear the source again (it stopped, its plugin was
+        // removed, or a restart cleared its entry): it does not keep the outage going.
+        let still_failing = board
+            .projections
+            .values()
+            .any(|p| p.source_error.is_some() && p.stopped.is_none());
         if still_failing {
             return;
         }
@@ -327,6 +330,20 @@ mod tests {
         let health = status.source_health();
         assert_eq!(health.source.as_deref(), Some("esdb://x"));
         assert!(!health.down && health.outage > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_projection_that_stopped_or_restarted_does_not_keep_an_outage_going() {
+        let status = Status::default();
+        let cause = anyhow::anyhow!("connection refused");
+        status.source_failed("a", "esdb://x", &cause);
+        status.source_failed("b", "esdb://x", &cause);
+        status.source_failed("c", "esdb://x", &cause);
+        // b stopped during the outage; c was restarted (its entry starts afresh).
+        status.update("b", |s| s.stopped = Some("faulted".into()));
+        status.update("c", |s| *s = ProjectionStatus::default());
+        status.source_back("a", "esdb://x");
+        assert!(!status.source_health().down);
     }
 
     #[test]

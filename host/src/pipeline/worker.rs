@@ -36,6 +36,8 @@ pub(super) struct Worker {
     pub metrics: RunMetrics,
     /// Where stops are counted, and a promoted run's new handles come from.
     pub all_metrics: Metrics,
+    /// Whether it starts paused (an operator's pause, kept across restarts).
+    pub paused: bool,
     /// Set once the projection (its database) is closed.
     pub released: watch::Sender<bool>,
 }
@@ -73,6 +75,29 @@ struct PendingSwap {
     last_old_commit: Instant,
 }
 
+/// Retries the `selection` of dead letters on the current plugin; the report goes to `reply`
+/// when someone waits for it.
+fn retry_dead_letters(
+    projection: &mut Projection,
+    name: &str,
+    selection: &crate::store::Selection,
+    reply: Option<tokio::sync::oneshot::Sender<Result<crate::projection::RetryReport, String>>>,
+) {
+    let result = projection
+        .retry_dead_letters(selection)
+        .map_err(|error| format!("{error:#}"));
+    if let Err(error) = &result {
+        tracing::warn!(
+            projection = name,
+            error,
+            "retrying dead letters failed; they are as they were"
+        );
+    }
+    if let Some(reply) = reply {
+        let _ = reply.send(result);
+    }
+}
+
 impl Worker {
     /// Applies batches until the feed ends, a stop is asked for, or the projection faults; the
     /// outcome is sent as [`Notice::Finished`].
@@ -90,7 +115,8 @@ impl Worker {
         let mut last_commit = Instant::now();
         let mut pending_swap: Option<PendingSwap> = None;
         let mut retry: Option<Retry> = None;
-        let mut paused = false;
+        let mut paused = self.paused;
+        let mut deferred: Vec<crate::store::Selection> = Vec::new();
         loop {
             let next = match &retry {
                 // Paused: only controls, until a resume (a waiting retry is due after it).
@@ -122,6 +148,23 @@ impl Worker {
                         tracing::info!(projection = name, role = self.role.as_str(), "resumed");
                     }
                     paused = false;
+                    // The retries new code asked for while paused are due now.
+                    for selection in deferred.drain(..) {
+                        retry_dead_letters(&mut projection, &name, &selection, None);
+                    }
+                    continue;
+                }
+                // Paused means the plugin applies nothing, dead letters included: a retry
+                // someone waits for is refused, one new code asked for waits for the resume.
+                Next::Control(Some(Control::RetryDeadLetters { selection, reply })) if paused => {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(format!(
+                                "{name} is paused; resume it to retry its dead letters"
+                            )));
+                        }
+                        None => deferred.push(selection),
+                    }
                     continue;
                 }
                 Next::Control(Some(Control::Swap(plugin))) => {
@@ -148,19 +191,7 @@ impl Worker {
                     continue;
                 }
                 Next::Control(Some(Control::RetryDeadLetters { selection, reply })) => {
-                    let result = projection
-                        .retry_dead_letters(&selection)
-                        .map_err(|error| format!("{error:#}"));
-                    if let Err(error) = &result {
-                        tracing::warn!(
-                            projection = name,
-                            error,
-                            "retrying dead letters failed; they are as they were"
-                        );
-                    }
-                    if let Some(reply) = reply {
-                        let _ = reply.send(result);
-                    }
+                    retry_dead_letters(&mut projection, &name, &selection, reply);
                     continue;
                 }
                 Next::Control(Some(Control::Promote)) => {
@@ -249,7 +280,7 @@ impl Worker {
                         Role::Serving => format!("{error:#}"),
                         Role::Rebuilding => format!("its rebuild stopped: {error:#}"),
                     };
-                    self.all_metrics.stopped(&name);
+                    self.all_metrics.stopped(&name, self.role.as_str());
                     // One ERROR line per stop: the alert's when someone listens for them.
                     match &self.alerts {
                         Some(alerts) => alerts.stopped(&name, &reason),

@@ -29,6 +29,9 @@ use crate::event::{CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, EventFilter, Position
 /// After a restart at most this many non-matching events are read again.
 const CHECKPOINT_WINDOW: u32 = 1000;
 
+/// Events read back from the end of `$all` looking for the last user event.
+const HEAD_SCAN: usize = 1000;
+
 /// How long the start-up probe may take before the server counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -95,17 +98,27 @@ impl EsdbSource {
         }
     }
 
-    /// The position of the last event in `$all`, or `None` when the log is empty.
+    /// The position of the last user event in `$all` (not in a `$` stream, not of a `$` type),
+    /// or of the last event when the last [`HEAD_SCAN`] are all system events; `None` when the
+    /// log is empty. System events (links a server's projections write after each append,
+    /// metadata) never reach a projection, so a head among them could never be caught up with.
     pub async fn last_position(&self) -> Result<Option<Position>, eventstore::Error> {
         let client = self.shared.current().client;
         let options = ReadAllOptions::default()
             .position(StreamPosition::End)
-            .max_count(1);
+            .backwards()
+            .max_count(HEAD_SCAN);
         let mut read = client.read_all(&options).await?;
-        Ok(read
-            .next()
-            .await?
-            .map(|event| position(event.get_original_event().position)))
+        let mut last = None;
+        while let Some(event) = read.next().await? {
+            let event = event.get_original_event();
+            let at = position(event.position);
+            if !event.stream_id.starts_with('$') && !event.event_type.starts_with('$') {
+                return Ok(Some(at));
+            }
+            last = last.or(Some(at));
+        }
+        Ok(last)
     }
 
     /// Whether any of the first 100 events of `$all` is a user event (not in a `$` stream):

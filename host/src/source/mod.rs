@@ -57,8 +57,9 @@ pub trait EventSource: Send + Sync {
     /// a `CaughtUp`; a live source keeps it open.
     fn subscribe(&self, after: Option<Position>, filter: &EventFilter) -> Subscription;
 
-    /// The position of the last event in the log (of any type), or `None` when it is empty:
-    /// how far a rebuild has to go.
+    /// The position of the last event in the log a projection could be given (system events
+    /// after it do not count), or `None` when it is empty: how far a rebuild has to go, and
+    /// what `fresh` queries wait for.
     fn head(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Option<Position>>>;
 
     /// Whether the source ends (a file) rather than staying live (a server).

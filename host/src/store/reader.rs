@@ -55,6 +55,9 @@ impl QueryResult {
     }
 }
 
+/// Attempts to take one snapshot of a projection opened twice (see `Reader::pin_snapshots`).
+const PIN_ATTEMPTS: usize = 20;
+
 /// Longest one query may run.
 pub const QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -218,32 +221,60 @@ impl Reader {
     /// with a [`ResultCut`].
     pub fn query(&self, sql: &str) -> anyhow::Result<QueryResult> {
         let (connection, policy) = self.connect(sql)?;
-        // One read transaction: the checkpoints read after the rows are those of the same
-        // snapshot (each database's is taken at its first read and held to the end).
-        policy.set_mode(Mode::Host);
-        connection.execute_batch("BEGIN")?;
+        let positions = self.pin_snapshots(&connection, &policy, sql)?;
         policy.set_mode(Mode::ReadOnly);
         policy.set_deadline(Some(std::time::Instant::now() + self.deadline));
         let mut result = self.run(&connection, &policy, sql)?;
         policy.set_deadline(None);
         policy.set_mode(Mode::Host);
-        for (name, _) in self.named_in(sql) {
-            let quoted = name.replace('"', "\"\"");
-            let position: Option<i64> = connection
+        connection.execute_batch("COMMIT")?;
+        result.positions = positions;
+        Ok(result)
+    }
+
+    /// Opens the read transaction the query runs in and reads each named projection's
+    /// checkpoint in it first: a database's snapshot is taken at its first read and held to
+    /// the end, so the rows the query reads next are those of these positions. With one
+    /// projection its file is open twice (as `main` and under its name), two snapshots that
+    /// must agree: taken again when a commit landed between the two.
+    fn pin_snapshots(
+        &self,
+        connection: &Connection,
+        policy: &Policy,
+        sql: &str,
+    ) -> anyhow::Result<BTreeMap<String, Option<u64>>> {
+        policy.set_mode(Mode::Host);
+        let checkpoint = |schema: &str| -> Option<u64> {
+            let quoted = schema.replace('"', "\"\"");
+            connection
                 .query_row(
                     &format!(
                         "SELECT commit_position FROM \"{quoted}\"._projector_checkpoint WHERE id = 1"
                     ),
                     [],
-                    |row| row.get(0),
+                    |row| row.get::<_, i64>(0),
                 )
-                .ok();
-            result
-                .positions
-                .insert(name.clone(), position.map(|p| p as u64));
+                .ok()
+                .map(|p| p as u64)
+        };
+        let single = self.databases.len() == 1;
+        for _ in 0..PIN_ATTEMPTS {
+            connection.execute_batch("BEGIN")?;
+            let positions: BTreeMap<String, Option<u64>> = self
+                .named_in(sql)
+                .into_iter()
+                .map(|(name, _)| (name.clone(), checkpoint(name)))
+                .collect();
+            let main = if single { checkpoint("main") } else { None };
+            if !single || positions.values().all(|p| *p == main) {
+                return Ok(positions);
+            }
+            connection.execute_batch("ROLLBACK")?;
         }
-        connection.execute_batch("COMMIT")?;
-        Ok(result)
+        bail!(
+            "the projection committed during each of {PIN_ATTEMPTS} attempts to read it at one \
+             position; ask again"
+        )
     }
 
     fn run(

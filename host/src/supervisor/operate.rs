@@ -137,6 +137,8 @@ impl Supervisor {
 
     fn pause(&mut self, name: &str) -> anyhow::Result<String> {
         if self.catalog.is_paused(name)? {
+            // Told again: a run started between the catalog's word and its own would obey now.
+            self.tell_runs(name, || Control::Pause);
             return Ok(format!("{name} is paused already"));
         }
         self.catalog.set_paused(name, true)?;
@@ -156,15 +158,18 @@ impl Supervisor {
 
     async fn resume(&mut self, name: &str) -> anyhow::Result<String> {
         let was_paused = self.catalog.is_paused(name)?;
+        // Whether it can start is known before the pause is lifted: a refusal changes nothing.
+        let restart = match self.serving(name) {
+            None => Some(self.current_module(name).await?),
+            Some(_) => None,
+        };
         self.catalog.set_paused(name, false)?;
         self.settings.status.update(name, |s| s.paused = false);
         self.tell_runs(name, || Control::Resume);
-        let restarted = if self.serving(name).is_none() {
-            self.restart(name).await?;
-            true
-        } else {
-            false
-        };
+        let restarted = restart.is_some();
+        if let Some((plugin, files)) = restart {
+            self.serve(name, &plugin, &files).await?;
+        }
         if !was_paused && !restarted {
             return Ok(format!("{name} is running; there was nothing to resume"));
         }
@@ -213,12 +218,6 @@ impl Supervisor {
         Ok((plugin, files))
     }
 
-    /// Starts the serving run of `name` again from the current version's kept module.
-    async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
-        let (plugin, files) = self.current_module(name).await?;
-        self.serve(name, &plugin, &files).await
-    }
-
     /// Starts `plugin` on `files` as the serving run of `name`, which was not running.
     async fn serve(
         &mut self,
@@ -229,6 +228,8 @@ impl Supervisor {
         let active = self
             .start_run(plugin, files, Role::Serving, "serving")
             .await?;
+        // Its fault is over: the process's exit no longer reports it.
+        self.ended.retain(|outcome| outcome.name != name);
         self.projections
             .entry(name.to_string())
             .or_default()
@@ -240,9 +241,23 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Refuses to replace a rebuild that runs: it is a new version from the folder, or a
+    /// rollback an operator asked for, and dropping it would leave the folder's word unheeded.
+    fn no_rebuild_running(&self, name: &str, doing: &str) -> anyhow::Result<()> {
+        if let Some(rebuild) = self.projections.get(name).and_then(|m| m.rebuild.as_ref()) {
+            bail!(
+                "cannot {doing} {name} while its {} of version {} runs; wait for its cut-over \
+                 (GET /api/projections/{name} shows its progress), or roll back",
+                rebuild.kind,
+                rebuild.plugin.manifest.version
+            );
+        }
+        Ok(())
+    }
+
     async fn reset(&mut self, name: &str) -> anyhow::Result<String> {
+        self.no_rebuild_running(name, "reset")?;
         let (plugin, files) = self.current_module(name).await?;
-        self.abandon_rebuild(name, "a reset replaces it");
         if let Some(active) = self
             .projections
             .get_mut(name)
@@ -251,10 +266,25 @@ impl Supervisor {
             self.stop_run(active);
         }
         self.closed(&files.db).await;
-        self.data
+        let cleared = self
+            .data
             .clear_database(&files)
-            .with_context(|| format!("emptying {}", files.file))?;
-        self.serve(name, &plugin, &files).await?;
+            .with_context(|| format!("emptying {}", files.file));
+        let restarted = match cleared {
+            Ok(()) => self.serve(name, &plugin, &files).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = restarted {
+            // Its run is stopped: the board must not go on saying it serves.
+            let reason = format!("the reset failed: {error:#}");
+            self.settings.status.update(name, |s| {
+                s.stopped = Some(reason.clone());
+                s.error = Some(reason.clone());
+            });
+            return Err(error.context(format!(
+                "{name} is stopped; `projector resume {name}` starts it again from its checkpoint"
+            )));
+        }
         self.history(HistoryEntry {
             projection: Some(name.to_string()),
             outcome: "reset".into(),
@@ -274,6 +304,7 @@ impl Supervisor {
     }
 
     async fn rebuild(&mut self, name: &str) -> anyhow::Result<String> {
+        self.no_rebuild_running(name, "rebuild")?;
         let (plugin, current) = self.current_module(name).await?;
         let wasm: Arc<[u8]> = std::fs::read(&current.wasm)
             .with_context(|| format!("reading the kept module {}", current.wasm.display()))?

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use tokio::sync::mpsc;
 
 use super::{Active, CLOSE_TIMEOUT, Supervisor};
@@ -129,17 +130,21 @@ impl Supervisor {
             failures,
         )?;
         let checkpoint = projection.checkpoint().map(|c| c.position);
+        // An operator's pause holds across restarts, reloads and rebuilds: the run starts
+        // paused. A catalog that cannot say refuses the start rather than guess.
+        let paused = self
+            .catalog
+            .is_paused(name)
+            .with_context(|| format!("reading whether {name} is paused"))?;
         let run = pipeline::start(
             projection,
             role,
             Arc::clone(&self.source),
             &self.settings,
             self.notices.clone(),
+            paused,
         )?;
-        // An operator's pause holds across restarts, reloads and rebuilds: the run obeys it
-        // before its first batch (controls come first).
-        if self.catalog.is_paused(name).unwrap_or(false) {
-            run.send(Control::Pause);
+        if paused {
             self.settings.status.update(name, |s| s.paused = true);
         }
         if role == Role::Serving {

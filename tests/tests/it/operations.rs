@@ -146,7 +146,7 @@ async fn metrics_equal_what_was_projected_and_parse_as_prometheus_text() -> anyh
         refused
     );
     assert_eq!(
-        sample(&samples, "projector_dead_letters_total", projection),
+        sample(&samples, "projector_dead_letters_total", run_labels),
         refused
     );
     assert_eq!(
@@ -507,6 +507,29 @@ async fn a_listener_off_loopback_needs_a_token_and_every_request_carries_it() ->
     assert!(page.contains("console.js"), "{page}");
     let (code, body) = request(&api, "GET", "/health", &[("Authorization", &bearer)], None)?;
     assert_eq!(code, 200, "{body}");
+    let lower = format!("bearer {token}");
+    let (code, body) = request(&api, "GET", "/health", &[("Authorization", &lower)], None)?;
+    assert_eq!(code, 200, "the scheme is case-insensitive: {body}");
+    // A page elsewhere, even with a GET that carries no Origin, is refused.
+    let (code, body) = request(
+        &api,
+        "GET",
+        "/api/query?sql=SELECT%201",
+        &[("Authorization", &bearer), ("Sec-Fetch-Site", "cross-site")],
+        None,
+    )?;
+    assert_eq!(code, 403, "{body}");
+    // What axum refuses itself is JSON too.
+    let (code, body) = request(
+        &api,
+        "GET",
+        "/api/query?sql=SELECT%201&bogus=1",
+        &[("Authorization", &bearer)],
+        None,
+    )?;
+    assert_eq!(code, 400, "{body}");
+    let refusal: serde_json::Value = serde_json::from_str(&body)?;
+    assert!(refusal["error"].is_string(), "{body}");
     // A page of another site cannot change anything, even with the token in hand.
     let (code, body) = request(
         &api,
