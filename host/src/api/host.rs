@@ -9,27 +9,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::Json;
 use axum::extract::Request;
-use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 use serde_json::json;
 
-/// The local address a connection reached.
+/// The local address a connection reached (set by `serve.rs` on every request).
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Reached(SocketAddr);
-
-impl Connected<IncomingStream<'_>> for Reached {
-    fn connect_info(stream: IncomingStream<'_>) -> Reached {
-        // Without its own address a connection can name nothing: every request is refused.
-        Reached(
-            stream
-                .local_addr()
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-        )
-    }
-}
+pub(super) struct Reached(pub SocketAddr);
 
 /// Serves `request` if its `Host` names this server, refuses it with 421 otherwise.
 pub(super) async fn check(

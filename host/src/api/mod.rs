@@ -17,7 +17,8 @@
 //! Anyone who can reach it can read every projection and change what runs, so: it listens on
 //! loopback unless given a token (`auth.rs`), requests must name this server in `Host`
 //! (`host.rs`) and come from its own pages when they change something, and what one request
-//! can take is bounded (query deadline, result bounds, `slots.rs`). Refusals are JSON
+//! can take is bounded (query deadline, result bounds, `slots.rs`), and so is what a
+//! connection can hold (a header-read timeout and a cap on open connections, `serve.rs`). Refusals are JSON
 //! `{"error": "…"}`: 400 (the request), 401 (the token), 403 (another site), 404, 421 (the
 //! `Host`), 503 (busy, with `Retry-After`) and 504 (a freshness wait that ran out).
 
@@ -28,6 +29,7 @@ mod control;
 mod host;
 mod metrics;
 mod query;
+mod serve;
 mod slots;
 mod status;
 mod view;
@@ -57,6 +59,7 @@ use crate::supervisor::Operator;
 
 pub use auth::MIN_TOKEN_CHARS;
 pub use client::Client;
+pub use serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 
 /// What the API lets its clients ask of it (`[api]` in the config file).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,15 +192,7 @@ impl Api {
             .layer(axum::middleware::from_fn(errors_as_json))
             .layer(axum::middleware::from_fn(host::check))
             .with_state(shared);
-        let service = router.into_make_service_with_connect_info::<host::Reached>();
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %error, "the API stopped");
-            }
-        });
+        let task = tokio::spawn(serve::serve(listener, router, shutdown));
         Ok(Api { local_addr, task })
     }
 

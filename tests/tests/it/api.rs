@@ -231,3 +231,55 @@ async fn busy_queries_are_refused_and_nothing_holds_the_exit() -> anyhow::Result
     let _ = endless.join();
     scene.stop().await
 }
+
+/// A client that opens connections and sends nothing, or half a header: past the API's cap
+/// on open connections new ones are closed at once, and a header not sent within the
+/// header-read timeout closes its connection. The process answers throughout and after.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_and_excess_connections_are_closed_and_the_api_answers() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let (scene, run, api) = serving("").await?;
+    let cap = projector::api::MAX_CONNECTIONS;
+    let mut held = Vec::with_capacity(cap);
+    for _ in 0..cap {
+        held.push(TcpStream::connect(&api)?);
+    }
+    // The server accepts in order: give it a moment to take the whole backlog.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = TcpStream::connect(&api)?;
+    over.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let started = Instant::now();
+    let mut buffer = [0u8; 64];
+    let read = over.read(&mut buffer);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err() && started.elapsed() < Duration::from_secs(5),
+        "the connection past the cap was served: {read:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    still_answers(&api, &scene)?;
+
+    // Half a header, then nothing: closed after the header-read timeout, not held forever.
+    let mut slow = TcpStream::connect(&api)?;
+    slow.write_all(b"GET /api/projections HTTP/1.1\r\nHo")?;
+    slow.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let took = started.elapsed();
+    let timeout = projector::api::HEADER_READ_TIMEOUT;
+    assert!(
+        took >= timeout - Duration::from_secs(1) && took < timeout + Duration::from_secs(10),
+        "closed after {took:?}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    still_answers(&api, &scene)?;
+    drop(run);
+    scene.stop().await
+}
