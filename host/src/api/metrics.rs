@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{Shared, refuse, status};
+use super::{Shared, refuse, slots, status};
 use crate::metrics::{AlertGauges, Gauges, ProjectionGauges, SourceGauges, resident_bytes};
 
 /// Tells the metrics where their gauges come from.
@@ -79,6 +79,9 @@ fn gauges(shared: &Shared) -> Gauges {
 
 /// The Prometheus text (encoded off the async threads: the gauges read databases).
 pub(super) async fn scrape(State(shared): State<Shared>) -> Response {
+    let Some(_slot) = slots::take(&shared.reads).await else {
+        return slots::busy("too many status reads at once; retry in a moment".into());
+    };
     let metrics = shared.served.metrics.clone();
     match tokio::task::spawn_blocking(move || metrics.encode()).await {
         Ok(Ok(text)) => (

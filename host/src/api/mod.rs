@@ -101,6 +101,9 @@ pub const DEFAULT_PORT: u16 = 7070;
 /// Operations (pause, reset, …) and rollbacks in flight at once: each waits for the supervisor.
 const OPERATIONS_AT_ONCE: usize = 2;
 
+/// Status reads at once (see `Shared::reads`).
+const READS_AT_ONCE: usize = 8;
+
 /// Queries waiting for a position at once; each is a parked task, but not an unbounded number.
 const WAITING_QUERIES: usize = 64;
 
@@ -137,6 +140,9 @@ struct Shared {
     queries: Arc<Semaphore>,
     waiting: Arc<Semaphore>,
     operations: Arc<Semaphore>,
+    /// Status reads (`/api/projections`, `/ready`, `/metrics`) at once: each runs on a
+    /// blocking thread and may open every database to count dead letters.
+    reads: Arc<Semaphore>,
     dead_letters: Arc<status::DeadLetterCounts>,
 }
 
@@ -167,6 +173,7 @@ impl Api {
             queries: Arc::new(Semaphore::new(settings.max_concurrent_queries)),
             waiting: Arc::new(Semaphore::new(WAITING_QUERIES)),
             operations: Arc::new(Semaphore::new(OPERATIONS_AT_ONCE)),
+            reads: Arc::new(Semaphore::new(READS_AT_ONCE)),
             settings: Arc::new(settings),
         };
         metrics::install_gauges(&shared);

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::view::{View, view};
-use super::{Shared, refuse};
+use super::{Shared, refuse, slots};
 use crate::pipeline::ProjectionStatus;
 use crate::store::{DataDir, now_unix_ms};
 
@@ -126,6 +126,9 @@ fn to_json(
 
 /// `GET /api/projections`.
 pub(super) async fn projections(State(shared): State<Shared>) -> Response {
+    let Some(_slot) = slots::take(&shared.reads).await else {
+        return slots::busy("too many status reads at once; retry in a moment".into());
+    };
     let answer = tokio::task::spawn_blocking(move || {
         let projections: Vec<serde_json::Value> = views(&shared)
             .iter()
@@ -146,6 +149,9 @@ pub(super) async fn projections(State(shared): State<Shared>) -> Response {
 
 /// `GET /api/projections/{name}`.
 pub(super) async fn projection(State(shared): State<Shared>, Path(name): Path<String>) -> Response {
+    let Some(_slot) = slots::take(&shared.reads).await else {
+        return slots::busy("too many status reads at once; retry in a moment".into());
+    };
     let answer = tokio::task::spawn_blocking(move || {
         views(&shared)
             .into_iter()
@@ -172,6 +178,9 @@ pub(super) async fn health() -> Json<serde_json::Value> {
 /// `GET /ready`: 200 when every projection is caught up or within the configured lag; 503
 /// with the reasons otherwise.
 pub(super) async fn ready(State(shared): State<Shared>) -> Response {
+    let Some(_slot) = slots::take(&shared.reads).await else {
+        return slots::busy("too many status reads at once; retry in a moment".into());
+    };
     let max_lag = shared.settings.ready_max_lag_seconds as f64;
     let answer = tokio::task::spawn_blocking(move || {
         let views = views(&shared);
