@@ -57,9 +57,11 @@ pub(super) fn view(status: &ProjectionStatus, tail: Option<&Tail>, now_unix_ms: 
         _ => None,
     };
     let events_per_second = status.rate.per_second();
+    // Only a projection that moves catches up: paused, stopped or not running, it never will.
+    let moving = matches!(state, "running" | "catching up" | "rebuilding");
     let eta_seconds = match lag_events {
         Some(0) => Some(0.0),
-        Some(lag) if events_per_second > 0.0 => Some(lag as f64 / events_per_second),
+        Some(lag) if moving && events_per_second > 0.0 => Some(lag as f64 / events_per_second),
         _ => None,
     };
     View {

@@ -116,10 +116,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // No webhook in dev: stops and dead letters are logged, one line each (debounced).
     let alerts = Alerts::start(AlertSettings::default())?;
     let (operator, inbox) = supervisor::operator();
+    let tail = Tail::start(store.clone(), Backoff::default());
     let served = Served {
         data_dir: args.data.clone(),
         status: status.clone(),
-        tail: Some(Tail::start(store.clone(), Backoff::default())),
+        tail: Some(tail.clone()),
         metrics: metrics.clone(),
         operator: Some(operator),
         runtime: Some(runtime.clone()),
@@ -167,6 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = stop.send(());
         api.stopped().await;
     }
+    tail.stop();
     server.shutdown().await?;
     report(&outcomes?)
 }

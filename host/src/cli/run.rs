@@ -64,10 +64,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Settings::new(config.batching, config.limits.thread_stack_bytes)
     };
     let (operator, inbox) = supervisor::operator();
+    let tail = Tail::start(Arc::clone(&source), config.backoff);
     let served = Served {
         data_dir: config.data_dir.clone(),
         status: settings.status.clone(),
-        tail: Some(Tail::start(Arc::clone(&source), config.backoff)),
+        tail: Some(tail.clone()),
         metrics: settings.metrics.clone(),
         operator: Some(operator),
         runtime: Some(runtime.clone()),
@@ -95,6 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         shutdown_signal(),
     )
     .await;
+    tail.stop();
     if let Some((api, stop)) = api {
         let _ = stop.send(());
         api.stopped().await;

@@ -74,6 +74,8 @@ pub struct Behind {
 #[derive(Clone, Debug, Default)]
 pub struct Tail {
     known: Arc<Mutex<Known>>,
+    /// The task following the log, to end it before the source goes away.
+    follower: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
 }
 
 impl Tail {
@@ -82,8 +84,22 @@ impl Tail {
     pub fn start(source: Arc<dyn EventSource>, backoff: Backoff) -> Tail {
         let tail = Tail::default();
         let follower = tail.clone();
-        tokio::spawn(async move { follower.follow(source, backoff).await });
+        let task = tokio::spawn(async move { follower.follow(source, backoff).await });
+        *tail.follower.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
         tail
+    }
+
+    /// Stops following the log: before the source shuts down, so its subscription does not end
+    /// in an error.
+    pub fn stop(&self) {
+        if let Some(task) = self
+            .follower
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
     }
 
     async fn follow(self, source: Arc<dyn EventSource>, backoff: Backoff) {

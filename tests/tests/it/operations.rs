@@ -283,6 +283,10 @@ async fn a_paused_projection_lags_in_events_and_seconds_until_resumed() -> anyho
         &scene.log,
     )?;
     assert_eq!(lagging["lag_events_exact"], true, "{lagging}");
+    assert!(
+        lagging["eta_seconds"].is_null(),
+        "a paused projection never catches up: {lagging}"
+    );
     assert_eq!(lagging["head"], last, "{lagging}");
     assert_eq!(
         tables::checkpoint(&scene.data, "tally"),
