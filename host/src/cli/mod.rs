@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume(args) => runtime.block_on(operate::operate("resume", args)),
         Command::Reset(args) => runtime.block_on(operate::operate("reset", args)),
         Command::Rebuild(args) => runtime.block_on(operate::operate("rebuild", args)),
-        Command::Rollback(args) => rollback::run(args),
+        Command::Rollback(args) => runtime.block_on(rollback::run(args)),
         Command::Dlq(args) => dlq::run(args),
         Command::Devstore(args) => runtime
             .block_on(devstore::cli::run(args, shutdown_signal()))

@@ -419,6 +419,20 @@ async fn reset_and_rebuild_end_with_the_tables_of_an_uninterrupted_run() -> anyh
     );
     let (code, answer) = post(&api, "/api/projections/tally/explode")?;
     assert_eq!(code, 404, "{answer}");
+    // The command line rolls back through the API too: to the file the rebuild replaced.
+    let rolled = std::process::Command::new(PROJECTOR)
+        .args(["rollback", "--api", &api, "tally"])
+        .env_remove("PROJECTOR_API_TOKEN")
+        .output()?;
+    assert!(
+        rolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rolled.stdout).contains("rolling tally back"));
+    wait_for_history(&scene.data, "tally", 0, PATIENCE, &scene.log, |e| {
+        e.outcome == "rollback-started"
+    })?;
     // The metrics counted both.
     let samples = scrape(&api)?;
     assert_eq!(
