@@ -23,6 +23,7 @@ pub mod limits;
 pub mod server;
 
 mod grpc;
+mod http;
 #[doc(hidden)]
 pub mod proto;
 mod store;

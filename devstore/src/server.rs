@@ -55,12 +55,15 @@ impl Server {
             shutdown: shutdown_signal.clone(),
         };
         let routes = grpc::routes(context, local_addr, config.require_auth);
+        let routes = crate::http::add(routes, shutdown_signal.clone());
         let mut stopping = shutdown_signal;
         let serving = tokio::spawn(
             tonic::transport::Server::builder()
                 // Answer client keep-alive PINGs promptly; idle connections stay open.
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .tcp_nodelay(true)
+                // HTTP/1.1 too, for the HTTP endpoints (`curl`, health checkers).
+                .accept_http1(true)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(
                     transport::incoming(listener, acceptor, TLS_HANDSHAKE_TIMEOUT),

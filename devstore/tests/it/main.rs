@@ -8,6 +8,7 @@ mod delete;
 mod durability;
 mod errors;
 mod filter;
+mod http;
 mod python;
 mod read;
 mod subscription;
