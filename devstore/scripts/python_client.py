@@ -2,7 +2,8 @@
 
 Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false'
 
-Appends, reads back, catches up on a filtered `$all` subscription and receives a live event.
+Appends, reads back, catches up on a filtered `$all` subscription and receives a live event,
+and meets the delete and tombstone cases as the real server answers them.
 Prints "python client: ok" and exits 0 on success; exits 2 when the package is not installed.
 """
 
@@ -13,10 +14,52 @@ import uuid
 try:
     from kurrentdbclient import KurrentDBClient, NewEvent, StreamState
     from kurrentdbclient.events import CaughtUp
-    from kurrentdbclient.exceptions import NotFoundError, WrongCurrentVersionError
+    from kurrentdbclient.exceptions import (
+        NotFoundError,
+        StreamIsDeletedError,
+        WrongCurrentVersionError,
+    )
 except ImportError as error:  # pragma: no cover - depends on the machine
     print(f"python client: kurrentdbclient is not installed ({error})")
     sys.exit(2)
+
+
+def expect(error, action, what):
+    """Runs `action` and checks that it raises `error`."""
+    try:
+        action()
+    except error:
+        return
+    raise AssertionError(f"expected {error.__name__}: {what}")
+
+
+def deletes(client) -> None:
+    """Delete and tombstone on missing, live and soft-deleted streams."""
+    event = lambda: NewEvent(type="E", data=b"{}")
+    # Nothing to soft-delete: the server's wrong-expected-version with "Actual version: -1",
+    # which the client reports as not found, whatever the expectation.
+    missing = f"missing-{uuid.uuid4()}"
+    for version in (StreamState.NO_STREAM, StreamState.ANY, StreamState.EXISTS):
+        expect(NotFoundError, lambda: client.delete_stream(missing, current_version=version), version)
+    # A stream that never existed can be tombstoned; then it is deleted for good.
+    never = f"never-{uuid.uuid4()}"
+    client.tombstone_stream(never, current_version=StreamState.ANY)
+    expect(StreamIsDeletedError, lambda: client.append_to_stream(never, events=[event()], current_version=StreamState.ANY), "append after tombstone")
+    expect(StreamIsDeletedError, lambda: client.get_stream(never), "read after tombstone")
+    # Soft delete, then recreate with NO_STREAM: revisions go on from the old last one.
+    soft = f"soft-{uuid.uuid4()}"
+    client.append_to_stream(soft, events=[event(), event()], current_version=StreamState.NO_STREAM)
+    expect(WrongCurrentVersionError, lambda: client.delete_stream(soft, current_version=0), "delete expecting 0")
+    client.delete_stream(soft, current_version=1)
+    expect(NotFoundError, lambda: client.get_stream(soft), "read after soft delete")
+    expect(StreamIsDeletedError, lambda: client.delete_stream(soft, current_version=StreamState.EXISTS), "delete a soft-deleted stream expecting it exists")
+    client.delete_stream(soft, current_version=StreamState.NO_STREAM)
+    client.append_to_stream(soft, events=[event()], current_version=StreamState.NO_STREAM)
+    assert [e.stream_position for e in client.get_stream(soft)] == [2], client.get_stream(soft)
+    # A soft-deleted stream can still be tombstoned.
+    client.delete_stream(soft, current_version=2)
+    client.tombstone_stream(soft, current_version=StreamState.ANY)
+    expect(StreamIsDeletedError, lambda: client.get_stream(soft), "read after tombstone")
 
 
 def main(uri: str) -> None:
@@ -65,6 +108,7 @@ def main(uri: str) -> None:
     subscription.stop()
     assert seen[:2] == [first.id, second.id], seen
     assert len(seen) == 3, seen
+    deletes(client)
     client.close()
     print("python client: ok")
 

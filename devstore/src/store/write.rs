@@ -59,26 +59,6 @@ impl ExpectedRevision {
             ExpectedRevision::Exact(revision) => revision as i64,
         }
     }
-
-    /// Whether a stream in `state` satisfies the expectation.
-    fn holds_for(self, state: StreamState) -> bool {
-        match (self, state) {
-            (_, StreamState::Tombstoned) => false,
-            (ExpectedRevision::Any, _) => true,
-            (ExpectedRevision::NoStream, state) => {
-                matches!(
-                    state,
-                    StreamState::Missing | StreamState::SoftDeleted { .. }
-                )
-            }
-            (ExpectedRevision::StreamExists, state) => matches!(state, StreamState::Live { .. }),
-            (ExpectedRevision::Exact(revision), StreamState::Live { last }) => revision == last,
-            (ExpectedRevision::Exact(revision), StreamState::SoftDeleted { last }) => {
-                last == Some(revision)
-            }
-            (ExpectedRevision::Exact(_), StreamState::Missing) => false,
-        }
-    }
 }
 
 /// The stream's last revision as reported in wrong-expected-version results.
@@ -100,13 +80,12 @@ impl Store {
     ) -> Result<AppendSuccess, WriteError> {
         self.write(|index, batch| {
             let state = index.stream_state(stream);
-            if state == StreamState::Tombstoned {
-                return Err(WriteError::StreamDeleted);
-            }
-            if !expected.holds_for(state) {
-                let current = current_revision(state);
-                return Err(WriteError::WrongExpectedVersion { current });
-            }
+            check(
+                Operation::Append,
+                state,
+                has_metadata(index, stream),
+                expected,
+            )?;
             let last = current_revision(state);
             if events.is_empty() {
                 return Ok(AppendSuccess {
@@ -118,7 +97,7 @@ impl Store {
                 // Appending recreates a soft-deleted stream: move `$tb` from "deleted" to just
                 // past the old events, so they stay hidden and revisions continue.
                 let truncate_before = last.map_or(0, |last| last + 1);
-                batch.push_metadata(index, stream, Value::from(truncate_before));
+                batch.push_metadata(index, stream, Value::from(truncate_before), true);
             }
             let name = index.stream_name(stream);
             let first = last.map_or(0, |last| last + 1);
@@ -136,9 +115,16 @@ impl Store {
     /// position. The stream can be recreated by appending to it.
     pub fn delete(&self, stream: &str, expected: ExpectedRevision) -> Result<u64, WriteError> {
         self.write(|index, batch| {
-            check_delete(index.stream_state(stream), expected)?;
+            let state = index.stream_state(stream);
+            check(
+                Operation::Delete,
+                state,
+                has_metadata(index, stream),
+                expected,
+            )?;
+            // The real server's delete writes `$tb` alone: the stream's other settings go.
             let deleted = Value::from(SOFT_DELETED_TRUNCATE_BEFORE);
-            Ok(batch.push_metadata(index, stream, deleted))
+            Ok(batch.push_metadata(index, stream, deleted, false))
         })
     }
 
@@ -146,7 +132,13 @@ impl Store {
     /// can never be used again.
     pub fn tombstone(&self, stream: &str, expected: ExpectedRevision) -> Result<u64, WriteError> {
         self.write(|index, batch| {
-            check_delete(index.stream_state(stream), expected)?;
+            let state = index.stream_state(stream);
+            check(
+                Operation::Tombstone,
+                state,
+                has_metadata(index, stream),
+                expected,
+            )?;
             let tombstone = ProposedEvent {
                 id: uuid::Uuid::new_v4(),
                 event_type: TOMBSTONE_EVENT_TYPE.to_owned(),
@@ -202,19 +194,62 @@ impl Store {
     }
 }
 
-/// The expected-revision rule of deletes: like appends, except that a stream that never existed
-/// cannot be deleted with `any`.
-fn check_delete(state: StreamState, expected: ExpectedRevision) -> Result<(), WriteError> {
-    if state == StreamState::Tombstoned {
-        return Err(WriteError::StreamDeleted);
+/// What a write does to a stream, for [`check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Append,
+    Delete,
+    Tombstone,
+}
+
+/// Whether `stream` has metadata (`$$stream` holds an event): a stream with metadata and no
+/// events exists for `StreamExists` and for deletes.
+fn has_metadata(index: &Index, stream: &str) -> bool {
+    index
+        .stream(&format!("$${stream}"))
+        .is_some_and(|entry| entry.last_revision().is_some())
+}
+
+/// The real server's expected-revision rule for `operation` on a stream in `state` (its
+/// index writer's commit check, and a soft delete's own check for a stream with nothing to
+/// delete). docs/devstore.md has it as a table:
+/// - a tombstoned stream refuses everything as deleted;
+/// - a soft-deleted stream takes `any`, `no_stream` and its old last revision (an append
+///   recreates it, a delete or tombstone deletes it again), and refuses `stream_exists` as
+///   deleted;
+/// - a live stream takes `any`, `stream_exists` and its last revision;
+/// - a stream with no events takes `any` and `no_stream`, and `stream_exists` only when it has
+///   metadata; a soft delete of a stream with neither events nor metadata always fails (with
+///   "Actual version: -1", which the Python client reports as not found), while a tombstone
+///   writes one.
+fn check(
+    operation: Operation,
+    state: StreamState,
+    has_metadata: bool,
+    expected: ExpectedRevision,
+) -> Result<(), WriteError> {
+    use ExpectedRevision::{Any, Exact, NoStream, StreamExists};
+    let wrong = |current| Err(WriteError::WrongExpectedVersion { current });
+    match state {
+        StreamState::Tombstoned => Err(WriteError::StreamDeleted),
+        StreamState::SoftDeleted { last } => match expected {
+            StreamExists => Err(WriteError::StreamDeleted),
+            Any | NoStream => Ok(()),
+            Exact(revision) if Some(revision) == last => Ok(()),
+            Exact(_) => wrong(last),
+        },
+        StreamState::Live { last } => match expected {
+            Any | StreamExists => Ok(()),
+            Exact(revision) if revision == last => Ok(()),
+            NoStream | Exact(_) => wrong(Some(last)),
+        },
+        StreamState::Missing => match (operation, expected) {
+            (_, Exact(_)) => wrong(None),
+            (Operation::Delete, _) if !has_metadata => wrong(None),
+            (_, StreamExists) if !has_metadata => wrong(None),
+            _ => Ok(()),
+        },
     }
-    let missing_with_any = state == StreamState::Missing && expected == ExpectedRevision::Any;
-    if missing_with_any || !expected.holds_for(state) {
-        return Err(WriteError::WrongExpectedVersion {
-            current: current_revision(state),
-        });
-    }
-    Ok(())
 }
 
 /// The records one write adds, with positions assigned in order.
@@ -243,11 +278,18 @@ impl Batch {
         position
     }
 
-    /// Adds a `$metadata` event to `$$<stream>` that keeps the stream's other settings and sets
-    /// `$tb`; returns its position.
-    fn push_metadata(&mut self, index: &Index, stream: &str, truncate_before: Value) -> u64 {
+    /// Adds a `$metadata` event to `$$<stream>` that sets `$tb`, keeping the stream's other
+    /// settings when `keep_settings`; returns its position.
+    fn push_metadata(
+        &mut self,
+        index: &Index,
+        stream: &str,
+        truncate_before: Value,
+        keep_settings: bool,
+    ) -> u64 {
         let mut metadata = index
             .stream(stream)
+            .filter(|_| keep_settings)
             .map(|entry| entry.metadata().clone())
             .unwrap_or_default();
         metadata.insert("$tb".to_owned(), truncate_before);

@@ -7,6 +7,7 @@ mod cluster;
 mod delete;
 mod durability;
 mod errors;
+mod expected;
 mod filter;
 mod http;
 mod python;
