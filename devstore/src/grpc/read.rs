@@ -66,11 +66,11 @@ impl StreamRead {
                 let Some(entry) = index.stream(&self.stream) else {
                     break;
                 };
-                first_visible = entry.first_visible();
+                first_visible = index.first_visible(entry);
                 let positions = if self.backwards {
-                    entry.backward(next, limit)
+                    entry.backward(next, first_visible, limit)
                 } else {
-                    entry.forward(next, limit)
+                    entry.forward(next, first_visible, limit)
                 };
                 positions
                     .into_iter()

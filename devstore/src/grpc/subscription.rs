@@ -127,7 +127,7 @@ impl StreamSubscription {
                     None => (Vec::new(), None),
                     Some(entry) => {
                         let page = entry
-                            .forward(next, PAGE)
+                            .forward(next, index.first_visible(entry), PAGE)
                             .into_iter()
                             .filter_map(|position| index.event(position).cloned())
                             .collect();

@@ -9,7 +9,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::event::{METADATA_EVENT_TYPE, RecordedEvent, TOMBSTONE_EVENT_TYPE, metadata_target};
+use super::event::{
+    METADATA_EVENT_TYPE, RecordedEvent, TOMBSTONE_EVENT_TYPE, metadata_target, now_ticks,
+};
+
+/// `created` ticks (100 ns) in a second.
+const TICKS_PER_SECOND: u64 = 10_000_000;
 
 /// The `$tb` (truncate before) value that marks a soft-deleted stream.
 pub const SOFT_DELETED_TRUNCATE_BEFORE: u64 = i64::MAX as u64;
@@ -34,6 +39,8 @@ pub struct StreamEntry {
     truncate_before: u64,
     /// Only the newest `$maxCount` revisions are visible.
     max_count: Option<u64>,
+    /// Only revisions written in the last `$maxAge` seconds are visible.
+    max_age: Option<u64>,
     /// Log position of the `$streamDeleted` tombstone, once written: the stream can never be
     /// used again.
     tombstone: Option<u64>,
@@ -75,6 +82,23 @@ impl Index {
     /// What the index knows about `stream`.
     pub fn stream(&self, stream: &str) -> Option<&StreamEntry> {
         self.streams.get(stream)
+    }
+
+    /// The oldest revision of `entry` that reads and subscriptions show now: past its `$tb`, its
+    /// newest `$maxCount`, and written within its `$maxAge` seconds (events are written in
+    /// time order, so the expired ones are a prefix).
+    pub fn first_visible(&self, entry: &StreamEntry) -> u64 {
+        let kept = entry.first_kept();
+        let Some(max_age) = entry.max_age else {
+            return kept;
+        };
+        let window = i64::try_from(max_age.saturating_mul(TICKS_PER_SECOND)).unwrap_or(i64::MAX);
+        let cutoff = now_ticks().saturating_sub(window);
+        let expired = entry.revisions.partition_point(|&position| {
+            self.event(position)
+                .is_some_and(|event| event.created < cutoff)
+        });
+        kept.max(expired as u64)
     }
 
     /// The state of `stream`, [`StreamState::Missing`] if it is unknown.
@@ -151,16 +175,17 @@ impl StreamEntry {
         (self.revisions.len() as u64).checked_sub(1)
     }
 
-    /// Oldest revision that `$tb` and `$maxCount` leave visible.
-    pub fn first_visible(&self) -> u64 {
+    /// Oldest revision that `$tb` and `$maxCount` leave visible (`Index::first_visible` adds
+    /// `$maxAge`, which needs the events' times).
+    fn first_kept(&self) -> u64 {
         let len = self.revisions.len() as u64;
         let by_count = self.max_count.map_or(0, |max| len.saturating_sub(max));
         self.truncate_before.max(by_count)
     }
 
-    /// Log positions of up to `limit` visible revisions ≥ `from`, oldest first.
-    pub fn forward(&self, from: u64, limit: usize) -> Vec<u64> {
-        let start = from.max(self.first_visible());
+    /// Log positions of up to `limit` revisions ≥ `from` and ≥ `first_visible`, oldest first.
+    pub fn forward(&self, from: u64, first_visible: u64, limit: usize) -> Vec<u64> {
+        let start = from.max(first_visible);
         let start = usize::try_from(start)
             .unwrap_or(usize::MAX)
             .min(self.revisions.len());
@@ -168,9 +193,9 @@ impl StreamEntry {
         self.revisions[start..end].to_vec()
     }
 
-    /// Log positions of up to `limit` visible revisions ≤ `from`, newest first.
-    pub fn backward(&self, from: u64, limit: usize) -> Vec<u64> {
-        let first = usize::try_from(self.first_visible()).unwrap_or(usize::MAX);
+    /// Log positions of up to `limit` revisions ≤ `from` and ≥ `first_visible`, newest first.
+    pub fn backward(&self, from: u64, first_visible: u64, limit: usize) -> Vec<u64> {
+        let first = usize::try_from(first_visible).unwrap_or(usize::MAX);
         let end = usize::try_from(from.saturating_add(1))
             .unwrap_or(usize::MAX)
             .min(self.revisions.len());
@@ -199,5 +224,6 @@ impl StreamEntry {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         self.max_count = self.metadata.get("$maxCount").and_then(Value::as_u64);
+        self.max_age = self.metadata.get("$maxAge").and_then(Value::as_u64);
     }
 }
