@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/gossip.proto",
         "proto/serverfeatures.proto",
         "proto/persistent.proto",
+        "proto/operations.proto",
+        "proto/monitoring.proto",
     ];
     for file in files
         .iter()

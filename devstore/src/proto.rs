@@ -30,6 +30,16 @@ pub mod event_store {
         pub mod persistent_subscriptions {
             tonic::include_proto!("event_store.client.persistent_subscriptions");
         }
+
+        /// `event_store.client.operations`: scavenges and node administration.
+        pub mod operations {
+            tonic::include_proto!("event_store.client.operations");
+        }
+
+        /// `event_store.client.monitoring`: the node's statistics, streamed.
+        pub mod monitoring {
+            tonic::include_proto!("event_store.client.monitoring");
+        }
     }
 }
 
@@ -42,4 +52,4 @@ pub mod google {
 }
 
 pub use event_store::client as shared;
-pub use event_store::client::{gossip, server_features, streams};
+pub use event_store::client::{gossip, monitoring, operations, server_features, streams};

@@ -30,8 +30,9 @@ pub struct Server {
     tls: bool,
     /// Kept to close it after the gRPC server stopped.
     store: Store,
-    /// Raising it stops the gRPC server and every long-running call.
-    shutdown: watch::Sender<bool>,
+    /// Raising it stops the gRPC server and every long-running call (also raised by an
+    /// `Operations/Shutdown` call).
+    shutdown: std::sync::Arc<watch::Sender<bool>>,
     /// The gRPC server task.
     serving: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -54,7 +55,13 @@ impl Server {
             store: store.clone(),
             shutdown: shutdown_signal.clone(),
         };
-        let routes = grpc::routes(context, local_addr, config.require_auth);
+        let shutdown = std::sync::Arc::new(shutdown);
+        let routes = grpc::routes(
+            context,
+            local_addr,
+            config.require_auth,
+            std::sync::Arc::clone(&shutdown),
+        );
         let routes = crate::http::add(routes, shutdown_signal.clone());
         let mut stopping = shutdown_signal;
         let serving = tokio::spawn(

@@ -44,6 +44,38 @@ pub fn supported_methods() -> SupportedMethods {
             method(streams, "tombstone", &[]),
             method(streams, "batchappend", &["deadline_duration"]),
             method("event_store.client.gossip.gossip", "read", &[]),
+            method("event_store.client.monitoring.monitoring", "stats", &[]),
+            method(
+                "event_store.client.operations.operations",
+                "startscavenge",
+                &[],
+            ),
+            method(
+                "event_store.client.operations.operations",
+                "stopscavenge",
+                &[],
+            ),
+            method("event_store.client.operations.operations", "shutdown", &[]),
+            method(
+                "event_store.client.operations.operations",
+                "mergeindexes",
+                &[],
+            ),
+            method(
+                "event_store.client.operations.operations",
+                "resignnode",
+                &[],
+            ),
+            method(
+                "event_store.client.operations.operations",
+                "setnodepriority",
+                &[],
+            ),
+            method(
+                "event_store.client.operations.operations",
+                "restartpersistentsubscriptions",
+                &[],
+            ),
             method(
                 "event_store.client.server_features.serverfeatures",
                 "getsupportedmethods",

@@ -14,6 +14,7 @@ mod delete;
 mod features;
 mod filter;
 mod gossip;
+mod operations;
 mod read;
 mod read_request;
 mod scan_budget;
@@ -30,6 +31,8 @@ use tonic::service::interceptor::InterceptedService;
 
 use crate::limits::MAX_MESSAGE_SIZE;
 use crate::proto::gossip::gossip_server::GossipServer;
+use crate::proto::monitoring::monitoring_server::MonitoringServer;
+use crate::proto::operations::operations_server::OperationsServer;
 use crate::proto::server_features::server_features_server::ServerFeaturesServer;
 use crate::proto::streams::streams_server::StreamsServer;
 use crate::store::Store;
@@ -47,10 +50,20 @@ pub struct Context {
 }
 
 /// All services, ready to serve. `endpoint` is what gossip advertises.
-pub fn routes(context: Context, endpoint: SocketAddr, require_auth: bool) -> Routes {
+pub fn routes(
+    context: Context,
+    endpoint: SocketAddr,
+    require_auth: bool,
+    stop: std::sync::Arc<watch::Sender<bool>>,
+) -> Routes {
     let auth = Auth {
         required: require_auth,
     };
+    let monitoring = MonitoringServer::new(operations::MonitoringService {
+        context: context.clone(),
+        started: std::time::Instant::now(),
+    });
+    let operations = OperationsServer::new(operations::OperationsService { stop });
     let streams = StreamsServer::new(streams::StreamsService { context })
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
@@ -63,4 +76,6 @@ pub fn routes(context: Context, endpoint: SocketAddr, require_auth: bool) -> Rou
     Routes::new(InterceptedService::new(streams, auth))
         .add_service(gossip)
         .add_service(ServerFeaturesServer::new(features::FeaturesService))
+        .add_service(InterceptedService::new(operations, auth))
+        .add_service(InterceptedService::new(monitoring, auth))
 }

@@ -10,6 +10,7 @@ mod errors;
 mod expected;
 mod filter;
 mod http;
+mod operations;
 mod python;
 mod read;
 mod subscription;
