@@ -148,6 +148,11 @@ impl Worker {
                         tracing::info!(projection = name, role = self.role.as_str(), "resumed");
                     }
                     paused = false;
+                    // A swap made while paused is timed from the resume: the operator's pause
+                    // is not the swap's.
+                    if let Some(swap) = &mut pending_swap {
+                        swap.last_old_commit = Instant::now();
+                    }
                     // The retries new code asked for while paused are due now.
                     for selection in deferred.drain(..) {
                         retry_dead_letters(&mut projection, &name, &selection, None);
