@@ -21,15 +21,11 @@ use std::time::{Duration, Instant};
 
 use projector::api::{Api, ApiSettings, Served};
 use projector::pipeline::{self, BatchOptions, Settings, Tail};
-use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
 use projector::source::{EsdbSource, EventSource};
-use projector::store::{DataDir, Reader};
-use projector_tests::guests;
-use projector_tests::shop::{self, Payload};
+use projector::store::Reader;
+use projector_tests::bench;
 use tokio::sync::oneshot;
-
-const CHUNK: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Load {
@@ -55,15 +51,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(base: usize, extra: usize, rounds: usize, clients: usize) -> anyhow::Result<()> {
-    let server = devstore::Server::start(devstore::Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..devstore::Config::default()
-    })
-    .await?;
-    let connection = format!("{}&discoveryInterval=0", server.connection_string());
-    let store = Arc::new(EsdbSource::connect(&connection).await?);
-    let events = order_events(base + extra);
-    let base_last = load(&store, &events[..base], 0).await?;
+    let (server, store) = bench::devstore().await?;
+    let events = bench::order_events(base + extra)?;
+    let base_last = bench::load(&store, &events[..base], "0").await?;
     let runtime = Runtime::new(Limits::default(), None)?;
 
     // The queried table: the base projected once.
@@ -87,7 +77,7 @@ async fn bench(base: usize, extra: usize, rounds: usize, clients: usize) -> anyh
         })
         .collect();
     eprintln!("base: {base} events, {rows:?} orders");
-    let last = load(&store, &events[base..], 1).await?;
+    let last = bench::load(&store, &events[base..], "1").await?;
 
     // The queries alone, on the base table with nothing writing: what the load costs them.
     let mut idle = Vec::new();
@@ -170,36 +160,6 @@ async fn bench(base: usize, extra: usize, rounds: usize, clients: usize) -> anyh
     Ok(())
 }
 
-/// `count` order events of the shop generator.
-fn order_events(count: usize) -> Vec<(String, serde_json::Value)> {
-    let generated = shop::generate_with(count * 2 + 100, 21, false);
-    generated
-        .into_iter()
-        .filter(|e| e.stream.starts_with("order-"))
-        .take(count)
-        .map(|e| match e.data {
-            Payload::Json(data) => (e.event_type, data),
-            Payload::Garbage(_) => unreachable!("generated without malformed events"),
-        })
-        .collect()
-}
-
-/// Appends `events` in chunks; the position of the last.
-async fn load(
-    store: &EsdbSource,
-    events: &[(String, serde_json::Value)],
-    part: usize,
-) -> anyhow::Result<i64> {
-    let mut last = 0;
-    for (index, chunk) in events.chunks(CHUNK).enumerate() {
-        last = store
-            .append(&format!("order-bulk-{part}-{index}"), chunk)
-            .await?
-            .commit as i64;
-    }
-    Ok(last)
-}
-
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -278,12 +238,10 @@ fn get(api: SocketAddr, path: &str) -> anyhow::Result<u16> {
         .unwrap_or(0))
 }
 
-/// A pipeline running order-summary on `data`, and the API over it when `serve`.
+/// order-summary running on `data`, and the API over it when `with_api`.
 struct Running {
-    status: pipeline::Status,
+    run: bench::Running,
     api: Option<SocketAddr>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<Vec<pipeline::Outcome>>>,
     served: Option<(Api, oneshot::Sender<()>)>,
 }
 
@@ -293,44 +251,21 @@ async fn start(
     store: Arc<EsdbSource>,
     with_api: bool,
 ) -> anyhow::Result<Running> {
-    let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
-    let files = DataDir::open(data)?.current_or_new(
-        &plugin.manifest.name,
-        &plugin.manifest.version,
-        &plugin.sha256,
-    )?;
-    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())?;
+    let projection = bench::order_summary(runtime, data)?;
     let settings = Settings::new(
         BatchOptions::default(),
         Limits::default().thread_stack_bytes,
     );
-    let status = settings.status.clone();
     let served = if with_api {
         let source: Arc<dyn EventSource> = store.clone();
-        let served = serve(
-            runtime,
-            data,
-            Some(source),
-            (status.clone(), settings.metrics.clone()),
-        );
-        Some(served.await?)
+        let board = (settings.status.clone(), settings.metrics.clone());
+        Some(serve(runtime, data, Some(source), board).await?)
     } else {
         None
     };
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(pipeline::run(
-        vec![projection],
-        store,
-        settings,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
     Ok(Running {
-        status,
+        run: bench::Running::start(projection, store, settings),
         api: served.as_ref().map(|(api, _)| api.local_addr),
-        stop,
-        task,
         served,
     })
 }
@@ -367,26 +302,12 @@ async fn serve(
 }
 
 impl Running {
-    fn committed(&self) -> i64 {
-        self.status
-            .projections()
-            .values()
-            .next()
-            .and_then(|s| s.checkpoint)
-            .map_or(0, |p| p.commit as i64)
-    }
-
     async fn wait_until(&self, position: i64) {
-        while self.committed() < position {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        self.run.wait_until(position).await;
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        for outcome in self.task.await?? {
-            anyhow::ensure!(outcome.error.is_none(), "{:?}", outcome.error);
-        }
+        self.run.stop().await?;
         if let Some((api, stop)) = self.served {
             let _ = stop.send(());
             api.stopped().await;

@@ -6,24 +6,15 @@
 //! RATE` to change the defaults of 1000000 events, 3 catch-up rounds, 20 s, 1000 events/s).
 //! devstore, the client, the pipeline and the plugin share one process and the machine's cores.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use projector::pipeline::BatchOptions;
-use projector::pipeline::{self, Settings, Status};
-use projector::projection::{ErrorPolicy, Projection};
+use projector::pipeline::{BatchOptions, Settings, Status};
 use projector::runtime::{Limits, Runtime};
 use projector::source::EsdbSource;
-use projector::store::DataDir;
-use projector_tests::guests;
+use projector_tests::bench::{self, Running};
 use projector_tests::latency::Probe;
-use projector_tests::shop::{self, Payload};
-use tokio::sync::oneshot;
-
-/// Events per append call while loading the store.
-const CHUNK: usize = 1000;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<u64> = std::env::args()
@@ -41,14 +32,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(count: usize, rounds: u64, live_seconds: u64, rate: u64) -> anyhow::Result<()> {
-    let server = devstore::Server::start(devstore::Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..devstore::Config::default()
-    })
-    .await?;
-    let connection = format!("{}&discoveryInterval=0", server.connection_string());
-    let store = Arc::new(EsdbSource::connect(&connection).await?);
-    let last = load(&store, count).await?;
+    let (server, store) = bench::devstore().await?;
+    let last = bench::load(&store, &bench::order_events(count)?, "0").await?;
     let runtime = Runtime::new(Limits::default(), None)?;
 
     let mut rates = Vec::new();
@@ -90,92 +75,14 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Appends `count` order events in chunks and returns the position of the last.
-async fn load(store: &EsdbSource, count: usize) -> anyhow::Result<i64> {
-    let started = Instant::now();
-    let generated = shop::generate_with(count * 2 + 100, 21, false);
-    let events: Vec<(String, serde_json::Value)> = generated
-        .into_iter()
-        .filter(|e| e.stream.starts_with("order-"))
-        .take(count)
-        .map(|e| match e.data {
-            Payload::Json(data) => (e.event_type, data),
-            Payload::Garbage(_) => unreachable!("generated without malformed events"),
-        })
-        .collect();
-    anyhow::ensure!(events.len() == count, "generated too few order events");
-    let mut last = 0;
-    for (index, chunk) in events.chunks(CHUNK).enumerate() {
-        last = store
-            .append(&format!("order-bulk-{index}"), chunk)
-            .await?
-            .commit as i64;
-        if index % 100 == 99 {
-            eprintln!("loaded {} of {count} events", (index + 1) * CHUNK);
-        }
-    }
-    eprintln!(
-        "loaded {count} events in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(last)
-}
-
-/// A pipeline running order-summary in the background.
-struct Running {
-    status: Status,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<Vec<pipeline::Outcome>>>,
-}
-
+/// order-summary over `store` in the background, on a fresh data directory `data`.
 fn start(runtime: &Runtime, data: &Path, store: Arc<EsdbSource>) -> anyhow::Result<Running> {
-    let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
-    let files = DataDir::open(data)?.current_or_new(
-        &plugin.manifest.name,
-        &plugin.manifest.version,
-        &plugin.sha256,
-    )?;
-    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())?;
+    let projection = bench::order_summary(runtime, data)?;
     let settings = Settings::new(
         BatchOptions::default(),
         Limits::default().thread_stack_bytes,
     );
-    let status = settings.status.clone();
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(pipeline::run(
-        vec![projection],
-        store,
-        settings,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Ok(Running { status, stop, task })
-}
-
-impl Running {
-    fn committed(&self) -> i64 {
-        self.status
-            .projections()
-            .values()
-            .next()
-            .and_then(|s| s.checkpoint)
-            .map_or(0, |p| p.commit as i64)
-    }
-
-    async fn wait_until(&self, position: i64) {
-        while self.committed() < position {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        for outcome in self.task.await?? {
-            anyhow::ensure!(outcome.error.is_none(), "{:?}", outcome.error);
-        }
-        Ok(())
-    }
+    Ok(Running::start(projection, store, settings))
 }
 
 /// Appends one new order per tick at `rate` for `seconds` and measures, for each, the time

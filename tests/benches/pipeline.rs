@@ -14,14 +14,11 @@ use std::time::Instant;
 use projector::event::RecordedEvent;
 use projector::pipeline;
 use projector::pipeline::BatchOptions;
-use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::{Limits, Runtime};
 use projector::source::{MemorySource, parse_jsonl};
-use projector::store::{
-    Checkpoint, Checkpointer, DataDir, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES,
-};
+use projector::store::{Checkpoint, Checkpointer, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES};
 use projector::value::{SqlError, SqlSession, Value};
-use projector_tests::{guests, shop};
+use projector_tests::shop;
 
 const BATCH: usize = 500;
 
@@ -84,13 +81,7 @@ async fn wasm_pipeline(
     data: &Path,
     events: &[RecordedEvent],
 ) -> anyhow::Result<f64> {
-    let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
-    let files = DataDir::open(data)?.current_or_new(
-        &plugin.manifest.name,
-        &plugin.manifest.version,
-        &plugin.sha256,
-    )?;
-    let projection = Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())?;
+    let projection = projector_tests::bench::order_summary(runtime, data)?;
     let source = Arc::new(MemorySource::new("memory", events.to_vec()));
     let options = BatchOptions {
         max_events: BATCH,

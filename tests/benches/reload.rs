@@ -12,7 +12,6 @@
 //! Run with `cargo bench -p projector-tests --bench reload` (add `-- EVENTS RATE SWAPS ROUNDS`
 //! to change the defaults of 500000 events, 1000 events/s, 20 swaps, 3 catch-up rounds).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,13 +47,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(events: u64, rate: u64, swaps: usize, rounds: u64) -> anyhow::Result<()> {
-    let server = devstore::Server::start(devstore::Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..devstore::Config::default()
-    })
-    .await?;
-    let connection = format!("{}&discoveryInterval=0", server.connection_string());
-    let store = Arc::new(EsdbSource::connect(&connection).await?);
+    let (server, store) = projector_tests::bench::devstore().await?;
     let last = load(&store, events).await?;
     let v1 = std::fs::read(guests::TALLY_V1)?;
     let v2 = std::fs::read(guests::TALLY_V2)?;

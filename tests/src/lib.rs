@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end tests and benchmarks: the paths of the compiled guest
 //! components, a deterministic shop workload with an independent model of the tables the
 //! example plugins should build, table dumps to compare databases with, and an
-//! append-to-commit latency probe for the benchmarks.
+//! append-to-commit latency probe and a shared harness for the benchmarks.
 
+pub mod bench;
 pub mod latency;
 pub mod modules;
 pub mod shop;
