@@ -30,7 +30,7 @@ fn query(api: &str, sql: &str) -> anyhow::Result<(u16, String)> {
 }
 
 /// The status code of an HTTP status line.
-fn code(status_line: &str) -> u16 {
+pub fn code(status_line: &str) -> u16 {
     status_line
         .split_whitespace()
         .nth(1)

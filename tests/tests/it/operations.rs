@@ -23,29 +23,8 @@ pub fn request(
     headers: &[(&str, &str)],
     json: Option<&str>,
 ) -> anyhow::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let body = json.unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    if json.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    write!(stream, "{head}Content-Length: {}\r\n\r\n{body}", body.len())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("no HTTP header end in {response}"))?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_string()))
+    let (head, body) = crate::dev::exchange_with(address, address, method, path, headers, json)?;
+    Ok((crate::api::code(&head), body))
 }
 
 fn get_json(api: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
