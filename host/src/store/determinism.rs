@@ -208,6 +208,7 @@ fn evaluate(
     }
     let mut rows = statement.raw_query();
     let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    // Not rusqlite's `From<ValueRef>`, which panics on text that is not UTF-8.
     Ok(match row.get_ref(0)? {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Integer(i),
