@@ -6,39 +6,32 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{Shared, refuse, slots, status};
+use super::{Shared, refuse, status};
 use crate::metrics::{AlertGauges, Gauges, ProjectionGauges, SourceGauges, resident_bytes};
 
-/// Tells the metrics where their gauges come from.
-pub(super) fn install_gauges(shared: &Shared) {
-    let shared_for_gauges = shared.clone();
-    shared
-        .served
-        .metrics
-        .set_gauges(move || gauges(&shared_for_gauges));
-}
-
+/// The gauges now (blocking: the dead-letter counts open the databases).
 fn gauges(shared: &Shared) -> Gauges {
     let views = status::views(shared);
+    let counts = shared.dead_letters.get();
     // A run holds its database open from its start to its end: serving runs that have not
     // stopped, and rebuilds.
     let open_databases = views
         .iter()
-        .map(|(_, status, ..)| {
+        .map(|(_, status, _)| {
             let serving = status.serving_run.is_some() && status.stopped.is_none();
             u64::from(serving) + u64::from(status.rebuild.is_some())
         })
         .sum();
     let projections = views
         .into_iter()
-        .map(|(name, status, view, dead_letters)| ProjectionGauges {
+        .map(|(name, status, view)| ProjectionGauges {
+            dead_letters_pending: counts.get(&name).copied(),
             name,
             state: view.state,
             position: status.checkpoint.map(|p| p.commit),
             head: view.head,
             lag_events: view.lag_events,
             lag_seconds: view.lag_seconds,
-            dead_letters_pending: dead_letters,
             rebuild_progress: status.rebuild.as_ref().and_then(|r| r.progress()),
             events_per_second: view.events_per_second,
         })
@@ -77,22 +70,21 @@ fn gauges(shared: &Shared) -> Gauges {
     }
 }
 
-/// The Prometheus text (encoded off the async threads: the gauges read databases).
+/// The Prometheus text, encoded on a blocking thread that holds a status-read slot (the
+/// gauges read databases).
 pub(super) async fn scrape(State(shared): State<Shared>) -> Response {
-    let Some(_slot) = slots::take(&shared.reads).await else {
-        return slots::busy("too many status reads at once; retry in a moment".into());
-    };
-    let metrics = shared.served.metrics.clone();
-    match tokio::task::spawn_blocking(move || metrics.encode()).await {
-        Ok(Ok(text)) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Ok(Err(error)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")),
-        Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-    }
+    status::reading(shared, |shared| {
+        match shared.served.metrics.encode(gauges(shared)) {
+            Ok(text) => (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("{error:#}")),
+        }
+    })
+    .await
 }

@@ -176,7 +176,6 @@ impl Api {
             reads: Arc::new(Semaphore::new(READS_AT_ONCE)),
             settings: Arc::new(settings),
         };
-        metrics::install_gauges(&shared);
         let router = Router::new()
             .route("/", get(console::page))
             .route("/console.css", get(console::style))

@@ -59,9 +59,8 @@ impl DeadLetterCounts {
     }
 }
 
-/// Every projection's view, by name, with its dead letters (blocking).
-pub(super) fn views(shared: &Shared) -> Vec<(String, ProjectionStatus, View, Option<u64>)> {
-    let counts = shared.dead_letters.get();
+/// Every projection's status and view, by name: no I/O, only the status board and the tail.
+pub(super) fn views(shared: &Shared) -> Vec<(String, ProjectionStatus, View)> {
     let now = now_unix_ms();
     shared
         .served
@@ -70,10 +69,26 @@ pub(super) fn views(shared: &Shared) -> Vec<(String, ProjectionStatus, View, Opt
         .into_iter()
         .map(|(name, status)| {
             let view = view(&status, shared.served.tail.as_ref(), now);
-            let dead_letters = counts.get(&name).copied();
-            (name, status, view, dead_letters)
+            (name, status, view)
         })
         .collect()
+}
+
+/// Runs `work`, which reads every database (the dead-letter counts), on a blocking thread
+/// that holds one of the status-read slots until it ends, even if the client has gone.
+pub(super) async fn reading(
+    shared: Shared,
+    work: impl FnOnce(&Shared) -> Response + Send + 'static,
+) -> Response {
+    let Some(slot) = slots::take(&shared.reads).await else {
+        return slots::busy("too many status reads at once; retry in a moment".into());
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work(&shared)
+    })
+    .await;
+    answer.unwrap_or_else(|error| refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }
 
 /// One projection as JSON.
@@ -126,48 +141,36 @@ fn to_json(
 
 /// `GET /api/projections`.
 pub(super) async fn projections(State(shared): State<Shared>) -> Response {
-    let Some(_slot) = slots::take(&shared.reads).await else {
-        return slots::busy("too many status reads at once; retry in a moment".into());
-    };
-    let answer = tokio::task::spawn_blocking(move || {
-        let projections: Vec<serde_json::Value> = views(&shared)
+    reading(shared, |shared| {
+        let counts = shared.dead_letters.get();
+        let projections: Vec<serde_json::Value> = views(shared)
             .iter()
-            .map(|(name, status, view, dead)| to_json(name, status, view, *dead))
+            .map(|(name, status, view)| to_json(name, status, view, counts.get(name).copied()))
             .collect();
-        json!({
+        Json(json!({
             "projections": projections,
             "unnamed_reloads": shared.served.status.unnamed_reloads(),
             "head": shared.served.tail.as_ref().and_then(|t| t.head()),
-        })
+        }))
+        .into_response()
     })
-    .await;
-    match answer {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-    }
+    .await
 }
 
 /// `GET /api/projections/{name}`.
 pub(super) async fn projection(State(shared): State<Shared>, Path(name): Path<String>) -> Response {
-    let Some(_slot) = slots::take(&shared.reads).await else {
-        return slots::busy("too many status reads at once; retry in a moment".into());
-    };
-    let answer = tokio::task::spawn_blocking(move || {
-        views(&shared)
-            .into_iter()
-            .find(|(n, ..)| *n == name)
-            .map(|(name, status, view, dead)| to_json(&name, &status, &view, dead))
-            .ok_or(name)
-    })
-    .await;
-    match answer {
-        Ok(Ok(body)) => Json(body).into_response(),
-        Ok(Err(name)) => refuse(
+    let Some(status) = shared.served.status.projection(&name) else {
+        return refuse(
             StatusCode::NOT_FOUND,
             format!("no projection is named {name:?} here (GET /api/projections lists them)"),
-        ),
-        Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-    }
+        );
+    };
+    reading(shared, move |shared| {
+        let view = view(&status, shared.served.tail.as_ref(), now_unix_ms());
+        let dead_letters = shared.dead_letters.get().get(&name).copied();
+        Json(to_json(&name, &status, &view, dead_letters)).into_response()
+    })
+    .await
 }
 
 /// `GET /health`: the process answers.
@@ -178,45 +181,36 @@ pub(super) async fn health() -> Json<serde_json::Value> {
 /// `GET /ready`: 200 when every projection is caught up or within the configured lag; 503
 /// with the reasons otherwise.
 pub(super) async fn ready(State(shared): State<Shared>) -> Response {
-    let Some(_slot) = slots::take(&shared.reads).await else {
-        return slots::busy("too many status reads at once; retry in a moment".into());
-    };
+    // A probe polled often: the status board only, no database opened.
     let max_lag = shared.settings.ready_max_lag_seconds as f64;
-    let answer = tokio::task::spawn_blocking(move || {
-        let views = views(&shared);
-        let mut reasons = Vec::new();
-        if views.is_empty() {
-            reasons.push("no projection is running yet".to_string());
-        }
-        for (name, status, view, _) in &views {
-            match view.state {
-                "stopped" => reasons.push(format!(
-                    "{name} stopped: {}",
-                    status.stopped.as_deref().unwrap_or("?")
-                )),
-                "not running" => reasons.push(format!("{name} is not running")),
-                _ => match view.lag_seconds {
-                    Some(lag) if lag > max_lag => reasons.push(format!(
-                        "{name} is {lag:.1} s behind (more than [api] ready_max_lag_seconds = \
-                         {max_lag})"
-                    )),
-                    None if !status.caught_up => {
-                        reasons.push(format!("{name} has not caught up yet"))
-                    }
-                    _ => {}
-                },
-            }
-        }
-        reasons
-    })
-    .await;
-    match answer {
-        Ok(reasons) if reasons.is_empty() => Json(json!({ "ready": true })).into_response(),
-        Ok(reasons) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false, "reasons": reasons })),
-        )
-            .into_response(),
-        Err(error) => refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    let views = views(&shared);
+    let mut reasons = Vec::new();
+    if views.is_empty() {
+        reasons.push("no projection is running yet".to_string());
     }
+    for (name, status, view) in &views {
+        match view.state {
+            "stopped" => reasons.push(format!(
+                "{name} stopped: {}",
+                status.stopped.as_deref().unwrap_or("?")
+            )),
+            "not running" => reasons.push(format!("{name} is not running")),
+            _ => match view.lag_seconds {
+                Some(lag) if lag > max_lag => reasons.push(format!(
+                    "{name} is {lag:.1} s behind (more than [api] ready_max_lag_seconds = \
+                     {max_lag})"
+                )),
+                None if !status.caught_up => reasons.push(format!("{name} has not caught up yet")),
+                _ => {}
+            },
+        }
+    }
+    if reasons.is_empty() {
+        return Json(json!({ "ready": true })).into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "ready": false, "reasons": reasons })),
+    )
+        .into_response()
 }

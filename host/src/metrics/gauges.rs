@@ -1,6 +1,6 @@
 //! The metrics read at each scrape rather than counted as work happens: positions, lag, state,
 //! pending dead letters, and the process's memory and compile cache. Whoever serves `/metrics`
-//! provides them ([`super::Metrics::set_gauges`]), from the status board and the store.
+//! reads them from the status board and the store and hands them to [`super::Metrics::encode`].
 
 use std::sync::{Arc, Mutex};
 
@@ -78,10 +78,8 @@ pub struct SourceGauges {
     pub down: bool,
 }
 
-pub(super) type Provider = Arc<dyn Fn() -> Gauges + Send + Sync>;
-
-/// Encodes the provider's gauges at each scrape.
-pub(super) struct Collector(pub Arc<Mutex<Option<Provider>>>);
+/// Encodes the gauges of the scrape under way.
+pub(super) struct Collector(pub Arc<Mutex<Option<Gauges>>>);
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,11 +121,9 @@ fn single<M: EncodeMetric>(
 
 impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let provider = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let Some(provider) = provider else {
+        let Some(gauges) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return Ok(());
         };
-        let gauges = provider();
         let encoder = &mut encoder;
         let projections = &gauges.projections;
         let each = |value: fn(&ProjectionGauges) -> Option<f64>| {

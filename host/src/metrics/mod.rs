@@ -1,6 +1,6 @@
 //! Prometheus metrics (the only user of `prometheus-client`): the counters and histograms the
-//! projection threads, feeds and supervisor update as they work, and the gauges read from the
-//! status board when `/metrics` is scraped.
+//! projection threads, feeds and supervisor update as they work, and the gauges the scraper reads
+//! from the status board and hands to [`Metrics::encode`].
 //!
 //! Names follow Prometheus conventions: a `projector_` prefix, base units (seconds, bytes),
 //! `_total` on counters, a HELP text on every family. Per-projection families carry a
@@ -66,7 +66,9 @@ struct Inner {
     received: Family<SourceLabels, Counter>,
     reconnects: Family<SourceLabels, Counter>,
     /// What `/metrics` reads at each scrape besides the above.
-    gauges: Arc<Mutex<Option<gauges::Provider>>>,
+    gauges: Arc<Mutex<Option<Gauges>>>,
+    /// Held from setting a scrape's gauges to encoding them, so scrapes do not mix.
+    encoding: Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -147,6 +149,7 @@ impl Metrics {
             received: Family::default(),
             reconnects: Family::default(),
             gauges: Arc::default(),
+            encoding: Mutex::new(()),
             registry: Registry::default(),
         };
         // `_total` is added by the encoder to counters.
@@ -269,13 +272,15 @@ impl Metrics {
         self.inner.reconnects.get_or_create(&labels).inc();
     }
 
-    /// Sets what each scrape reads for the gauges (positions, lag, memory, …).
-    pub fn set_gauges(&self, provider: impl Fn() -> Gauges + Send + Sync + 'static) {
-        *self.inner.gauges.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(provider));
-    }
-
-    /// Everything as OpenMetrics text (what `prometheus-client` writes; Prometheus reads it).
-    pub fn encode(&self) -> anyhow::Result<String> {
+    /// Everything as OpenMetrics text (what `prometheus-client` writes; Prometheus reads it):
+    /// the counters, and `gauges` as the scraper read them just now.
+    pub fn encode(&self, gauges: Gauges) -> anyhow::Result<String> {
+        let _one_at_a_time = self
+            .inner
+            .encoding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *self.inner.gauges.lock().unwrap_or_else(|e| e.into_inner()) = Some(gauges);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;
         Ok(text)
@@ -305,21 +310,22 @@ mod tests {
             rows_changed: 9,
         });
         metrics.reload(Some("orders"), "started");
-        metrics.set_gauges(|| Gauges {
-            projections: vec![ProjectionGauges {
-                name: "orders".into(),
-                state: "running",
-                position: Some(42),
-                head: Some(50),
-                lag_events: Some(3),
-                lag_seconds: Some(0.5),
-                dead_letters_pending: Some(1),
-                rebuild_progress: None,
-                events_per_second: 10.0,
-            }],
-            ..Gauges::default()
-        });
-        let text = metrics.encode().unwrap();
+        let text = metrics
+            .encode(Gauges {
+                projections: vec![ProjectionGauges {
+                    name: "orders".into(),
+                    state: "running",
+                    position: Some(42),
+                    head: Some(50),
+                    lag_events: Some(3),
+                    lag_seconds: Some(0.5),
+                    dead_letters_pending: Some(1),
+                    rebuild_progress: None,
+                    events_per_second: 10.0,
+                }],
+                ..Gauges::default()
+            })
+            .unwrap();
         for expected in [
             "# HELP projector_events_projected Events the plugin projected",
             "projector_events_projected_total{projection=\"orders\",role=\"serving\"} 7",
