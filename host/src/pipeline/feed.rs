@@ -57,8 +57,9 @@ pub(super) struct Feed {
     pub batching: BatchOptions,
     pub backoff: Backoff,
     pub committed: watch::Receiver<Option<Position>>,
-    /// The last event the projection was given when it started (see `Checkpoint::last_event`).
-    pub last_event: Option<Position>,
+    /// The last event the projection has committed (see `Checkpoint::last_event`), published
+    /// by its thread after every batch.
+    pub last_event: watch::Receiver<Option<Position>>,
     pub status: Status,
     pub metrics: crate::metrics::Metrics,
 }
@@ -68,13 +69,28 @@ impl Feed {
     /// projection stops listening.
     pub async fn run(self, sender: mpsc::Sender<anyhow::Result<Batch>>) {
         let described = self.source.describe();
-        if let Err(error) = self.check_not_ahead().await {
-            let _ = sender.send(Err(error)).await;
-            return;
-        }
         let mut failures = 0u32;
         let received = self.metrics.received(&described);
         loop {
+            // Before every subscription, the first and each after a break: a store reset or
+            // replaced while it was away must stop the projection, not be subscribed to after
+            // a position it no longer has.
+            match self.check_not_ahead().await {
+                Ok(()) => {}
+                Err(Checked::Ahead(error)) => {
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+                Err(Checked::Unknown(cause)) => {
+                    self.status.source_failed(&self.name, &described, &cause);
+                    let pause = self.backoff.delay(failures);
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = sender.closed() => return,
+                    }
+                }
+            }
             let after = *self.committed.borrow();
             tracing::debug!(projection = self.name, after = ?after.map(|p| p.to_string()), "subscribing");
             let heard = Arc::new(AtomicBool::new(false));
@@ -128,25 +144,16 @@ impl Feed {
     /// was reset or replaced (or the data directory belongs to another one), and subscribing
     /// after the stored position would silently skip every event written until the log grows
     /// past it. The last *event* is compared, not the stored position, which may be a server's
-    /// checkpoint (some KurrentDB versions send them at the log's end, past its last event). A
-    /// source that cannot tell its end now is given the benefit of the doubt.
-    async fn check_not_ahead(&self) -> anyhow::Result<()> {
-        let Some(last_event) = self.last_event else {
+    /// checkpoint (some KurrentDB versions send them at the log's end, past its last event).
+    /// A source that cannot tell its end is not subscribed to blindly: the caller waits and
+    /// asks again.
+    async fn check_not_ahead(&self) -> Result<(), Checked> {
+        let Some(last_event) = *self.last_event.borrow() else {
             return Ok(());
         };
-        let head = match self.source.head().await {
-            Ok(head) => head,
-            Err(error) => {
-                tracing::debug!(
-                    projection = self.name,
-                    error = format!("{error:#}"),
-                    "the log's end is unknown; not checking the checkpoint against it"
-                );
-                return Ok(());
-            }
-        };
+        let head = self.source.head().await.map_err(Checked::Unknown)?;
         if head.is_none_or(|head| last_event.commit > head.commit) {
-            anyhow::bail!(
+            return Err(Checked::Ahead(anyhow::format_err!(
                 "projection {} was given an event at position {last_event}, past the end of {} \
                  ({}): the event store was reset or replaced, or this data directory was built \
                  from another one. Nothing was skipped; point [source] at the store the \
@@ -157,10 +164,18 @@ impl Feed {
                 head.map_or("an empty log".to_string(), |h| format!(
                     "its last event is at {h}"
                 ))
-            );
+            )));
         }
         Ok(())
     }
+}
+
+/// Why [`Feed::check_not_ahead`] did not pass.
+enum Checked {
+    /// The log ends before the projection's last event: stop.
+    Ahead(anyhow::Error),
+    /// The log's end is unknown now (the source is away): wait and ask again.
+    Unknown(anyhow::Error),
 }
 
 /// Spawns `feed` and watches it: a feed task that panics must stop its projection with the

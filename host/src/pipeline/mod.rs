@@ -221,6 +221,8 @@ pub fn start(
         });
     }
     let (committed_sender, committed) = watch::channel(checkpoint);
+    let (last_event_sender, last_event) =
+        watch::channel(projection.checkpoint().and_then(|c| c.last_event));
     let feed = feed::Feed {
         name: name.clone(),
         source,
@@ -228,7 +230,7 @@ pub fn start(
         batching: settings.batching,
         backoff: settings.backoff,
         committed,
-        last_event: projection.checkpoint().and_then(|c| c.last_event),
+        last_event,
         status: settings.status.clone(),
         metrics: settings.metrics.clone(),
     };
@@ -244,6 +246,7 @@ pub fn start(
         control: control_receiver,
         notices,
         committed: committed_sender,
+        last_event: last_event_sender,
         status: settings.status.clone(),
         alerts: settings.alerts.clone(),
         metrics: settings.metrics.run(&name, role.as_str()),

@@ -29,6 +29,9 @@ pub(super) struct Worker {
     pub notices: mpsc::UnboundedSender<Notice>,
     /// Tells the feed what is committed, so a resubscription starts there.
     pub committed: watch::Sender<Option<Position>>,
+    /// Tells the feed the last event committed, which its check against a replaced store
+    /// compares with the log's end.
+    pub last_event: watch::Sender<Option<Position>>,
     pub status: Status,
     /// Who hears of this run's stop and dead letters.
     pub alerts: Option<Alerts>,
@@ -345,6 +348,8 @@ impl Worker {
             let newly_caught_up = caught_up && !outcome.caught_up;
             outcome.caught_up |= caught_up;
             self.committed.send_replace(report.checkpoint);
+            self.last_event
+                .send_replace(projection.checkpoint().and_then(|c| c.last_event));
             self.report(&name, &outcome, &report, last_created);
             if newly_caught_up {
                 tracing::info!(projection = name, role = self.role.as_str(), position = ?report.checkpoint.map(|p| p.to_string()), "caught up");

@@ -275,6 +275,49 @@ async fn survives_the_server_restarting_mid_run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The event store is replaced by an empty one while `projector run` is connected: when the
+/// subscription comes back, the projection stops saying its last event is past the new log's
+/// end, instead of subscribing after a position the new store does not have (and skipping
+/// every event written there until the log grows past it). The process stays up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_replaced_while_away_stops_the_projection_instead_of_skipping() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let store = start_store(devstore::Storage::Memory, any_port()).await?;
+    let address = store.local_addr();
+    let connection = store.connection_string();
+    let events = shop::generate(600, 14);
+    let (first, _) = append(&client(&connection)?, &events).await?;
+    let config = write_config(dir.path(), &connection, "")?;
+    let log = dir.path().join("run.log");
+    let data = dir.path().join("data");
+    let run = spawn_run(&config, &log, "info")?;
+    wait_for(&data, &events, first, Duration::from_secs(60), &log)?;
+
+    store.shutdown().await?;
+    let store = start_store(devstore::Storage::Memory, address).await?;
+    // A few events in the new store, at positions far below the projection's.
+    append(&client(&connection)?, &events[..3]).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("past the end of") {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the projection never noticed the replaced store:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing of the new store was applied: the tables are those of the first.
+    assert_model(&data, &events, first)?;
+    let status = interrupt(run)?;
+    assert!(!status.success(), "a stopped projection is a failed run");
+    store.shutdown().await?;
+    Ok(())
+}
+
 /// `projector run` killed with SIGKILL again and again while events are appended, and started
 /// again each time, ends with the tables of the model: nothing lost, nothing applied twice.
 #[tokio::test(flavor = "multi_thread")]
