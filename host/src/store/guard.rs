@@ -71,6 +71,13 @@ pub(crate) fn harden(connection: &Connection, max_length: usize) -> rusqlite::Re
     let length = i32::try_from(max_length).unwrap_or(i32::MAX);
     connection.set_limit(Limit::SQLITE_LIMIT_LENGTH, length)?;
     connection.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, LIKE_PATTERN_LENGTH)?;
+    // The progress handler (the deadline) runs only at jumps: straight-line code (one row's
+    // many calls) is bounded by the program's length instead, for plugin statements and API
+    // queries alike.
+    connection.set_limit(Limit::SQLITE_LIMIT_VDBE_OP, super::MAX_STATEMENT_OPS)?;
+    // Statement texts are not data (values travel as parameters or in the tables): a long one
+    // is an attack or a bug.
+    connection.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, super::MAX_STATEMENT_BYTES)?;
     // Pure functions of their arguments, as the built-ins they replace: INNOCUOUS keeps them
     // usable in views and indexes of a database whose schema is not trusted.
     let flags = FunctionFlags::SQLITE_UTF8
@@ -124,6 +131,33 @@ mod tests {
         let connection = Connection::open_in_memory().unwrap();
         harden(&connection, max_length).unwrap();
         connection
+    }
+
+    #[test]
+    fn a_statement_is_bounded_in_length_and_in_program_size() {
+        let connection = hardened(1 << 20);
+        // Hundreds of calls are a small program; twenty columns of 900 (each within SQLite's
+        // expression depth) are not.
+        let chain = format!("0{}", " + length(upper('x'))".repeat(900));
+        let sum: i64 = connection
+            .query_row(&format!("SELECT {chain}"), [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(sum, 900);
+        let large = format!("SELECT {}", vec![chain; 20].join(", "));
+        assert!(
+            Connection::open_in_memory()
+                .unwrap()
+                .prepare(&large)
+                .is_ok()
+        );
+        // SQLite reports a program past SQLITE_LIMIT_VDBE_OP as out of memory.
+        let error = connection.prepare(&large).unwrap_err().to_string();
+        assert!(error.contains("out of memory"), "{error}");
+        let long = format!("SELECT 1 -- {}", "x".repeat(2 << 20));
+        assert!(
+            connection.prepare(&long).is_err(),
+            "a 2 MiB statement was prepared"
+        );
     }
 
     fn error_of(connection: &Connection, sql: &str) -> String {

@@ -540,17 +540,5 @@ fn guard_connection(
     // bounded to a quarter of what a query may return to the plugin, so that a statement
     // keeping several alive at once stays within reach of the heap limit.
     guard::harden(connection, max_length / 4)?;
-    // The progress handler runs only at jumps: straight-line code (one row's many calls) is
-    // bounded by the program's length instead. Plugin statements are small programs.
-    connection.set_limit(
-        rusqlite::limits::Limit::SQLITE_LIMIT_VDBE_OP,
-        MAX_STATEMENT_OPS,
-    )?;
-    // Statement texts come from plugins; values travel as parameters, so a long text is an
-    // attack (or a bug), not data.
-    connection.set_limit(
-        rusqlite::limits::Limit::SQLITE_LIMIT_SQL_LENGTH,
-        MAX_STATEMENT_BYTES,
-    )?;
     Ok(())
 }
