@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use rusqlite::types::ValueRef;
 
@@ -244,9 +244,11 @@ impl Reader {
         sql: &str,
     ) -> anyhow::Result<BTreeMap<String, Option<u64>>> {
         policy.set_mode(Mode::Host);
-        let checkpoint = |schema: &str| -> Option<u64> {
+        // No checkpoint row (or table, for a database being created) is "nothing committed";
+        // any other failure is an error, never an invented position.
+        let checkpoint = |schema: &str| -> anyhow::Result<Option<u64>> {
             let quoted = schema.replace('"', "\"\"");
-            connection
+            let read = connection
                 .query_row(
                     &format!(
                         "SELECT commit_position FROM \"{quoted}\"._projector_checkpoint WHERE id = 1"
@@ -254,18 +256,23 @@ impl Reader {
                     [],
                     |row| row.get::<_, i64>(0),
                 )
-                .ok()
-                .map(|p| p as u64)
+                .optional();
+            match read {
+                Ok(position) => Ok(position.map(|p| p as u64)),
+                Err(error) if error.to_string().contains("no such table") => Ok(None),
+                Err(error) => Err(anyhow::Error::new(error)
+                    .context(format!("reading the checkpoint of {schema}"))),
+            }
         };
+        let named = self.named_in(sql);
         let single = self.databases.len() == 1;
         for _ in 0..PIN_ATTEMPTS {
             connection.execute_batch("BEGIN")?;
-            let positions: BTreeMap<String, Option<u64>> = self
-                .named_in(sql)
-                .into_iter()
-                .map(|(name, _)| (name.clone(), checkpoint(name)))
-                .collect();
-            let main = if single { checkpoint("main") } else { None };
+            let mut positions = BTreeMap::new();
+            for (name, _) in &named {
+                positions.insert(name.clone(), checkpoint(name)?);
+            }
+            let main = if single { checkpoint("main")? } else { None };
             if !single || positions.values().all(|p| *p == main) {
                 return Ok(positions);
             }
