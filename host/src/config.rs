@@ -31,7 +31,8 @@ const MAX_ALERT_RETRIES: u32 = 20;
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
-    /// Where projection databases are written, one `<projection>.db` each. Default `data`.
+    /// Where projection databases are written (`<name>/<version>-<sha8>.db`, the catalog,
+    /// the compile cache). Default `data`.
     pub data_dir: Option<PathBuf>,
     /// The folder of plugin modules: every `*.wasm` in it is a projection. Default `plugins`.
     pub plugins_dir: Option<PathBuf>,
@@ -177,7 +178,7 @@ pub struct Config {
     pub limits: Limits,
     /// How batches are cut.
     pub batching: BatchOptions,
-    /// Error policy per projection name; absent names get the default.
+    /// What failures cost, per projection name; absent names get the defaults.
     pub failures: BTreeMap<String, Failures>,
     /// How the plugins folder is watched.
     pub watch: WatchOptions,
@@ -609,6 +610,19 @@ mod tests {
         assert_eq!(config.alerts.dead_letter_debounce, Duration::from_secs(10));
         assert_eq!(config.alerts.timeout, Duration::from_secs(5));
         assert_eq!(config.alerts.retries, 5);
+    }
+
+    #[test]
+    fn the_api_token_never_shows_in_debug_output() {
+        let text = "[source]\nfile = \"x\"\n[api]\ntoken = \"a-very-secret-token-0123\"\n";
+        let config = Config::parse(text, Path::new(".")).unwrap();
+        assert_eq!(
+            config.api.token.as_deref(),
+            Some("a-very-secret-token-0123")
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub use client::Client;
 pub use serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 
 /// What the API lets its clients ask of it (`[api]` in the config file).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiSettings {
     /// Where it listens when the command line does not say (`[api] listen`).
     pub listen: Option<SocketAddr>,
@@ -77,6 +77,20 @@ pub struct ApiSettings {
     pub max_wait: Duration,
     /// Lag (seconds) up to which a projection that is not caught up still counts as ready.
     pub ready_max_lag_seconds: u64,
+}
+
+/// Everything but the token, which must not reach a log through a `{:?}`.
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("bounds", &self.bounds)
+            .field("max_concurrent_queries", &self.max_concurrent_queries)
+            .field("max_wait", &self.max_wait)
+            .field("ready_max_lag_seconds", &self.ready_max_lag_seconds)
+            .finish()
+    }
 }
 
 impl Default for ApiSettings {
