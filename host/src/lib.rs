@@ -20,7 +20,7 @@
 //!   rebuild and cut-over, rollback, removal, reload history.
 //! - [`demo`]: the shop workload `projector dev` appends.
 //! - [`alert`]: telling a person that a projection stopped or dead-lettered events: the log and
-//!   a webhook. Only user of reqwest.
+//!   a webhook.
 //! - [`config`]: the `projector.toml` file.
 //! - [`api`]: the HTTP API: read-only SQL and status. Only user of axum.
 //! - [`cli`]: the `projector` commands.

@@ -1,6 +1,8 @@
 //! Text from outside (a plugin's error, a statement, a log line, an alert's reason) cut to a
-//! bound before it is stored, logged, printed or sent: one rule for every such place, so a
-//! reader always sees the same mark and knows how much was missing.
+//! bound before it is stored, logged or sent: one rule for every such place, so a reader always
+//! sees the same mark and knows how much was missing. (A table column for a terminal, such as
+//! `projector dlq list`, shortens for width with a plain "…" instead: the whole text is one
+//! `dlq show` away.)
 
 use std::borrow::Cow;
 

@@ -114,7 +114,8 @@ pub(super) fn cut(text: &str) -> Cow<'_, str> {
 
 fn rfc3339(time: SystemTime) -> String {
     let time = OffsetDateTime::from(time);
-    // Milliseconds are precise enough for a person, and keep the field one length.
+    // Milliseconds are precise enough for a person (RFC 3339 drops trailing zeros, so the
+    // field's length varies).
     let time = time.replace_millisecond(time.millisecond()).unwrap_or(time);
     time.format(&Rfc3339)
         .expect("a system time after 1970 has an RFC 3339 form")

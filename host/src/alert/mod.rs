@@ -1,6 +1,6 @@
 //! Telling a person that a projection stopped or dead-lettered events: one ERROR line in the log,
-//! and a JSON document POSTed to the `[alerts] webhook` when one is configured. The only user of
-//! reqwest.
+//! and a JSON document POSTed to the `[alerts] webhook` when one is configured (with reqwest,
+//! which only `api/client.rs` uses besides).
 //!
 //! Callers are projection threads and async tasks alike, so every method returns at once: alerts
 //! wait in a bounded queue for a background task that delivers them one at a time, and when the

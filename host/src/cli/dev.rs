@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use super::run::{AddressFile, ApiArgs, report, serve_api};
+use super::run::{ALERT_FLUSH, AddressFile, ApiArgs, report, serve_api};
 use super::shutdown_signal;
 use crate::alert::{AlertSettings, Alerts};
 use crate::api::{ApiSettings, Served};
@@ -141,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reporter = tokio::spawn(report_status(status.clone()));
     let settings = Settings {
         status,
-        alerts: Some(alerts),
+        alerts: Some(alerts.clone()),
         metrics,
         ..Settings::new(BatchOptions::default(), limits.thread_stack_bytes)
     };
@@ -170,6 +170,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     tail.stop();
     server.shutdown().await?;
+    // The last dead-letter window of each projection is logged, as `run` does.
+    alerts.flush(ALERT_FLUSH).await;
     report(&outcomes?)
 }
 

@@ -133,7 +133,8 @@ pub(super) async fn serve_api(
         Err(error) if explicit.is_none() && is_address_in_use(&error) => {
             tracing::warn!(
                 taken = %listen,
-                "the API's default address is taken; serving it on another port (pass --api                  to choose)"
+                "the API's default address is taken; serving it on another port (pass --api to \
+                 choose)"
             );
             let (again, stopping) = tokio::sync::oneshot::channel::<()>();
             let api = Api::start(
