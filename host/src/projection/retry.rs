@@ -11,6 +11,7 @@ use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::Projection;
+use crate::event::Position;
 use crate::runtime::PluginError;
 use crate::store::{Payloads, Selection};
 
@@ -83,18 +84,21 @@ impl Projection {
         let letters = self.db().dead_letters(selection, Payloads::Without)?;
         let mut report = RetryReport::default();
         if let Selection::Positions(ids) = selection {
+            let found: std::collections::HashSet<u64> = letters.iter().map(|l| l.id).collect();
             report.missing = ids
                 .iter()
-                .filter(|id| !letters.iter().any(|l| l.id == **id))
+                .filter(|id| !found.contains(id))
                 .copied()
                 .collect();
         }
         let sha256 = self.plugin.sha256.clone();
         for letter in letters {
-            let whole = self
-                .db()
-                .dead_letters(&Selection::Positions(vec![letter.id]), Payloads::With)?;
-            let Some(event) = whole.into_iter().next().and_then(|l| l.event) else {
+            let position = Position {
+                commit: letter.id,
+                prepare: letter.prepare_position,
+            };
+            let whole = self.db().dead_letter_at(position)?;
+            let Some(event) = whole.and_then(|l| l.event) else {
                 report.without_payload += 1;
                 continue;
             };

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Db, now_unix_ms};
@@ -330,6 +330,24 @@ impl Db {
         payloads: Payloads,
     ) -> anyhow::Result<Vec<DeadLetter>> {
         Ok(self.without_length_limit(|connection| select(connection, selection, payloads))?)
+    }
+
+    /// The dead letter of the event at `position` (commit and prepare: commit positions alone
+    /// repeat within a transaction), with its payload.
+    pub fn dead_letter_at(&self, position: Position) -> anyhow::Result<Option<DeadLetter>> {
+        Ok(self.without_length_limit(|connection| {
+            let columns = columns(connection, Payloads::With)?;
+            connection
+                .prepare(&format!(
+                    "SELECT {columns} FROM _projector_dead_letters \
+                     WHERE commit_position = ?1 AND prepare_position = ?2"
+                ))?
+                .query_row(
+                    params![position.commit as i64, position.prepare as i64],
+                    from_row,
+                )
+                .optional()
+        })?)
     }
 
     /// Removes the dead letter of the event at `position` inside the open batch: a retry

@@ -379,3 +379,64 @@ fn a_sleeping_plugin_is_refused_instead_of_hanging() -> anyhow::Result<()> {
     assert!(dead[0].2.contains("may not sleep"), "{}", dead[0].2);
     Ok(())
 }
+
+/// Two dead letters at one commit position (events of one transaction, told apart by their
+/// prepare positions): a retry tries each once, whichever is refused again, and a fixed build
+/// projects both.
+#[test]
+fn dead_letters_sharing_a_commit_position_are_each_retried_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runtime = util::runtime();
+    let in_transaction = |prepare: u64| {
+        let mut poison = event(10, "Poison", "{}");
+        poison.position = projector::event::Position {
+            commit: 10,
+            prepare,
+        };
+        poison
+    };
+    let mut broken = util::open(
+        &runtime,
+        guests::TALLY_V1,
+        dir.path(),
+        ErrorPolicy::DeadLetter,
+    )?;
+    let report = broken.apply(&[in_transaction(8), in_transaction(9)], None)?;
+    assert_eq!(report.failed, 2);
+    let attempts = |dir: &Path| -> anyhow::Result<Vec<(i64, i64)>> {
+        let result = projector::store::Reader::open(dir)?.query(
+            "SELECT prepare_position, attempts FROM tally._projector_dead_letters ORDER BY 1",
+        )?;
+        Ok(result
+            .rows
+            .iter()
+            .map(|row| match (&row[0], &row[1]) {
+                (
+                    projector::value::Value::Integer(prepare),
+                    projector::value::Value::Integer(attempts),
+                ) => (*prepare, *attempts),
+                other => panic!("unexpected row {other:?}"),
+            })
+            .collect())
+    };
+    let before = attempts(dir.path())?;
+    let report = broken.retry_dead_letters(&projector::store::Selection::All)?;
+    assert_eq!((report.retried, report.refused), (2, 2));
+    let after = attempts(dir.path())?;
+    assert_eq!(
+        after,
+        before.iter().map(|(p, a)| (*p, a + 1)).collect::<Vec<_>>(),
+        "each refused once more"
+    );
+    drop(broken);
+    let mut fixed = util::open(
+        &runtime,
+        guests::TALLY_ACCEPTS_POISON,
+        dir.path(),
+        ErrorPolicy::DeadLetter,
+    )?;
+    let report = fixed.retry_dead_letters(&projector::store::Selection::All)?;
+    assert_eq!((report.retried, report.projected), (2, 2));
+    assert!(tables::dead_letters(dir.path(), "tally")?.is_empty());
+    Ok(())
+}
