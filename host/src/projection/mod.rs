@@ -354,7 +354,7 @@ impl Projection {
         let Some(fault) = self.db().take_fault() else {
             return Ok(());
         };
-        self.db().rollback()?;
+        // The caller (`apply`, `retry_dead_letters`) rolls the batch back on any error.
         Err(TransientFault(fault).into())
     }
 

@@ -131,7 +131,6 @@ impl Projection {
                 .get_or_insert_with(|| (event.position, error.to_string()));
             if streak.count >= self.failures.max_consecutive {
                 let (since, first_error) = first.clone();
-                self.db().rollback()?;
                 bail!(
                     "projection {} stopped at position {}: the plugin failed on {} events in a \
                      row (since position {since}, across batches), which looks like a broken \
@@ -161,7 +160,6 @@ impl Projection {
                 Ok(Ok(()))
             }
             Err(error @ (PluginError::OutOfTime(_) | PluginError::Broken(_))) => {
-                self.db().rollback()?;
                 bail!(
                     "projection {} stopped at {}: {error}",
                     self.name(),
@@ -201,7 +199,6 @@ impl Projection {
                 )
             });
         if all_broken {
-            self.db().rollback()?;
             bail!(
                 "projection {} stopped at {}: the plugin failed on every event of the batch, which \
                  looks like a fault in the plugin rather than bad events; first error: {}",
