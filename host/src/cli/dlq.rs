@@ -58,7 +58,7 @@ pub struct Target {
     #[arg(long, default_value_t = 330)]
     pub wait: u64,
     /// With no projector running, `retry` runs the plugin under this config file's `[limits]`
-    /// (a running projector uses its own).
+    /// and `[projections.<name>]` (a running projector uses its own).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The projection.
@@ -149,12 +149,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 selection: target.selection(true)?,
             };
             let data = DataDir::existing(&target.data);
-            let limits = match &target.config {
-                Some(path) => Config::load(path)?.limits,
-                None => Limits::default(),
+            // A running projector uses its own config; without one, `--config`'s (or the
+            // defaults) stand in for it.
+            let (limits, failures) = match &target.config {
+                Some(path) => {
+                    let config = Config::load(path)?;
+                    let failures = config
+                        .failures
+                        .get(&target.projection)
+                        .copied()
+                        .unwrap_or_default();
+                    (config.limits, failures)
+                }
+                None => (Limits::default(), Default::default()),
             };
-            let (message, report) =
-                retry_dead_letters(&data, request, Duration::from_secs(target.wait), limits)?;
+            let wait = Duration::from_secs(target.wait);
+            let (message, report) = retry_dead_letters(&data, request, wait, limits, failures)?;
             if target.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

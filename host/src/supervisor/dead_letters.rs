@@ -84,16 +84,18 @@ impl Supervisor {
 
 /// Retries dead letters of `request.projection`: through the process running the data
 /// directory when there is one (waiting up to `wait` for its answer), else on the current
-/// version's database directly, with its kept module under `limits`.
+/// version's database directly, with its kept module under `limits` and `failures` (the
+/// config's, as a running projector would use).
 pub fn retry_dead_letters(
     data: &DataDir,
     request: RetryRequest,
     wait: Duration,
     limits: Limits,
+    failures: Failures,
 ) -> anyhow::Result<(String, RetryReport)> {
     // The lock keeps a `projector run` from starting on the database meanwhile.
     if let Some(_lock) = data.try_lock()? {
-        return retry_offline(data, &request, limits);
+        return retry_offline(data, &request, limits, failures);
     }
     let reply = control::ask(data, Request::RetryDeadLetters(request), wait)?;
     match reply {
@@ -110,6 +112,7 @@ fn retry_offline(
     data: &DataDir,
     request: &RetryRequest,
     limits: Limits,
+    failures: Failures,
 ) -> anyhow::Result<(String, RetryReport)> {
     let name = &request.projection;
     let Some(current) = data.catalog()?.current_of(name)? else {
@@ -129,7 +132,7 @@ fn retry_offline(
     }
     let runtime = Runtime::new(limits, Some(&data.compile_cache()))?;
     let plugin = runtime.load(&files.wasm)?;
-    let mut projection = Projection::open(&runtime, plugin, &files.db, Failures::default())?;
+    let mut projection = Projection::open(&runtime, plugin, &files.db, failures)?;
     let report = projection.retry_dead_letters(&request.selection)?;
     Ok((
         format!("{name}: {report} (no projector was running: done on the data directory)"),
