@@ -230,18 +230,15 @@ async fn wait_for(
             .and_then(Result::ok)
             .unwrap_or_default();
     loop {
-        let behind: BTreeMap<String, Option<u64>> = read
+        let positions: BTreeMap<String, Option<u64>> = read
             .iter()
-            .filter_map(|name| {
-                let position = shared
-                    .served
-                    .status
-                    .projection(name)
-                    .and_then(|s| s.checkpoint)
-                    .map(|p| p.commit);
-                (!covers(shared, name, position, target)).then(|| (name.clone(), position))
+            .map(|name| {
+                let status = shared.served.status.projection(name);
+                let position = status.and_then(|s| s.checkpoint).map(|p| p.commit);
+                (name.clone(), position)
             })
             .collect();
+        let behind = not_covered(shared, &positions, target);
         if behind.is_empty() {
             return Ok(());
         }

@@ -125,31 +125,26 @@ pub(super) async fn serve_api(
     let explicit = given.or(settings.listen);
     let listen = explicit.unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
     let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
-    let stopping = async move {
-        let _ = stopping.await;
+    // The shutdown future goes to whichever start succeeds.
+    let stopping = std::sync::Arc::new(tokio::sync::Mutex::new(Some(stopping)));
+    let start = |address: SocketAddr| {
+        let stopping = std::sync::Arc::clone(&stopping);
+        Api::start(address, served.clone(), settings.clone(), async move {
+            if let Some(stopping) = stopping.lock().await.take() {
+                let _ = stopping.await;
+            }
+        })
     };
-    let api = match Api::start(listen, served.clone(), settings.clone(), stopping).await {
-        Ok(api) => api,
+    let api = match start(listen).await {
         Err(error) if explicit.is_none() && is_address_in_use(&error) => {
             tracing::warn!(
                 taken = %listen,
                 "the API's default address is taken; serving it on another port (pass --api to \
                  choose)"
             );
-            let (again, stopping) = tokio::sync::oneshot::channel::<()>();
-            let api = Api::start(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                served,
-                settings,
-                async move {
-                    let _ = stopping.await;
-                },
-            )
-            .await?;
-            tracing::info!(address = %api.local_addr, console = %format!("http://{}/", api.local_addr), "serving the API");
-            return Ok(Some((api, again)));
+            start(SocketAddr::from(([127, 0, 0, 1], 0))).await?
         }
-        Err(error) => return Err(error),
+        started => started?,
     };
     tracing::info!(address = %api.local_addr, console = %format!("http://{}/", api.local_addr), "serving the API");
     Ok(Some((api, stop)))

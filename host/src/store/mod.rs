@@ -115,7 +115,9 @@ pub struct DbLimits {
     /// Most bytes one query may return to the plugin.
     pub max_result_bytes: usize,
     /// Largest the database file may grow (SQLite's `max_page_count`); a write past it fails
-    /// as a full database, which stops the projection with that reason.
+    /// as a full database, which stops the projection with that reason. The WAL beside it is
+    /// not counted: it holds at most the pages written since the last checkpoint (every
+    /// 200 ms, `checkpointer.rs`), but its file is not shrunk after a large batch.
     pub max_database_bytes: u64,
 }
 
