@@ -291,7 +291,8 @@ async fn a_store_replaced_while_away_stops_the_projection_instead_of_skipping() 
     let config = write_config(dir.path(), &connection, "")?;
     let log = dir.path().join("run.log");
     let data = dir.path().join("data");
-    let run = spawn_run(&config, &log, "info")?;
+    // Killed on drop: a failing assertion must not leave the process behind.
+    let run = crate::deploy::Running::new(spawn_run(&config, &log, "info")?);
     wait_for(&data, &events, first, Duration::from_secs(60), &log)?;
 
     store.shutdown().await?;
@@ -312,7 +313,7 @@ async fn a_store_replaced_while_away_stops_the_projection_instead_of_skipping() 
     }
     // Nothing of the new store was applied: the tables are those of the first.
     assert_model(&data, &events, first)?;
-    let status = interrupt(run)?;
+    let status = run.stop()?;
     assert!(!status.success(), "a stopped projection is a failed run");
     store.shutdown().await?;
     Ok(())
