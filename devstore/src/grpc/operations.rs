@@ -137,7 +137,7 @@ impl Monitoring for MonitoringService {
 
 /// One statistics map, with keys named as the real server names them.
 fn stats(context: &Context, started: Instant) -> StatsResp {
-    let head = context.store.read().head();
+    let head = context.store.head();
     let mut stats = std::collections::HashMap::new();
     let mut put = |key: &str, value: String| {
         stats.insert(key.to_owned(), value);

@@ -13,7 +13,7 @@ use super::scan_budget::ScanBudget;
 use super::sink::{Sink, Stop};
 use crate::proto::streams::ReadResp;
 use crate::proto::streams::read_resp::{Content, StreamNotFound};
-use crate::store::{RecordedEvent, Store, StreamState};
+use crate::store::{Direction, RecordedEvent, Store, StreamState};
 
 /// Events copied out of the index per lock.
 pub const PAGE: usize = 512;
@@ -41,7 +41,7 @@ impl StreamRead {
     /// Sends the events, then (compatibility ≥ 1) the stream's last revision. A stream that
     /// does not exist or is soft-deleted gets one `stream_not_found` and a normal end.
     pub async fn run(self, store: Store, mut sink: Sink<ReadResp>) -> Result<(), Stop> {
-        let state = store.read().stream_state(&self.stream);
+        let state = store.stream_state(&self.stream);
         let last = match state {
             StreamState::Live { last } => last,
             StreamState::Missing | StreamState::SoftDeleted { .. } | StreamState::Tombstoned => {
@@ -61,22 +61,16 @@ impl StreamRead {
         let mut first_visible = 0;
         while remaining > 0 {
             let limit = usize::try_from(remaining).unwrap_or(usize::MAX).min(PAGE);
-            let page = {
-                let index = store.read();
-                let Some(entry) = index.stream(&self.stream) else {
-                    break;
-                };
-                first_visible = index.first_visible(entry);
-                let positions = if self.backwards {
-                    entry.backward(next, first_visible, limit)
-                } else {
-                    entry.forward(next, first_visible, limit)
-                };
-                positions
-                    .into_iter()
-                    .filter_map(|position| index.event(position).cloned())
-                    .collect::<Vec<_>>()
+            let direction = if self.backwards {
+                Direction::Backwards
+            } else {
+                Direction::Forwards
             };
+            let Some(page) = store.stream_page(&self.stream, next, direction, limit) else {
+                break;
+            };
+            first_visible = page.first_visible;
+            let page = page.events;
             let Some(newest) = page.last() else { break };
             let done = self.backwards && newest.revision == 0;
             next = if self.backwards {
@@ -94,11 +88,7 @@ impl StreamRead {
             if remaining == self.count && !self.backwards && next < first_visible {
                 send(&mut sink, Content::FirstStreamPosition(first_visible)).await?;
             }
-            let last = store
-                .read()
-                .stream(&self.stream)
-                .and_then(|entry| entry.last_revision())
-                .unwrap_or(last);
+            let last = store.last_revision(&self.stream).unwrap_or(last);
             send(&mut sink, Content::LastStreamPosition(last)).await?;
         }
         Ok(())
@@ -115,18 +105,16 @@ impl AllRead {
             (StartAt::Beginning, false) => 1,
             (StartAt::Beginning, true) => 1,
             (StartAt::Exactly(position), _) => position,
-            (StartAt::End, false) => store.read().head() + 1,
+            (StartAt::End, false) => store.head() + 1,
             (StartAt::End, true) => u64::MAX,
         };
         while remaining > 0 {
-            let page = {
-                let index = store.read();
-                if self.backwards {
-                    index.all_backward(next, PAGE)
-                } else {
-                    index.all_forward(next, PAGE)
-                }
+            let direction = if self.backwards {
+                Direction::Backwards
+            } else {
+                Direction::Forwards
             };
+            let page = store.all_page(next, direction, PAGE);
             let Some(last) = page.last() else { break };
             next = if self.backwards {
                 last.position

@@ -33,7 +33,7 @@ impl Streams for StreamsService {
         let store = self.context.store.clone();
         if let Source::Stream { name, .. } = &request.source {
             // Known before the first message, so it goes out trailers-only, as clients expect.
-            if store.read().stream_state(name) == StreamState::Tombstoned {
+            if store.stream_state(name) == StreamState::Tombstoned {
                 return Err(status::stream_deleted(name));
             }
         }

@@ -7,8 +7,6 @@
 //! event. A slow client just keeps reading from the index ("catching up") at its own pace, and a
 //! scan whose filter matches nothing yields under a [`ScanBudget`] rather than hold its thread.
 
-use std::sync::Arc;
-
 use prost_types::Timestamp;
 
 use super::convert::UuidFormat;
@@ -22,7 +20,7 @@ use crate::proto::streams::ReadResp;
 use crate::proto::streams::read_resp::{
     self, CaughtUp, Checkpoint, Content, SubscriptionConfirmation,
 };
-use crate::store::{RecordedEvent, Store, StreamState};
+use crate::store::{Direction, Store, StreamState};
 
 /// A subscription to `$all`.
 pub struct AllSubscription {
@@ -57,11 +55,11 @@ impl AllSubscription {
         let mut budget = ScanBudget::default();
         loop {
             head.borrow_and_update();
-            let page = store.read().all_forward(cursor + 1, PAGE);
+            let page = store.all_page(cursor + 1, Direction::Forwards, PAGE);
             let Some(last) = page.last() else {
                 if !caught_up {
                     caught_up = true;
-                    let existing = cursor.min(store.read().head());
+                    let existing = cursor.min(store.head());
                     if let Some(checkpoints) = &mut checkpoints {
                         // Always a checkpoint when catch-up ends, so that a filtered subscriber
                         // that matched nothing still learns how far it got.
@@ -111,37 +109,22 @@ impl StreamSubscription {
             StartAt::Exactly(revision) => revision.saturating_add(1),
             StartAt::End => {
                 head.borrow_and_update();
-                let index = store.read();
-                index
-                    .stream(&self.stream)
-                    .and_then(|entry| entry.last_revision())
-                    .map_or(0, |last| last + 1)
+                store.last_revision(&self.stream).map_or(0, |last| last + 1)
             }
         };
         let mut caught_up = false;
         loop {
             head.borrow_and_update();
-            let (page, tombstone): (Vec<Arc<RecordedEvent>>, Option<Arc<RecordedEvent>>) = {
-                let index = store.read();
-                match index.stream(&self.stream) {
+            let (page, tombstone) =
+                match store.stream_page(&self.stream, next, Direction::Forwards, PAGE) {
                     None => (Vec::new(), None),
-                    Some(entry) => {
-                        let page = entry
-                            .forward(next, index.first_visible(entry), PAGE)
-                            .into_iter()
-                            .filter_map(|position| index.event(position).cloned())
-                            .collect();
-                        let tombstone = (entry.state() == StreamState::Tombstoned)
-                            .then(|| {
-                                entry
-                                    .tombstone_position()
-                                    .and_then(|position| index.event(position).cloned())
-                            })
-                            .flatten();
-                        (page, tombstone)
+                    Some(page) => {
+                        let tombstone = page
+                            .tombstone
+                            .filter(|_| page.state == StreamState::Tombstoned);
+                        (page.events, tombstone)
                     }
-                }
-            };
+                };
             if let Some(last) = page.last() {
                 next = last.revision + 1;
                 send_events(&mut sink, &page, self.uuid_format).await?;

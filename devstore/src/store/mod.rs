@@ -8,6 +8,7 @@
 mod disk;
 mod event;
 mod index;
+mod read;
 mod write;
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
@@ -17,9 +18,11 @@ use tokio::sync::watch;
 
 use crate::config::Storage;
 use disk::Disk;
+use index::Index;
 
 pub use event::{ProposedEvent, RecordedEvent};
-pub use index::{Index, StreamState};
+pub use index::StreamState;
+pub use read::Direction;
 pub use write::{AppendSuccess, ExpectedRevision, WriteError};
 
 /// A cheap-to-clone handle on the log.
@@ -62,14 +65,14 @@ impl Store {
                 head,
             }),
         };
-        if store.read().head() == 0 {
+        if store.head() == 0 {
             store.seed_users().context("seeding the $users stream")?;
         }
         Ok(store)
     }
 
     /// Read access to the index. Hold it only to copy out what is needed: writers wait on it.
-    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+    fn read(&self) -> RwLockReadGuard<'_, Index> {
         self.shared
             .index
             .read()
