@@ -45,3 +45,11 @@ pub const FILTER_REGEX_BACKTRACK_LIMIT: usize = 1_000_000;
 
 /// How long a client has to complete the TLS handshake after connecting.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Messages one persistent-subscription consumer may hold unacked (its buffer size is cut to
+/// this): each is an event kept in memory until acked or timed out.
+pub const MAX_PERSISTENT_BUFFER: u32 = 65_536;
+
+/// Persistent subscription groups on one server: each is a task and a config entry written
+/// with every change.
+pub const MAX_PERSISTENT_GROUPS: usize = 1024;

@@ -52,4 +52,6 @@ pub mod google {
 }
 
 pub use event_store::client as shared;
-pub use event_store::client::{gossip, monitoring, operations, server_features, streams};
+pub use event_store::client::{
+    gossip, monitoring, operations, persistent_subscriptions, server_features, streams,
+};

@@ -30,6 +30,8 @@ pub struct Server {
     tls: bool,
     /// Kept to close it after the gRPC server stopped.
     store: Store,
+    /// Stopped before the store closes, so each group's last checkpoint is written.
+    groups: grpc::Groups,
     /// Raising it stops the gRPC server and every long-running call (also raised by an
     /// `Operations/Shutdown` call).
     shutdown: std::sync::Arc<watch::Sender<bool>>,
@@ -51,9 +53,12 @@ impl Server {
             .with_context(|| format!("listening on {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
         let (shutdown, shutdown_signal) = watch::channel(false);
+        let groups = grpc::Groups::load(store.clone())
+            .context("starting the persistent subscription groups")?;
         let context = Context {
             store: store.clone(),
             shutdown: shutdown_signal.clone(),
+            groups: groups.clone(),
         };
         let shutdown = std::sync::Arc::new(shutdown);
         let routes = grpc::routes(
@@ -63,6 +68,14 @@ impl Server {
             std::sync::Arc::clone(&shutdown),
         );
         let routes = crate::http::add(routes, shutdown_signal.clone());
+        // However the server is stopped (`shutdown` or an `Operations/Shutdown` call), the
+        // groups end their consumers' calls, which the gRPC server waits for.
+        let mut stopping_groups = shutdown_signal.clone();
+        let stopped_groups = groups.clone();
+        tokio::spawn(async move {
+            let _ = stopping_groups.wait_for(|stopping| *stopping).await;
+            stopped_groups.stop().await;
+        });
         let mut stopping = shutdown_signal;
         let serving = tokio::spawn(
             tonic::transport::Server::builder()
@@ -84,6 +97,7 @@ impl Server {
             local_addr,
             tls: config.tls != Tls::None,
             store,
+            groups,
             shutdown,
             serving,
         })
@@ -117,6 +131,8 @@ impl Server {
     /// Stops serving and closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        // Before the calls drain: the groups end their consumers' calls.
+        self.groups.stop().await;
         let mut serving = self.serving;
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut serving).await {
             Ok(joined) => joined

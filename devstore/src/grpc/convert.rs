@@ -84,8 +84,8 @@ pub fn stream_identifier(stream: &str) -> StreamIdentifier {
     }
 }
 
-/// A read or subscription response carrying `event` (no link resolution).
-pub fn event_response(event: &RecordedEvent, format: UuidFormat) -> read_resp::Content {
+/// The system metadata every read event carries: `type`, `content-type` and `created`.
+pub fn event_metadata(event: &RecordedEvent) -> HashMap<String, String> {
     let mut metadata = HashMap::with_capacity(3);
     metadata.insert("type".to_owned(), event.event_type.clone());
     let content_type = if event.is_json {
@@ -95,6 +95,12 @@ pub fn event_response(event: &RecordedEvent, format: UuidFormat) -> read_resp::C
     };
     metadata.insert("content-type".to_owned(), content_type.to_owned());
     metadata.insert("created".to_owned(), event.created.to_string());
+    metadata
+}
+
+/// A read or subscription response carrying `event` (no link resolution).
+pub fn event_response(event: &RecordedEvent, format: UuidFormat) -> read_resp::Content {
+    let metadata = event_metadata(event);
     let recorded = read_event::RecordedEvent {
         id: Some(format.encode(event.id)),
         stream_identifier: Some(stream_identifier(&event.stream)),

@@ -36,6 +36,7 @@ pub fn supported_methods() -> SupportedMethods {
             .collect(),
     };
     let streams = "event_store.client.streams.streams";
+    let persistent = "event_store.client.persistent_subscriptions.persistentsubscriptions";
     SupportedMethods {
         methods: vec![
             method(streams, "read", &["position", "events"]),
@@ -76,6 +77,17 @@ pub fn supported_methods() -> SupportedMethods {
                 "restartpersistentsubscriptions",
                 &[],
             ),
+            // Every persistent subscription method, each for streams and `$all`, as the real
+            // server lists them (the Rust client needs `all` on `create` for `$all` groups,
+            // and all four management methods before it stops falling back to HTTP).
+            method(persistent, "create", &["stream", "all"]),
+            method(persistent, "update", &["stream", "all"]),
+            method(persistent, "delete", &["stream", "all"]),
+            method(persistent, "read", &["stream", "all"]),
+            method(persistent, "getinfo", &["stream", "all"]),
+            method(persistent, "replayparked", &["stream", "all"]),
+            method(persistent, "list", &["stream", "all"]),
+            method(persistent, "restartsubsystem", &["stream", "all"]),
             method(
                 "event_store.client.server_features.serverfeatures",
                 "getsupportedmethods",

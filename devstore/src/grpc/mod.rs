@@ -15,6 +15,7 @@ mod features;
 mod filter;
 mod gossip;
 mod operations;
+mod persistent;
 mod read;
 mod read_request;
 mod scan_budget;
@@ -33,12 +34,14 @@ use crate::limits::MAX_MESSAGE_SIZE;
 use crate::proto::gossip::gossip_server::GossipServer;
 use crate::proto::monitoring::monitoring_server::MonitoringServer;
 use crate::proto::operations::operations_server::OperationsServer;
+use crate::proto::persistent_subscriptions::persistent_subscriptions_server::PersistentSubscriptionsServer;
 use crate::proto::server_features::server_features_server::ServerFeaturesServer;
 use crate::proto::streams::streams_server::StreamsServer;
 use crate::store::Store;
 use auth::Auth;
 
 pub use features::SERVER_VERSION;
+pub use persistent::Groups;
 
 /// What every service needs.
 #[derive(Clone)]
@@ -47,6 +50,8 @@ pub struct Context {
     pub store: Store,
     /// Raised once when the server stops: long-running calls end promptly.
     pub shutdown: watch::Receiver<bool>,
+    /// The persistent subscription groups.
+    pub groups: Groups,
 }
 
 /// All services, ready to serve. `endpoint` is what gossip advertises.
@@ -63,7 +68,15 @@ pub fn routes(
         context: context.clone(),
         started: std::time::Instant::now(),
     });
-    let operations = OperationsServer::new(operations::OperationsService { stop });
+    let operations = OperationsServer::new(operations::OperationsService {
+        stop,
+        groups: context.groups.clone(),
+    });
+    let persistent = PersistentSubscriptionsServer::new(persistent::PersistentService {
+        groups: context.groups.clone(),
+        shutdown: context.shutdown.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_SIZE);
     let streams = StreamsServer::new(streams::StreamsService { context })
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
@@ -78,4 +91,5 @@ pub fn routes(
         .add_service(ServerFeaturesServer::new(features::FeaturesService))
         .add_service(InterceptedService::new(operations, auth))
         .add_service(InterceptedService::new(monitoring, auth))
+        .add_service(InterceptedService::new(persistent, auth))
 }

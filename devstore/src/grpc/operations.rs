@@ -4,8 +4,9 @@
 //!   shown, and devstore does not reclaim their space), so `StartScavenge` reports `Started`
 //!   with a new id, and the scavenge is over at once: `StopScavenge` of any id is the real
 //!   server's answer for a scavenge that is not running, `NotFound`.
-//! - `MergeIndexes`, `ResignNode` (a single node is leader again at once), `SetNodePriority`
-//!   and `RestartPersistentSubscriptions` (there are none to restart) succeed doing nothing.
+//! - `MergeIndexes`, `ResignNode` (a single node is leader again at once) and
+//!   `SetNodePriority` succeed doing nothing; `RestartPersistentSubscriptions` drops every
+//!   persistent subscription consumer and starts each group again from its checkpoint.
 //! - `Shutdown` stops the server, as it stops a real node.
 //! - `Monitoring/Stats` streams a statistics map every `refresh_time_period_in_ms` (at least
 //!   [`MIN_REFRESH`]) until the client goes or the server stops.
@@ -34,6 +35,8 @@ pub const MIN_REFRESH: Duration = Duration::from_millis(100);
 pub struct OperationsService {
     /// Raising it stops the server (`Shutdown`).
     pub stop: Arc<watch::Sender<bool>>,
+    /// The persistent subscription groups (`RestartPersistentSubscriptions`).
+    pub groups: super::Groups,
 }
 
 #[tonic::async_trait]
@@ -93,6 +96,7 @@ impl Operations for OperationsService {
         &self,
         _: Request<()>,
     ) -> Result<Response<()>, Status> {
+        self.groups.restart().await?;
         Ok(Response::new(()))
     }
 }

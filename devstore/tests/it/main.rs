@@ -11,6 +11,7 @@ mod expected;
 mod filter;
 mod http;
 mod operations;
+mod persistent;
 mod python;
 mod read;
 mod subscription;
