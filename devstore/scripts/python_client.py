@@ -3,18 +3,21 @@
 Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false'
 
 Appends, reads back, catches up on a filtered `$all` subscription and receives a live event,
-and meets the delete and tombstone cases as the real server answers them.
+meets the delete and tombstone cases as the real server answers them, and shares a persistent
+subscription between two consumers, parking and replaying one event.
 Prints "python client: ok" and exits 0 on success; exits 2 when the package is not installed.
 """
 
 import sys
 import threading
+import time
 import uuid
 
 try:
     from kurrentdbclient import KurrentDBClient, NewEvent, StreamState
     from kurrentdbclient.events import CaughtUp
     from kurrentdbclient.exceptions import (
+        AlreadyExistsError,
         NotFoundError,
         StreamIsDeletedError,
         WrongCurrentVersionError,
@@ -60,6 +63,79 @@ def deletes(client) -> None:
     client.delete_stream(soft, current_version=2)
     client.tombstone_stream(soft, current_version=StreamState.ANY)
     expect(StreamIsDeletedError, lambda: client.get_stream(soft), "read after tombstone")
+
+
+def persistent(client: KurrentDBClient) -> None:
+    """Two consumers of one group share a stream's events; a parked one comes back after a
+    replay; a group on $all with the client's default filter skips system events."""
+    stream = f"python-persistent-{uuid.uuid4()}"
+    placed = [NewEvent(type="Placed", data=b'{}') for _ in range(20)]
+    client.append_to_stream(stream, events=placed, current_version=StreamState.NO_STREAM)
+    client.create_subscription_to_stream("billing", stream, consumer_strategy="RoundRobin")
+    expect(
+        AlreadyExistsError,
+        lambda: client.create_subscription_to_stream("billing", stream),
+        "create twice",
+    )
+    expect(NotFoundError, lambda: client.get_subscription_info("nobody", stream), "info of a missing group")
+
+    first = client.read_subscription_to_stream("billing", stream, event_buffer_size=5)
+    second = client.read_subscription_to_stream("billing", stream, event_buffer_size=5)
+    received: dict[int, list[int]] = {0: [], 1: []}
+    lock = threading.Lock()
+    all_received = threading.Event()
+
+    def consume(index: int, subscription) -> None:
+        for event in subscription:
+            with lock:
+                received[index].append(event.stream_position)
+                done = sum(len(positions) for positions in received.values()) >= 20
+            if event.stream_position == 7 and event.retry_count == 0:
+                subscription.nack(event.ack_id, action="park")
+            else:
+                subscription.ack(event.ack_id)
+            if done:
+                all_received.set()
+
+    threads = [threading.Thread(target=consume, args=pair) for pair in enumerate([first, second])]
+    for thread in threads:
+        thread.start()
+    assert all_received.wait(timeout=30), received
+    positions = sorted(received[0] + received[1])
+    assert positions == list(range(20)), received
+    assert received[0] and received[1], received
+
+    deadline = time.monotonic() + 10
+    while client.get_subscription_info("billing", stream).parked_message_count != 1:
+        assert time.monotonic() < deadline, client.get_subscription_info("billing", stream)
+        time.sleep(0.05)
+    first.stop()
+    second.stop()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    consumer = client.read_subscription_to_stream("billing", stream)
+    client.replay_parked_events("billing", stream)
+    for event in consumer:
+        assert event.stream_position == 7, event
+        assert event.link is not None and event.link.stream_name.endswith("::billing-parked"), event
+        consumer.ack(event.ack_id)
+        break
+    consumer.stop()
+    names = [(info.event_source, info.group_name) for info in client.list_subscriptions()]
+    assert (stream, "billing") in names, names
+
+    client.create_subscription_to_all("audit")
+    audit = client.read_subscription_to_all("audit")
+    for event in audit:
+        assert not event.stream_name.startswith("$"), event
+        audit.ack(event.ack_id)
+        if event.stream_name == stream and event.stream_position == 19:
+            break
+    audit.stop()
+    client.delete_subscription("billing", stream)
+    client.delete_subscription("audit")
+    expect(NotFoundError, lambda: client.get_subscription_info("billing", stream), "info after delete")
 
 
 def main(uri: str) -> None:
@@ -109,6 +185,7 @@ def main(uri: str) -> None:
     assert seen[:2] == [first.id, second.id], seen
     assert len(seen) == 3, seen
     deletes(client)
+    persistent(client)
     client.close()
     print("python client: ok")
 
