@@ -35,9 +35,8 @@ async fn main() -> anyhow::Result<()> {
             ..Config::default()
         })
         .await?;
-        let client = Client::new(
-            format!("{}&discoveryInterval=0", server.connection_string()).parse()?,
-        )?;
+        let client =
+            Client::new(format!("{}&discoveryInterval=0", server.connection_string()).parse()?)?;
         let payload = "x".repeat(280);
         for _ in 0..EVENTS / BATCH {
             let events: Vec<EventData> = (0..BATCH)
@@ -57,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
         server.shutdown().await?;
     }
     println!("median acked events/s, 1 consumer: {:.0}", median(&mut one));
-    println!("median acked events/s, 3 consumers: {:.0}", median(&mut three));
+    println!(
+        "median acked events/s, 3 consumers: {:.0}",
+        median(&mut three)
+    );
     Ok(())
 }
 

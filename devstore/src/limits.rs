@@ -50,6 +50,6 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// this): each is an event kept in memory until acked or timed out.
 pub const MAX_PERSISTENT_BUFFER: u32 = 65_536;
 
-/// Persistent subscription groups on one server: each is a task and a config entry written
-/// with every change.
-pub const MAX_PERSISTENT_GROUPS: usize = 1024;
+/// Persistent subscription groups on one server: each is a task, and every create, update and
+/// delete writes the whole list to the log (so the log grows with the square of this).
+pub const MAX_PERSISTENT_GROUPS: usize = 256;

@@ -3,4 +3,5 @@
 
 mod batch_pending;
 mod filter_regex;
+mod persistent;
 mod stream_names;
