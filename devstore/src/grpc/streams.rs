@@ -84,6 +84,7 @@ impl Streams for StreamsService {
                         stream: name,
                         start,
                         uuid_format,
+                        caller,
                     }
                     .run(store, sink)
                     .await
@@ -93,6 +94,7 @@ impl Streams for StreamsService {
                         start,
                         filter,
                         uuid_format,
+                        caller,
                     }
                     .run(store, sink)
                     .await

@@ -4,8 +4,8 @@
 
 use eventstore::{
     Acl, Client, DeleteStreamOptions, Error, EventData, ReadAllOptions, StreamAclBuilder,
-    StreamMetadata, StreamMetadataBuilder, StreamMetadataResult, SubscribeToAllOptions,
-    SubscribeToStreamOptions, TombstoneStreamOptions,
+    StreamMetadata, StreamMetadataBuilder, StreamMetadataResult, StreamPosition,
+    SubscribeToAllOptions, SubscribeToStreamOptions, Subscription, TombstoneStreamOptions,
 };
 
 use crate::util::{client_for, config, events, guard, start, stream};
@@ -86,11 +86,21 @@ async fn append(client: &Client, stream: &str) -> Result<(), Error> {
         .map(drop)
 }
 
+/// Fails unless `result` is the client's `AccessDenied`; `what` names the attempt.
 fn assert_denied<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
     assert!(
         matches!(result, Err(Error::AccessDenied)),
         "{what}: {result:?}"
     );
+}
+
+/// Reads events off `subscription` until it ends, and returns why.
+async fn ended(subscription: &mut Subscription) -> anyhow::Result<Result<(), Error>> {
+    loop {
+        if let Err(error) = guard(subscription.next()).await? {
+            return Ok(Err(error));
+        }
+    }
 }
 
 /// `$r` for `$admins` only: admin reads (and subscribes), ops is refused, while the metadata
@@ -300,6 +310,38 @@ async fn settings_change_the_defaults() -> anyhow::Result<()> {
         .set_stream_metadata(name.as_str(), &Default::default(), &own)
         .await?;
     assert_eq!(read(&ops, &name).await?, 2);
+    server.shutdown().await
+}
+
+/// A subscription ends with access denied once a new ACL takes its read access away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_read_access_ends_a_subscription() -> anyhow::Result<()> {
+    let Secured { server, admin, ops } = Secured::start().await?;
+    let name = stream("revoked");
+    append(&admin, &name).await?;
+    let from_start = SubscribeToStreamOptions::default().start_from(StreamPosition::Start);
+    let mut subscription = ops.subscribe_to_stream(name.as_str(), &from_start).await;
+    guard(subscription.next()).await??;
+    let metadata = acl_metadata(|acl| acl.add_read_roles("$admins"));
+    admin
+        .set_stream_metadata(name.as_str(), &Default::default(), &metadata)
+        .await?;
+    append(&admin, &name).await?;
+    assert_denied(ended(&mut subscription).await?, "the stream subscription");
+
+    // The same for `$all`, whose ACL is `$$$all`'s.
+    let ops_reads = acl_metadata(|acl| acl.add_read_roles("$ops"));
+    admin
+        .set_stream_metadata("$all", &Default::default(), &ops_reads)
+        .await?;
+    let from_start = SubscribeToAllOptions::default().position(StreamPosition::Start);
+    let mut all = ops.subscribe_to_all(&from_start).await;
+    guard(all.next()).await??;
+    let admins_read = acl_metadata(|acl| acl.add_read_roles("$admins"));
+    admin
+        .set_stream_metadata("$all", &Default::default(), &admins_read)
+        .await?;
+    assert_denied(ended(&mut all).await?, "the $all subscription");
     server.shutdown().await
 }
 
