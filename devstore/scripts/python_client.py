@@ -1,12 +1,15 @@
 """Proves that the Python `kurrentdbclient` package works against devstore.
 
-Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false'
+Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false' [127.0.0.1:SECURED_PORT]
 
 Appends, reads back, catches up on a filtered `$all` subscription and receives a live event,
 and meets the delete and tombstone cases as the real server answers them.
+Given the address of a second server started with `--tls-self-signed --require-auth`, also
+checks stream ACLs there as `admin` and `ops`.
 Prints "python client: ok" and exits 0 on success; exits 2 when the package is not installed.
 """
 
+import ssl
 import sys
 import threading
 import uuid
@@ -15,6 +18,7 @@ try:
     from kurrentdbclient import KurrentDBClient, NewEvent, StreamState
     from kurrentdbclient.events import CaughtUp
     from kurrentdbclient.exceptions import (
+        AccessDeniedError,
         NotFoundError,
         StreamIsDeletedError,
         WrongCurrentVersionError,
@@ -60,6 +64,32 @@ def deletes(client) -> None:
     client.delete_stream(soft, current_version=2)
     client.tombstone_stream(soft, current_version=StreamState.ANY)
     expect(StreamIsDeletedError, lambda: client.get_stream(soft), "read after tombstone")
+
+
+def acls(address: str) -> None:
+    """Stream ACLs under `--require-auth`, over TLS: the client sends credentials only there."""
+    host, port = address.rsplit(":", 1)
+    certificate = ssl.get_server_certificate((host, int(port)))
+    as_user = lambda user: KurrentDBClient(
+        uri=f"esdb://{user}:changeit@{address}?tls=true", root_certificates=certificate
+    )
+    admin, ops = as_user("admin"), as_user("ops")
+    event = lambda: NewEvent(type="E", data=b"{}")
+    private = f"private-{uuid.uuid4()}"
+    admin.append_to_stream(private, events=[event()], current_version=StreamState.NO_STREAM)
+    admin.set_stream_metadata(private, metadata={"$acl": {"$r": "$admins"}})
+    assert len(admin.get_stream(private)) == 1
+    expect(AccessDeniedError, lambda: ops.get_stream(private), "ops reads a stream for $admins")
+    # `$mr` and `$w` are left to the defaults, which let every user in.
+    assert ops.get_stream_metadata(private)[0] == {"$acl": {"$r": "$admins"}}
+    ops.append_to_stream(private, events=[event()], current_version=0)
+    # System streams and `$all` are for admins by default.
+    system = f"$system-{uuid.uuid4()}"
+    expect(AccessDeniedError, lambda: ops.append_to_stream(system, events=[event()], current_version=StreamState.ANY), "ops appends to a system stream")
+    expect(AccessDeniedError, lambda: list(ops.read_all()), "ops reads $all")
+    assert [e.stream_position for e in admin.read_all() if e.stream_name == private] == [0, 1]
+    admin.close()
+    ops.close()
 
 
 def main(uri: str) -> None:
@@ -110,8 +140,10 @@ def main(uri: str) -> None:
     assert len(seen) == 3, seen
     deletes(client)
     client.close()
-    print("python client: ok")
 
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    if len(sys.argv) > 2:
+        acls(sys.argv[2])
+    print("python client: ok")
