@@ -17,7 +17,6 @@ mod user;
 use serde_json::{Map, Value};
 
 use crate::store::Store;
-
 use settings::SystemSettings;
 use stream_acl::{Access, StreamAcl};
 
