@@ -1,13 +1,16 @@
 """Proves that the Python `kurrentdbclient` package works against devstore.
 
-Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false'
+Usage: python3 python_client.py 'esdb://127.0.0.1:PORT?tls=false' [127.0.0.1:SECURED_PORT]
 
 Appends, reads back, catches up on a filtered `$all` subscription and receives a live event,
 meets the delete and tombstone cases as the real server answers them, and shares a persistent
 subscription between two consumers, parking and replaying one event.
+Given the address of a second server started with `--tls-self-signed --require-auth`, also
+checks stream ACLs there as `admin` and `ops`.
 Prints "python client: ok" and exits 0 on success; exits 2 when the package is not installed.
 """
 
+import ssl
 import sys
 import threading
 import time
@@ -18,6 +21,7 @@ try:
     from kurrentdbclient.events import CaughtUp
     from kurrentdbclient.exceptions import (
         AlreadyExistsError,
+        AccessDeniedError,
         NotFoundError,
         StreamIsDeletedError,
         WrongCurrentVersionError,
@@ -136,6 +140,30 @@ def persistent(client: KurrentDBClient) -> None:
     client.delete_subscription("billing", stream)
     client.delete_subscription("audit")
     expect(NotFoundError, lambda: client.get_subscription_info("billing", stream), "info after delete")
+def acls(address: str) -> None:
+    """Stream ACLs under `--require-auth`, over TLS: the client sends credentials only there."""
+    host, port = address.rsplit(":", 1)
+    certificate = ssl.get_server_certificate((host, int(port)))
+    as_user = lambda user: KurrentDBClient(
+        uri=f"esdb://{user}:changeit@{address}?tls=true", root_certificates=certificate
+    )
+    admin, ops = as_user("admin"), as_user("ops")
+    event = lambda: NewEvent(type="E", data=b"{}")
+    private = f"private-{uuid.uuid4()}"
+    admin.append_to_stream(private, events=[event()], current_version=StreamState.NO_STREAM)
+    admin.set_stream_metadata(private, metadata={"$acl": {"$r": "$admins"}})
+    assert len(admin.get_stream(private)) == 1
+    expect(AccessDeniedError, lambda: ops.get_stream(private), "ops reads a stream for $admins")
+    # `$mr` and `$w` are left to the defaults, which let every user in.
+    assert ops.get_stream_metadata(private)[0] == {"$acl": {"$r": "$admins"}}
+    ops.append_to_stream(private, events=[event()], current_version=0)
+    # System streams and `$all` are for admins by default.
+    system = f"$system-{uuid.uuid4()}"
+    expect(AccessDeniedError, lambda: ops.append_to_stream(system, events=[event()], current_version=StreamState.ANY), "ops appends to a system stream")
+    expect(AccessDeniedError, lambda: list(ops.read_all()), "ops reads $all")
+    assert [e.stream_position for e in admin.read_all() if e.stream_name == private] == [0, 1]
+    admin.close()
+    ops.close()
 
 
 def main(uri: str) -> None:
@@ -187,8 +215,10 @@ def main(uri: str) -> None:
     deletes(client)
     persistent(client)
     client.close()
-    print("python client: ok")
 
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    if len(sys.argv) > 2:
+        acls(sys.argv[2])
+    print("python client: ok")

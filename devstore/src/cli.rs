@@ -30,7 +30,8 @@ pub struct Args {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Require the default admin:changeit credentials on every call.
+    /// Require the credentials of a default user (admin:changeit or ops:changeit) on every
+    /// call, and enforce stream ACLs.
     #[arg(long)]
     pub require_auth: bool,
 }

@@ -12,7 +12,8 @@ pub struct Config {
     pub storage: Storage,
     /// Plain HTTP/2 (h2c) or TLS.
     pub tls: Tls,
-    /// Reject calls that do not carry `admin:changeit` basic credentials.
+    /// Reject calls that do not carry the basic credentials of a default user (`admin:changeit`
+    /// or `ops:changeit`), and enforce stream ACLs.
     pub require_auth: bool,
 }
 

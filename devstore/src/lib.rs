@@ -11,6 +11,8 @@
 //! - [`server`]: starts and stops the gRPC server ([`Server`]).
 //! - [`cli`]: the `devstore` command-line flags and the run-until-Ctrl-C loop.
 //! - [`limits`]: every bound on what one client can make the server hold or do.
+//! - `acl`: stream access control (users, `$acl`, `$settings`), enforced under
+//!   `--require-auth`; knows nothing about gRPC.
 //! - `store`: the event log (in-memory index plus optional SQLite persistence); knows nothing
 //!   about gRPC.
 //! - `grpc`: the service implementations that translate protocol messages to store calls.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod limits;
 pub mod server;
 
+mod acl;
 mod grpc;
 mod http;
 #[doc(hidden)]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use prost::bytes::Bytes;
 use tonic::{Status, Streaming};
 
+use super::access::{self, Caller, Operation};
 use super::convert::{decode_uuid, stream_name};
 use super::status;
 use crate::limits::MAX_APPEND_SIZE;
@@ -14,9 +15,10 @@ use crate::proto::streams::append_resp::{self, success, wrong_expected_version a
 use crate::proto::streams::{AppendReq, AppendResp};
 use crate::store::{AppendSuccess, ExpectedRevision, ProposedEvent, Store, WriteError};
 
-/// Handles one append call.
+/// Handles one append call from `caller`.
 pub async fn append(
     store: &Store,
+    caller: &Caller,
     mut request: Streaming<AppendReq>,
 ) -> Result<AppendResp, Status> {
     let options = match request.message().await?.and_then(|message| message.content) {
@@ -35,6 +37,8 @@ pub async fn append(
         Some(ExpectedStreamRevision::StreamExists(())) => ExpectedRevision::StreamExists,
         None => return Err(status::required_argument("expected_stream_revision")),
     };
+    // Checked before the events are read, as the real server does; `$$<stream>` needs `$mw`.
+    access::check(store, caller, &stream, Operation::Write)?;
     let mut events = Vec::new();
     let mut size = stream.len();
     while let Some(message) = request.message().await? {

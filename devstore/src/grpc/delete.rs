@@ -2,6 +2,7 @@
 
 use tonic::Status;
 
+use super::access::{self, Caller, Operation};
 use super::convert::stream_name;
 use super::status;
 use crate::proto::shared::StreamIdentifier;
@@ -24,9 +25,10 @@ pub struct DeleteRequest {
     pub expected: Option<ExpectedRevision>,
 }
 
-/// Deletes a stream; returns the log position of the record that did it.
+/// Deletes a stream for `caller`; returns the log position of the record that did it.
 pub async fn delete(
     store: &Store,
+    caller: &Caller,
     kind: DeleteKind,
     request: DeleteRequest,
 ) -> Result<u64, Status> {
@@ -34,6 +36,7 @@ pub async fn delete(
     let expected = request
         .expected
         .ok_or_else(|| status::required_argument("expected_stream_revision"))?;
+    access::check(store, caller, &stream, Operation::Delete)?;
     let store = store.clone();
     let name = stream.clone();
     let result = tokio::task::spawn_blocking(move || match kind {

@@ -6,6 +6,7 @@
 // `tonic::Status` is the error type of every handler; boxing it would only add conversions.
 #![allow(clippy::result_large_err)]
 
+mod access;
 mod append;
 mod auth;
 mod batch_append;

@@ -39,6 +39,7 @@ mod tests {
 
     use super::*;
     use crate::config::Storage;
+    use crate::grpc::access::Caller;
     use crate::grpc::convert::UuidFormat;
     use crate::grpc::filter::EventFilter;
     use crate::grpc::read::AllRead;
@@ -128,6 +129,7 @@ mod tests {
             start: StartAt::Beginning,
             filter: Some(matching_nothing()),
             uuid_format: UuidFormat::String,
+            caller: Caller::Unchecked,
         };
         let scan = tokio::spawn(subscription.run(store, sink));
         let other = tokio::spawn(async move {

@@ -4,6 +4,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Context;
+use super::access::{self, ALL_STREAM, Caller, Operation};
 use super::batch_append;
 use super::delete::{DeleteKind, DeleteRequest, delete};
 use super::read::{AllRead, StreamRead};
@@ -29,8 +30,15 @@ impl Streams for StreamsService {
     type BatchAppendStream = ReceiverStream<Result<BatchAppendResp, Status>>;
 
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
+        let caller = Caller::of(&request)?;
         let request = ReadRequest::parse(request.into_inner())?;
         let store = self.context.store.clone();
+        let stream = match &request.source {
+            Source::Stream { name, .. } => name.as_str(),
+            Source::All { .. } => ALL_STREAM,
+        };
+        // Before anything is sent, so a refusal goes out trailers-only like the real server's.
+        access::check(&store, &caller, stream, Operation::Read)?;
         if let Source::Stream { name, .. } = &request.source {
             // Known before the first message, so it goes out trailers-only, as clients expect.
             if store.stream_state(name) == StreamState::Tombstoned {
@@ -76,6 +84,7 @@ impl Streams for StreamsService {
                         stream: name,
                         start,
                         uuid_format,
+                        caller,
                     }
                     .run(store, sink)
                     .await
@@ -85,6 +94,7 @@ impl Streams for StreamsService {
                         start,
                         filter,
                         uuid_format,
+                        caller,
                     }
                     .run(store, sink)
                     .await
@@ -98,13 +108,15 @@ impl Streams for StreamsService {
         &self,
         request: Request<Streaming<AppendReq>>,
     ) -> Result<Response<AppendResp>, Status> {
-        super::append::append(&self.context.store, request.into_inner())
+        let caller = Caller::of(&request)?;
+        super::append::append(&self.context.store, &caller, request.into_inner())
             .await
             .map(Response::new)
     }
 
     async fn delete(&self, request: Request<DeleteReq>) -> Result<Response<DeleteResp>, Status> {
         use delete_req::options::ExpectedStreamRevision as Expected;
+        let caller = Caller::of(&request)?;
         let options = request
             .into_inner()
             .options
@@ -121,7 +133,7 @@ impl Streams for StreamsService {
             stream_identifier: options.stream_identifier,
             expected,
         };
-        let position = delete(&self.context.store, DeleteKind::Soft, request).await?;
+        let position = delete(&self.context.store, &caller, DeleteKind::Soft, request).await?;
         let position = delete_resp::Position {
             commit_position: position,
             prepare_position: position,
@@ -136,6 +148,7 @@ impl Streams for StreamsService {
         request: Request<TombstoneReq>,
     ) -> Result<Response<TombstoneResp>, Status> {
         use tombstone_req::options::ExpectedStreamRevision as Expected;
+        let caller = Caller::of(&request)?;
         let options = request
             .into_inner()
             .options
@@ -152,7 +165,7 @@ impl Streams for StreamsService {
             stream_identifier: options.stream_identifier,
             expected,
         };
-        let position = delete(&self.context.store, DeleteKind::Tombstone, request).await?;
+        let position = delete(&self.context.store, &caller, DeleteKind::Tombstone, request).await?;
         let position = tombstone_resp::Position {
             commit_position: position,
             prepare_position: position,
@@ -166,11 +179,12 @@ impl Streams for StreamsService {
         &self,
         request: Request<Streaming<BatchAppendReq>>,
     ) -> Result<Response<Self::BatchAppendStream>, Status> {
+        let caller = Caller::of(&request)?;
         let (sink, response) = Sink::new(self.context.shutdown.clone());
         let store = self.context.store.clone();
         let requests = request.into_inner();
         tokio::spawn(async move {
-            let _ = batch_append::run(store, requests, sink).await;
+            let _ = batch_append::run(store, caller, requests, sink).await;
         });
         Ok(Response::new(response))
     }

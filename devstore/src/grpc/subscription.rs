@@ -6,9 +6,14 @@
 //! it, and because it only ever reads after its own cursor, it can neither skip nor repeat an
 //! event. A slow client just keeps reading from the index ("catching up") at its own pace, and a
 //! scan whose filter matches nothing yields under a [`ScanBudget`] rather than hold its thread.
+//!
+//! Access is checked again before each page is read: an ACL or `$settings` change that takes
+//! the caller's read access away ends the subscription with access denied, as the real server
+//! drops its subscriptions when their stream's metadata or the settings change.
 
 use prost_types::Timestamp;
 
+use super::access::{self, ALL_STREAM, Caller, Operation};
 use super::convert::UuidFormat;
 use super::filter::{EventFilter, passes};
 use super::read::{PAGE, send, send_events};
@@ -27,6 +32,8 @@ pub struct AllSubscription {
     pub start: StartAt,
     pub filter: Option<EventFilter>,
     pub uuid_format: UuidFormat,
+    /// Must keep read access to `$all`.
+    pub caller: Caller,
 }
 
 /// A subscription to one stream.
@@ -34,6 +41,8 @@ pub struct StreamSubscription {
     pub stream: String,
     pub start: StartAt,
     pub uuid_format: UuidFormat,
+    /// Must keep read access to `stream`.
+    pub caller: Caller,
 }
 
 impl AllSubscription {
@@ -55,6 +64,9 @@ impl AllSubscription {
         let mut budget = ScanBudget::default();
         loop {
             head.borrow_and_update();
+            if let Err(denied) = access::check(&store, &self.caller, ALL_STREAM, Operation::Read) {
+                return Err(sink.fail(denied).await);
+            }
             let page = store.all_page(cursor + 1, Direction::Forwards, PAGE);
             let Some(last) = page.last() else {
                 if !caught_up {
@@ -115,6 +127,10 @@ impl StreamSubscription {
         let mut caught_up = false;
         loop {
             head.borrow_and_update();
+            if let Err(denied) = access::check(&store, &self.caller, &self.stream, Operation::Read)
+            {
+                return Err(sink.fail(denied).await);
+            }
             let (page, tombstone) =
                 match store.stream_page(&self.stream, next, Direction::Forwards, PAGE) {
                     None => (Vec::new(), None),

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
 use super::Store;
 use super::event::RecordedEvent;
 use super::index::StreamState;
@@ -49,6 +51,15 @@ impl Store {
         self.read()
             .stream(stream)
             .and_then(|entry| entry.last_revision())
+    }
+
+    /// The latest metadata object of `stream` (the `$metadata` event of `$$<stream>`), empty
+    /// when it has none; `$all`'s is the one in `$$$all`.
+    pub fn metadata(&self, stream: &str) -> Map<String, Value> {
+        self.read()
+            .stream(stream)
+            .map(|entry| entry.metadata().clone())
+            .unwrap_or_default()
     }
 
     /// Up to `limit` events of `$all`: forwards those at or after `from`, backwards those

@@ -91,7 +91,7 @@ async fn tls_with_self_signed_certificate() -> anyhow::Result<()> {
     server.shutdown().await
 }
 
-/// With `require_auth`, calls need `admin:changeit`.
+/// With `require_auth`, calls need a default user's credentials (`acl.rs` covers `ops`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_auth_checks_credentials() -> anyhow::Result<()> {
     let server = Server::start(Config {

@@ -1,6 +1,7 @@
 //! devstore integration tests: each test starts its own in-process server on an ephemeral port
 //! and talks to it with the unmodified official `eventstore` client over real gRPC.
 
+mod acl;
 mod append;
 mod bounds;
 mod cluster;

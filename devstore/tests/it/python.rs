@@ -1,10 +1,13 @@
-//! The Python `kurrentdbclient` package appends, reads and subscribes against devstore
-//! (`scripts/python_client.py`). Skipped, with a message, where the package is not installed;
-//! `DEVSTORE_PYTHON` chooses the interpreter (default `python3`).
+//! The Python `kurrentdbclient` package appends, reads and subscribes against devstore, and is
+//! refused what stream ACLs refuse under `require_auth` (`scripts/python_client.py`). Skipped,
+//! with a message, where the package is not installed; `DEVSTORE_PYTHON` chooses the
+//! interpreter (default `python3`).
 
 use std::process::Command;
 
-use crate::util::{guard, start};
+use devstore::{Config, Server, Tls};
+
+use crate::util::{config, guard, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_kurrentdbclient_appends_reads_and_subscribes() -> anyhow::Result<()> {
@@ -20,16 +23,25 @@ async fn python_kurrentdbclient_appends_reads_and_subscribes() -> anyhow::Result
         return Ok(());
     }
     let (server, _client) = start().await?;
+    // The Python client sends credentials only over TLS.
+    let secured = Server::start(Config {
+        tls: Tls::SelfSigned,
+        require_auth: true,
+        ..config()
+    })
+    .await?;
     // Cargo sets CARGO_MANIFEST_DIR for the test process too; prefer it over the compile-time
     // value, which is stale when a shared target dir reuses a binary built in another checkout.
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
         .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
     let script = format!("{manifest_dir}/scripts/python_client.py");
     let connection_string = server.connection_string();
+    let secured_address = secured.local_addr().to_string();
     let output = guard(tokio::task::spawn_blocking(move || {
         Command::new(&python)
             .arg(script)
             .arg(connection_string)
+            .arg(secured_address)
             .output()
     }))
     .await???;
@@ -40,5 +52,6 @@ async fn python_kurrentdbclient_appends_reads_and_subscribes() -> anyhow::Result
         "python client failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("python client: ok"), "{stdout}");
+    secured.shutdown().await?;
     server.shutdown().await
 }

@@ -117,6 +117,17 @@ pub fn failure(status: rpc::Status, identifier: Option<StreamIdentifier>) -> Bat
     }
 }
 
+/// The caller may not write the stream; the real server's status, which the Python client
+/// reports as `AccessDeniedError`.
+pub fn access_denied() -> rpc::Status {
+    rpc_status(
+        tonic::Code::PermissionDenied,
+        "AccessDenied",
+        "AccessDenied",
+        &shared::AccessDenied {},
+    )
+}
+
 pub fn bad_request(message: &str) -> rpc::Status {
     let details = shared::BadRequest {
         message: message.to_owned(),

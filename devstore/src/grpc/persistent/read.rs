@@ -12,6 +12,7 @@ use super::consumers::Consumer;
 use super::group::{Command, Handle};
 use super::registry::Groups;
 use super::settings::{Source, group_name};
+use crate::grpc::access::{self, Caller, Operation};
 use crate::grpc::convert::{UuidFormat, decode_uuid, stream_name};
 use crate::grpc::sink::wait_for_shutdown;
 use crate::limits::MAX_PERSISTENT_BUFFER;
@@ -31,7 +32,11 @@ pub async fn read(
     request: Request<Streaming<ReadReq>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Response<Events>, Status> {
-    let username = username(request.metadata());
+    let caller = Caller::of(&request)?;
+    let username = match &caller {
+        Caller::User(user) => user.name.clone(),
+        Caller::Unchecked => "anonymous".to_owned(),
+    };
     let connection_name = request
         .metadata()
         .get("connection-name")
@@ -55,6 +60,8 @@ pub async fn read(
         None => return Err(Status::unknown("Exception was thrown by handler.")),
     };
     let group = group_name(&options.group_name)?;
+    // As the real server: a consumer needs read access to the group's stream (or `$all`).
+    access::check(groups.store(), &caller, source.name(), Operation::Read)?;
     // The real server uses the buffer size as its channel's capacity, so 0 or less throws.
     let slots = u32::try_from(options.buffer_size)
         .ok()
@@ -132,23 +139,6 @@ async fn pass_acks(
         }
     }
     group.send(Command::Leave(id)).await;
-}
-
-/// The user named by the call's basic credentials, or `anonymous`.
-fn username(metadata: &tonic::metadata::MetadataMap) -> String {
-    use base64::Engine as _;
-    metadata
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
-        .and_then(|encoded| {
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .ok()
-        })
-        .and_then(|decoded| String::from_utf8(decoded).ok())
-        .and_then(|pair| pair.split_once(':').map(|(user, _)| user.to_owned()))
-        .unwrap_or_else(|| "anonymous".to_owned())
 }
 
 /// How the consumer wants event ids (the persistent protocol has its own copy of the option).

@@ -89,6 +89,11 @@ impl Groups {
         })
     }
 
+    /// The log the groups read.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
     /// A new consumer id.
     pub fn next_consumer(&self) -> ConsumerId {
         self.shared.next_consumer.fetch_add(1, Ordering::Relaxed)
