@@ -47,8 +47,17 @@ pub const FILTER_REGEX_BACKTRACK_LIMIT: usize = 1_000_000;
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Messages one persistent-subscription consumer may hold unacked (its buffer size is cut to
-/// this): each is an event kept in memory until acked or timed out.
-pub const MAX_PERSISTENT_BUFFER: u32 = 65_536;
+/// this): each is an event kept in memory until acked or timed out. The clients ask for 10
+/// (Rust) and 150 (Python).
+pub const MAX_PERSISTENT_BUFFER: u32 = 4096;
+
+/// Consumers of one persistent subscription group at once, whatever its
+/// `max_subscriber_count` (0, the clients' default, means no limit on the real server).
+pub const MAX_CONSUMERS_PER_GROUP: usize = 64;
+
+/// Bytes of a nack's reason kept: it is copied into the parked stream with every message it
+/// parks.
+pub const MAX_NACK_REASON_BYTES: usize = 1024;
 
 /// Persistent subscription groups on one server: each is a task, and every create, update and
 /// delete writes the whole list to the log (so the log grows with the square of this).

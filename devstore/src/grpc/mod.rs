@@ -75,7 +75,6 @@ pub fn routes(
     });
     let persistent = PersistentSubscriptionsServer::new(persistent::PersistentService {
         groups: context.groups.clone(),
-        shutdown: context.shutdown.clone(),
     })
     .max_decoding_message_size(MAX_MESSAGE_SIZE);
     let streams = StreamsServer::new(streams::StreamsService { context })

@@ -35,15 +35,17 @@ pub struct Consumer {
     pub connection_name: String,
     /// How it wants event ids.
     pub uuid_format: crate::grpc::convert::UuidFormat,
-    /// Where its responses go; bounded, but never full while `in_flight ≤ slots` and the
-    /// capacity is above `slots` (see `Consumers::join`).
+    /// Where its responses go: bounded, and never filled past its last place (see
+    /// `has_room`).
     pub deliver: mpsc::Sender<Result<ReadResp, Status>>,
 }
 
 impl Consumer {
-    /// Whether it can take one more message.
+    /// Whether it can take one more message: a free slot, and room in its call's channel
+    /// beyond the one place kept for the status that ends the call (a consumer that stops
+    /// reading fills its channel with retried messages, and then takes no more).
     fn has_room(&self) -> bool {
-        self.in_flight < self.slots
+        self.in_flight < self.slots && self.deliver.capacity() > 1
     }
 }
 
@@ -62,6 +64,11 @@ impl Consumers {
     /// How many are connected.
     pub fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Whether any can take a message.
+    pub fn any_room(&self) -> bool {
+        self.list.iter().any(Consumer::has_room)
     }
 
     /// All of them, in join order.

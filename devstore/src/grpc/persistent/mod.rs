@@ -18,7 +18,7 @@ mod records;
 mod registry;
 mod settings;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::grpc::convert::stream_name;
@@ -37,8 +37,6 @@ pub use registry::Groups;
 pub struct PersistentService {
     /// The groups.
     pub groups: Groups,
-    /// Raised when the server stops.
-    pub shutdown: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -87,7 +85,7 @@ impl PersistentSubscriptions for PersistentService {
         &self,
         request: Request<Streaming<ReadReq>>,
     ) -> Result<Response<Self::ReadStream>, Status> {
-        read::read(&self.groups, request, self.shutdown.clone()).await
+        read::read(&self.groups, request).await
     }
 
     async fn get_info(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -14,7 +14,6 @@ use super::registry::Groups;
 use super::settings::{Source, group_name};
 use crate::grpc::access::{self, Caller, Operation};
 use crate::grpc::convert::{UuidFormat, decode_uuid, stream_name};
-use crate::grpc::sink::wait_for_shutdown;
 use crate::limits::MAX_PERSISTENT_BUFFER;
 use crate::proto::persistent_subscriptions::read_req::{self, nack::Action, options};
 use crate::proto::persistent_subscriptions::{ReadReq, ReadResp};
@@ -30,9 +29,12 @@ pub type Events = ReceiverStream<Result<ReadResp, Status>>;
 pub async fn read(
     groups: &Groups,
     request: Request<Streaming<ReadReq>>,
-    shutdown: watch::Receiver<bool>,
 ) -> Result<Response<Events>, Status> {
     let caller = Caller::of(&request)?;
+    let from = request
+        .remote_addr()
+        .map(|address| address.to_string())
+        .unwrap_or_default();
     let username = match &caller {
         Caller::User(user) => user.name.clone(),
         Caller::Unchecked => "anonymous".to_owned(),
@@ -70,7 +72,8 @@ pub async fn read(
         .min(MAX_PERSISTENT_BUFFER);
     let handle = groups.get(&source, &group).await?;
     // Room for every message the consumer may hold, twice over (a timed-out message may still
-    // sit in the channel when its retry goes out), plus the confirmation and the final status.
+    // sit in the channel when its retry goes out), plus the confirmation and the final status
+    // (the group never fills the last place, see `Consumer::has_room`).
     let (deliver, events) = mpsc::channel(slots as usize * 2 + 2);
     let id = groups.next_consumer();
     let uuid_format = uuid_format(options.uuid_option.as_ref());
@@ -79,7 +82,7 @@ pub async fn read(
         slots,
         in_flight: 0,
         delivered: 0,
-        from: String::new(),
+        from,
         username,
         connection_name,
         uuid_format,
@@ -92,41 +95,41 @@ pub async fn read(
     joined
         .await
         .map_err(|_| super::errors::not_found(&source, &group))??;
-    tokio::spawn(pass_acks(requests, handle, id, deliver, shutdown));
+    tokio::spawn(pass_acks(requests, handle, id, slots as usize, deliver));
     Ok(Response::new(ReceiverStream::new(events)))
 }
 
-/// Passes acks and nacks to the group until the call ends, then tells it the consumer left.
+/// Passes acks and nacks to the group until the call ends or the group does, then tells it
+/// the consumer left. A consumer holds at most `slots` messages, so an ack or nack naming more
+/// ids than that is cut to `slots`. Server shutdown is left to the group, which ends the call
+/// with its status.
 async fn pass_acks(
     mut requests: Streaming<ReadReq>,
     group: Handle,
     id: u64,
+    slots: usize,
     deliver: mpsc::Sender<Result<ReadResp, Status>>,
-    mut shutdown: watch::Receiver<bool>,
 ) {
+    let ids = |ids: Vec<crate::proto::shared::Uuid>| -> Vec<uuid::Uuid> {
+        ids.iter()
+            .take(slots)
+            .filter_map(|id| decode_uuid(Some(id), "id").ok())
+            .collect()
+    };
     loop {
         let request = tokio::select! {
             request = requests.message() => request,
             _ = deliver.closed() => break,
-            _ = wait_for_shutdown(&mut shutdown) => break,
+            _ = group.ended() => return,
         };
         let command = match request {
             Ok(Some(ReadReq {
                 content: Some(read_req::Content::Ack(ack)),
-            })) => Command::Ack(
-                ack.ids
-                    .iter()
-                    .filter_map(|id| decode_uuid(Some(id), "id").ok())
-                    .collect(),
-            ),
+            })) => Command::Ack(ids(ack.ids)),
             Ok(Some(ReadReq {
                 content: Some(read_req::Content::Nack(nack)),
             })) => Command::Nack {
-                ids: nack
-                    .ids
-                    .iter()
-                    .filter_map(|id| decode_uuid(Some(id), "id").ok())
-                    .collect(),
+                ids: ids(nack.ids),
                 action: Action::try_from(nack.action).unwrap_or(Action::Unknown),
                 reason: nack.reason,
             },
@@ -135,7 +138,7 @@ async fn pass_acks(
             Ok(None) | Err(_) => break,
         };
         if !group.send(command).await {
-            break;
+            return;
         }
     }
     group.send(Command::Leave(id)).await;

@@ -80,10 +80,12 @@ pub fn parse_checkpoint(event: &RecordedEvent) -> Option<u64> {
     commit.parse().ok()
 }
 
-/// The metadata the real server gives a checkpoint stream: two records kept, admins only.
-pub fn checkpoint_stream_metadata() -> ProposedEvent {
+/// The metadata the real server means to give a checkpoint stream (two records kept, admins
+/// only), hiding revisions below `truncate_before` (a deleted group's old checkpoints).
+pub fn checkpoint_stream_metadata(truncate_before: u64) -> ProposedEvent {
     metadata(json!({
         "$maxCount": 2,
+        "$tb": truncate_before,
         "$acl": {"$r": "$admins", "$w": "$admins", "$d": "$admins", "$mr": "$all", "$mw": "$admins"}
     }))
 }

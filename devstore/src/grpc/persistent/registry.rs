@@ -12,9 +12,9 @@ use tonic::Status;
 
 use super::consumers::ConsumerId;
 use super::errors;
-use super::group::{Group, Handle};
+use super::group::{Group, Handle, end_of};
 use super::records::{self, Entry};
-use super::settings::{Settings, Source};
+use super::settings::{Settings, Source, Start};
 use crate::grpc::status;
 use crate::limits::MAX_PERSISTENT_GROUPS;
 use crate::store::{Direction, ExpectedRevision, ProposedEvent, Store};
@@ -36,6 +36,8 @@ struct Shared {
 
 #[derive(Default)]
 struct Running {
+    /// Set once the server stops them: nothing starts after that.
+    stopped: bool,
     groups: BTreeMap<(Source, String), Registered>,
     /// Sources that ever had a group since start-up: listing one of these with no groups left
     /// answers an empty list, listing any other "not found", as on the real server.
@@ -104,9 +106,9 @@ impl Groups {
         &self,
         source: Source,
         group: String,
-        settings: Settings,
+        mut settings: Settings,
     ) -> Result<(), Status> {
-        let mut running = self.shared.running.lock().await;
+        let mut running = self.running().await?;
         let key = (source, group);
         if running.groups.contains_key(&key) {
             return Err(errors::exists(&key.0, &key.1));
@@ -118,7 +120,7 @@ impl Groups {
             )));
         }
         let (source, group) = key;
-        if let (Source::All, super::settings::Start::At(position)) = (&source, settings.start)
+        if let (Source::All, Start::At(position)) = (&source, settings.start)
             && position > self.shared.store.head()
         {
             let reason = format!(
@@ -127,6 +129,9 @@ impl Groups {
                 head = self.shared.store.head()
             );
             return Err(errors::failed(&source, &group, &reason));
+        }
+        if settings.start == Start::End {
+            settings.resolved_end = Some(end_of(&self.shared.store, &source));
         }
         let mut entries = entries(&running);
         entries.push(Entry {
@@ -149,13 +154,21 @@ impl Groups {
         &self,
         source: Source,
         group: String,
-        settings: Settings,
+        mut settings: Settings,
     ) -> Result<(), Status> {
-        let mut running = self.shared.running.lock().await;
+        let mut running = self.running().await?;
         let key = (source, group);
         let Some(registered) = running.groups.get(&key) else {
             return Err(errors::not_found(&key.0, &key.1));
         };
+        if settings.start == Start::End {
+            // Still "the end" it was: the same place (the Rust client sends its start with
+            // every update); a new start at the end: where the end is now.
+            settings.resolved_end = match registered.settings.start {
+                Start::End => registered.settings.resolved_end,
+                _ => Some(end_of(&self.shared.store, &key.0)),
+            };
+        }
         let mut entries = entries(&running);
         for entry in &mut entries {
             if entry.source == key.0 && entry.group == key.1 {
@@ -180,7 +193,7 @@ impl Groups {
     /// Deletes a group: its consumers are dropped, and its checkpoint and parked messages
     /// deleted (a group created again under the name starts afresh).
     pub async fn delete(&self, source: Source, group: String) -> Result<(), Status> {
-        let mut running = self.shared.running.lock().await;
+        let mut running = self.running().await?;
         let key = (source, group);
         let Some(registered) = running.groups.remove(&key) else {
             return Err(errors::not_found(&key.0, &key.1));
@@ -237,7 +250,7 @@ impl Groups {
 
     /// Drops every consumer and starts every group again from its checkpoint.
     pub async fn restart(&self) -> Result<(), Status> {
-        let mut running = self.shared.running.lock().await;
+        let mut running = self.running().await?;
         let keys: Vec<(Source, String)> = running.groups.keys().cloned().collect();
         for key in keys {
             let Some(registered) = running.groups.remove(&key) else {
@@ -270,10 +283,20 @@ impl Groups {
     /// Stops every group for a server shutting down: each writes its checkpoint and ends its
     /// consumers' calls with "shutting down", which also lets the gRPC server finish.
     pub async fn stop(&self) {
-        let running = self.shared.running.lock().await;
+        let mut running = self.shared.running.lock().await;
+        running.stopped = true;
         for registered in running.groups.values() {
             registered.handle.stop(status::shutting_down(), true).await;
         }
+    }
+
+    /// The running groups, to change them; refused once the server stopped them.
+    async fn running(&self) -> Result<tokio::sync::MutexGuard<'_, Running>, Status> {
+        let running = self.shared.running.lock().await;
+        if running.stopped {
+            return Err(status::shutting_down());
+        }
+        Ok(running)
     }
 
     fn start(&self, source: &Source, group: &str, settings: &Settings) -> Result<Handle, Status> {

@@ -137,6 +137,12 @@ impl Strategy {
 pub struct Settings {
     /// Where a new group starts.
     pub start: Start,
+    /// For a group starting at the end: the revision or position the end was when the group
+    /// was created (or its start last changed), so a restart before the first checkpoint
+    /// does not skip what was written meanwhile. The real server works the end out again at
+    /// every start; this only saves events from being skipped.
+    #[serde(default)]
+    pub resolved_end: Option<u64>,
     /// The `$all` filter, if any.
     pub filter: Option<Filter>,
     /// Deliver the events links point to (devstore has no links of its own to resolve; parked
@@ -390,6 +396,7 @@ fn validate(
     };
     let settings = Settings {
         start,
+        resolved_end: None,
         filter,
         resolve_links: wire.resolve_links,
         extra_statistics: wire.extra_statistics,

@@ -3,6 +3,7 @@
 //! restart, and management calls answer as the real server's do.
 
 mod durability;
+mod edges;
 mod management;
 mod redelivery;
 mod sharing;

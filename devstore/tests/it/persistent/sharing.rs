@@ -195,6 +195,8 @@ async fn dispatch_to_single_fills_one_consumer_and_pinned_keeps_streams_together
     client
         .create_persistent_subscription_to_all("pins", &options)
         .await?;
+    // Both consumers are there before the events, so the streams spread over them.
+    let sharing = join(&client, None, "pins", 2).await?;
     for _ in 0..3 {
         for stream in &streams {
             client
@@ -202,7 +204,7 @@ async fn dispatch_to_single_fills_one_consumer_and_pinned_keeps_streams_together
                 .await?;
         }
     }
-    let by_consumer = join(&client, None, "pins", 2).await?.collect(36).await?;
+    let by_consumer = sharing.collect(36).await?;
     let mut owners: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     for (index, messages) in by_consumer.iter().enumerate() {
         for (stream, _) in messages {
@@ -211,5 +213,10 @@ async fn dispatch_to_single_fills_one_consumer_and_pinned_keeps_streams_together
     }
     assert_eq!(owners.len(), 6);
     assert!(owners.values().all(|owner| owner.len() == 1), "{owners:?}");
+    // Both took part: a free stream goes to the consumer owning the fewest.
+    assert!(
+        by_consumer.iter().all(|messages| !messages.is_empty()),
+        "{owners:?}"
+    );
     server.shutdown().await
 }
