@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::config::{Config, Storage, Tls};
+use crate::config::{Config, DEFAULT_RECENT_BYTES, Storage, Tls};
 use crate::server::Server;
 
 /// Flags of `devstore` / `projector devstore`.
@@ -33,6 +33,10 @@ pub struct Args {
     /// Require the default admin:changeit credentials on every call.
     #[arg(long)]
     pub require_auth: bool,
+    /// With --data: MiB of the newest events kept in memory for readers; older events are
+    /// read from SQLite.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_RECENT_BYTES >> 20)]
+    pub recent_mib: usize,
 }
 
 impl Args {
@@ -57,6 +61,7 @@ impl Args {
             storage,
             tls,
             require_auth: self.require_auth,
+            recent_bytes: self.recent_mib.saturating_mul(1 << 20),
         })
     }
 }

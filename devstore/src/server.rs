@@ -41,7 +41,8 @@ impl Server {
     /// Opens the store, binds `config.listen` and starts serving in the background.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let storage = config.storage.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&storage))
+        let recent_bytes = config.recent_bytes;
+        let store = tokio::task::spawn_blocking(move || Store::open(&storage, recent_bytes))
             .await
             .context("store task failed")?
             .context("opening the event store")?;

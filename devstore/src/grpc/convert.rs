@@ -87,7 +87,7 @@ pub fn stream_identifier(stream: &str) -> StreamIdentifier {
 /// A read or subscription response carrying `event` (no link resolution).
 pub fn event_response(event: &RecordedEvent, format: UuidFormat) -> read_resp::Content {
     let mut metadata = HashMap::with_capacity(3);
-    metadata.insert("type".to_owned(), event.event_type.clone());
+    metadata.insert("type".to_owned(), event.event_type.to_string());
     let content_type = if event.is_json {
         "application/json"
     } else {

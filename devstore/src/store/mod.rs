@@ -1,17 +1,27 @@
-//! The event log: an in-memory [`Index`] over every event, optionally persisted in SQLite.
+//! The event log: an in-memory [`Index`] of every event's position, stream and type, the
+//! newest events with their payloads ([`Recent`]), and optionally SQLite.
 //!
-//! Reads never touch the disk: the whole log is kept in memory (this is a development server),
-//! and SQLite only makes it survive restarts. Writes are serialised by one writer lock, persisted
-//! in one transaction per request, then published to the index and announced on the `head`
-//! watch channel, which is what live subscriptions wait on. This module knows nothing of gRPC.
+//! In memory (the default) the log has nowhere else to live, so every payload stays in memory.
+//! With a data directory, SQLite holds the payloads and memory holds only the index (about 24
+//! bytes per event) and the newest events up to a byte budget; reads of older events load
+//! their page from SQLite through read connections of their own ([`Readers`]), off the async
+//! threads and outside the index lock, so a 10 GB log does not need 10 GB of memory.
+//!
+//! Writes are serialised by one writer lock, persisted in one transaction per request, then
+//! published to the index and the recent events and announced on the `head` watch channel,
+//! which is what live subscriptions wait on. This module knows nothing of gRPC.
 
 mod disk;
 mod event;
 mod index;
+mod names;
 mod read;
+mod readers;
+mod recent;
+mod stream;
 mod write;
 
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -19,10 +29,12 @@ use tokio::sync::watch;
 use crate::config::Storage;
 use disk::Disk;
 use index::Index;
+use readers::Readers;
+use recent::Recent;
 
-pub use event::{ProposedEvent, RecordedEvent};
-pub use index::StreamState;
-pub use read::Direction;
+pub use event::{EventHeader, ProposedEvent, RecordedEvent};
+pub use read::{Direction, StreamPage};
+pub use stream::StreamState;
 pub use write::{AppendSuccess, ExpectedRevision, WriteError};
 
 /// A cheap-to-clone handle on the log.
@@ -32,8 +44,10 @@ pub struct Store {
 }
 
 struct Shared {
-    /// Readers take this briefly to copy out a page of `Arc`ed events.
-    index: RwLock<Index>,
+    /// Readers take this briefly to copy out what a page needs; never held during I/O.
+    log: RwLock<Log>,
+    /// Connections that read payloads from SQLite; None in memory, where every event is held.
+    readers: Option<Readers>,
     /// Serialises writers and holds the database.
     writer: Mutex<Writer>,
     /// Position of the newest event, updated after the index: a subscriber that marks the
@@ -41,28 +55,45 @@ struct Shared {
     head: watch::Sender<u64>,
 }
 
+/// The index and the newest events, under one lock so that a reader sees both at one head.
+struct Log {
+    /// Every event's position, stream and type; every stream's revisions and settings.
+    index: Index,
+    /// The newest events with their payloads (all of them in memory).
+    recent: Recent,
+}
+
 impl Store {
-    /// Opens the log: loads a durable one from disk, and seeds a fresh one with the `$users`
-    /// stream that a new EventStoreDB node has.
-    pub fn open(storage: &Storage) -> anyhow::Result<Store> {
+    /// Opens the log: loads a durable one's index from disk, and seeds a fresh one with the
+    /// `$users` stream that a new EventStoreDB node has. With a data directory, `recent_bytes`
+    /// bounds the newest events held in memory; in memory all are held.
+    pub fn open(storage: &Storage, recent_bytes: usize) -> anyhow::Result<Store> {
         let mut index = Index::default();
-        let writer = match storage {
-            Storage::Memory => Writer::Memory,
+        let (writer, readers, budget) = match storage {
+            Storage::Memory => (Writer::Memory, None, None),
             Storage::Dir(dir) => {
                 let disk = Disk::open(dir)?;
-                disk.load(|event| {
-                    index.apply(event);
-                })
-                .with_context(|| format!("loading the log from {}", dir.display()))?;
-                Writer::Disk(disk)
+                disk.load(|event| index.apply(event))
+                    .with_context(|| format!("loading the log from {}", dir.display()))?;
+                let readers = Readers::new(disk.path());
+                (
+                    Writer::Disk(Box::new(disk)),
+                    Some(readers),
+                    Some(recent_bytes),
+                )
             }
         };
-        let (head, _) = watch::channel(index.head());
+        let head = index.head();
+        let (head_sender, _) = watch::channel(head);
         let store = Store {
             shared: Arc::new(Shared {
-                index: RwLock::new(index),
+                log: RwLock::new(Log {
+                    index,
+                    recent: Recent::new(head + 1, budget),
+                }),
+                readers,
                 writer: Mutex::new(writer),
-                head,
+                head: head_sender,
             }),
         };
         if store.head() == 0 {
@@ -71,11 +102,20 @@ impl Store {
         Ok(store)
     }
 
-    /// Read access to the index. Hold it only to copy out what is needed: writers wait on it.
-    fn read(&self) -> RwLockReadGuard<'_, Index> {
+    /// Read access to the index and the newest events. Hold it only to copy out what is
+    /// needed, never across I/O or an `await`: writers wait on it.
+    fn log(&self) -> RwLockReadGuard<'_, Log> {
         self.shared
-            .index
+            .log
             .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Write access to the index and the newest events, for publishing a committed write.
+    fn log_mut(&self) -> RwLockWriteGuard<'_, Log> {
+        self.shared
+            .log
+            .write()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
@@ -84,8 +124,11 @@ impl Store {
         self.shared.head.subscribe()
     }
 
-    /// Flushes and closes the database; later writes fail. Idempotent.
+    /// Flushes and closes the database; later writes and reads from disk fail. Idempotent.
     pub fn close(&self) -> anyhow::Result<()> {
+        if let Some(readers) = &self.shared.readers {
+            readers.close();
+        }
         let mut writer = self
             .shared
             .writer
@@ -120,7 +163,7 @@ enum Writer {
     /// Nowhere but the index.
     Memory,
     /// The SQLite database, then the index.
-    Disk(Disk),
+    Disk(Box<Disk>),
     /// Nowhere: the server is shutting down and writes are refused.
     Closed,
 }

@@ -1,8 +1,9 @@
 //! The write path: appends, soft deletes and tombstones, with expected-revision checks.
 //!
 //! Every write builds its records against the current index, persists them in one transaction,
-//! and only then publishes them to the index and the head watch. A failed disk write therefore
-//! leaves no trace, and readers never see an event that is not durable.
+//! and only then publishes them to the index, the recent events and the head watch. A failed
+//! disk write therefore leaves no trace, and readers never see an event that is not durable
+//! (nor one that their own SQLite connections could not find).
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use super::event::{
     METADATA_EVENT_TYPE, ProposedEvent, RecordedEvent, TOMBSTONE_EVENT_TYPE, TOMBSTONE_REVISION,
     now_ticks,
 };
-use super::index::{Index, SOFT_DELETED_TRUNCATE_BEFORE, StreamState};
+use super::index::{Applied, Index};
+use super::stream::{SOFT_DELETED_TRUNCATE_BEFORE, StreamState};
 use super::{Store, Writer};
 
 /// The client's expectation about a stream's current revision.
@@ -102,7 +104,7 @@ impl Store {
             let name = index.stream_name(stream);
             let first = last.map_or(0, |last| last + 1);
             for (offset, event) in events.into_iter().enumerate() {
-                batch.push(name.clone(), first + offset as u64, event);
+                batch.push(index, name.clone(), first + offset as u64, event);
             }
             Ok(AppendSuccess {
                 current_revision: batch.records.last().map(|record| record.revision),
@@ -146,7 +148,12 @@ impl Store {
                 custom_metadata: Default::default(),
                 data: Default::default(),
             };
-            Ok(batch.push(index.stream_name(stream), TOMBSTONE_REVISION, tombstone))
+            Ok(batch.push(
+                index,
+                index.stream_name(stream),
+                TOMBSTONE_REVISION,
+                tombstone,
+            ))
         })
     }
 
@@ -162,13 +169,13 @@ impl Store {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let (outcome, batch) = {
-            let index = self.read();
+            let log = self.log();
             let mut batch = Batch {
-                next_position: index.head() + 1,
+                next_position: log.index.head() + 1,
                 created: now_ticks(),
                 records: Vec::new(),
             };
-            (build(&index, &mut batch)?, batch)
+            (build(&log.index, &mut batch)?, batch)
         };
         if batch.records.is_empty() {
             return Ok(outcome);
@@ -179,15 +186,18 @@ impl Store {
             Writer::Closed => return Err(WriteError::Storage(anyhow!("the store is closed"))),
         }
         let head = {
-            let mut index = self
-                .shared
-                .index
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut log = self.log_mut();
             for record in batch.records {
-                index.apply(record);
+                log.index.apply(Applied {
+                    position: record.position,
+                    stream: &record.stream,
+                    event_type: &record.event_type,
+                    created: record.created,
+                    data: &record.data,
+                });
+                log.recent.push(Arc::new(record));
             }
-            index.head()
+            log.index.head()
         };
         self.shared.head.send_replace(head);
         Ok(outcome)
@@ -261,7 +271,13 @@ struct Batch {
 
 impl Batch {
     /// Adds an event; returns its position.
-    fn push(&mut self, stream: Arc<str>, revision: u64, event: ProposedEvent) -> u64 {
+    fn push(
+        &mut self,
+        index: &Index,
+        stream: Arc<str>,
+        revision: u64,
+        event: ProposedEvent,
+    ) -> u64 {
         let position = self.next_position;
         self.next_position += 1;
         self.records.push(RecordedEvent {
@@ -269,7 +285,7 @@ impl Batch {
             stream,
             revision,
             id: event.id,
-            event_type: event.event_type,
+            event_type: index.event_type_name(&event.event_type),
             is_json: event.is_json,
             created: self.created,
             custom_metadata: event.custom_metadata,
@@ -290,7 +306,7 @@ impl Batch {
         let mut metadata = index
             .stream(stream)
             .filter(|_| keep_settings)
-            .map(|entry| entry.metadata().clone())
+            .and_then(|entry| entry.metadata().cloned())
             .unwrap_or_default();
         metadata.insert("$tb".to_owned(), truncate_before);
         let metadata_stream = format!("$${stream}");
@@ -305,6 +321,6 @@ impl Batch {
             custom_metadata: Default::default(),
             data: Value::Object(metadata).to_string().into(),
         };
-        self.push(index.stream_name(&metadata_stream), revision, event)
+        self.push(index, index.stream_name(&metadata_stream), revision, event)
     }
 }
