@@ -5,6 +5,7 @@ mod append;
 mod bounds;
 mod cluster;
 mod delete;
+mod disk_reads;
 mod durability;
 mod errors;
 mod expected;
