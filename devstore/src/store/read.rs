@@ -8,11 +8,13 @@
 //!
 //! `$all` is read in two steps, headers first ([`Store::all_headers`], from memory) and then the
 //! events wanted ([`Store::events`]), so a filtered scan loads only the payloads of the events
-//! its filter passes.
+//! its filter passes; a scan that reads runs of positions from disk has the next run read
+//! ahead ([`super::read_ahead`]).
 
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
+use tokio::task::JoinHandle;
 
 use super::event::{EventHeader, RecordedEvent};
 use super::stream::StreamState;
@@ -95,7 +97,7 @@ impl Store {
                 .filter_map(|&position| log.slot(position))
                 .collect()
         };
-        self.fill(slots).await
+        self.fill(slots, true).await
     }
 
     /// Up to `limit` visible events of `stream`: forwards those at or after revision `from`,
@@ -126,7 +128,7 @@ impl Store {
                 .collect();
             (slots, entry.state(), first_visible, tombstone.is_some())
         };
-        let mut events = self.fill(slots).await?;
+        let mut events = self.fill(slots, false).await?;
         let tombstone = if tombstoned { events.pop() } else { None };
         Ok(Some(StreamPage {
             events,
@@ -137,8 +139,9 @@ impl Store {
     }
 
     /// The events of `slots`, in order: the held ones as they are, the stored ones read from
-    /// SQLite with one query on a blocking thread.
-    async fn fill(&self, slots: Vec<Slot>) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
+    /// SQLite with one query on a blocking thread. A scan of `$all` (`ahead`) also starts
+    /// reading the page after this one.
+    async fn fill(&self, slots: Vec<Slot>, ahead: bool) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
         let mut events = Vec::with_capacity(slots.len());
         let mut stored = Vec::new();
         for slot in slots {
@@ -153,22 +156,75 @@ impl Store {
         if stored.is_empty() {
             return Ok(events.into_iter().flatten().collect());
         }
+        let loaded = self.load(stored, ahead).await?;
+        let mut loaded = loaded.into_iter().map(Arc::new);
+        Ok(events
+            .into_iter()
+            .filter_map(|event| event.or_else(|| loaded.next()))
+            .collect())
+    }
+
+    /// Reads `stored` from SQLite, or takes it from the read-ahead; when `ahead` and `stored`
+    /// is a run of positions, starts reading the run after it.
+    async fn load(
+        &self,
+        stored: Vec<EventHeader>,
+        ahead: bool,
+    ) -> anyhow::Result<Vec<RecordedEvent>> {
+        let first = stored[0].position;
+        let len = stored.len();
+        let run = ahead
+            && stored
+                .iter()
+                .zip(first..)
+                .all(|(header, position)| header.position == position);
+        let taken = run
+            .then(|| self.shared.read_ahead.take(first, len))
+            .flatten();
+        let loading = match taken {
+            Some(loading) => loading,
+            None => self.spawn_load(stored),
+        };
+        if run {
+            self.read_ahead(first + len as u64, len);
+        }
+        loading.await.context("read task failed")?
+    }
+
+    /// Starts reading the stored events of the up to `len` positions from `first`, for the scan
+    /// that will ask for them next.
+    fn read_ahead(&self, first: u64, len: usize) {
+        let headers: Vec<EventHeader> = {
+            let log = self.log();
+            // Only what the recent events do not hold is read, as `fill` will ask.
+            let end = log.recent.first().min(log.index.head() + 1);
+            (first..end)
+                .take(len)
+                .filter_map(|position| log.index.header(position))
+                .collect()
+        };
+        if !headers.is_empty() {
+            let len = headers.len();
+            self.shared
+                .read_ahead
+                .put(first, len, self.spawn_load(headers));
+        }
+    }
+
+    /// Reads `stored` from SQLite on a blocking thread.
+    fn spawn_load(
+        &self,
+        stored: Vec<EventHeader>,
+    ) -> JoinHandle<anyhow::Result<Vec<RecordedEvent>>> {
         let store = self.clone();
-        let loaded = tokio::task::spawn_blocking(move || match &store.shared.readers {
-            Some(readers) => readers.load(&stored),
+        tokio::task::spawn_blocking(move || match &store.shared.readers {
+            Some(readers) => readers.load(stored),
             // In memory every event is held, so this is a bug, not a state of the log.
             None => Err(anyhow!(
                 "the event at position {} is not held",
                 stored[0].position
             )),
         })
-        .await
-        .context("read task failed")??;
-        let mut loaded = loaded.into_iter().map(Arc::new);
-        Ok(events
-            .into_iter()
-            .filter_map(|event| event.or_else(|| loaded.next()))
-            .collect())
     }
 }
 

@@ -42,7 +42,7 @@ impl Readers {
     }
 
     /// The events `wanted` describes (distinct positions), in the same order.
-    pub fn load(&self, wanted: &[EventHeader]) -> anyhow::Result<Vec<RecordedEvent>> {
+    pub fn load(&self, wanted: Vec<EventHeader>) -> anyhow::Result<Vec<RecordedEvent>> {
         let connection = self.connection()?;
         let loaded = load(&connection, wanted);
         self.give_back(connection);
@@ -90,7 +90,7 @@ impl Readers {
 
 /// Reads the rows of `wanted` (distinct positions, in any order) with one query and returns
 /// them in `wanted`'s order.
-fn load(connection: &Connection, wanted: &[EventHeader]) -> anyhow::Result<Vec<RecordedEvent>> {
+fn load(connection: &Connection, wanted: Vec<EventHeader>) -> anyhow::Result<Vec<RecordedEvent>> {
     let positions = wanted.iter().map(|header| header.position);
     let (Some(low), Some(high)) = (positions.clone().min(), positions.clone().max()) else {
         return Ok(Vec::new());
@@ -130,7 +130,7 @@ fn load(connection: &Connection, wanted: &[EventHeader]) -> anyhow::Result<Vec<R
         }
     }
     wanted
-        .iter()
+        .into_iter()
         .map(|header| {
             let found = rows
                 .binary_search_by_key(&header.position, |(position, _)| *position)
@@ -141,10 +141,10 @@ fn load(connection: &Connection, wanted: &[EventHeader]) -> anyhow::Result<Vec<R
             };
             Ok(RecordedEvent {
                 position: row.position,
-                stream: header.stream.clone(),
+                stream: header.stream,
                 revision: row.revision,
                 id: row.id,
-                event_type: header.event_type.clone(),
+                event_type: header.event_type,
                 is_json: row.is_json,
                 created: row.created,
                 custom_metadata: row.custom_metadata,
