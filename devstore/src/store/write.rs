@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use prost::bytes::Bytes;
 use serde_json::Value;
 
 use super::event::{
@@ -288,8 +289,10 @@ impl Batch {
             event_type: index.event_type_name(&event.event_type),
             is_json: event.is_json,
             created: self.created,
-            custom_metadata: event.custom_metadata,
-            data: event.data,
+            // Copied: the request's bytes share buffers with the rest of its messages, which
+            // a held event would otherwise keep alive (about twice its payload).
+            custom_metadata: Bytes::copy_from_slice(&event.custom_metadata),
+            data: Bytes::copy_from_slice(&event.data),
         });
         position
     }
