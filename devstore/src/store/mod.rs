@@ -16,7 +16,6 @@ mod event;
 mod index;
 mod names;
 mod read;
-mod read_ahead;
 mod readers;
 mod recent;
 mod stream;
@@ -30,7 +29,6 @@ use tokio::sync::watch;
 use crate::config::Storage;
 use disk::Disk;
 use index::Index;
-use read_ahead::ReadAhead;
 use readers::Readers;
 use recent::Recent;
 
@@ -50,8 +48,6 @@ struct Shared {
     log: RwLock<Log>,
     /// Connections that read payloads from SQLite; None in memory, where every event is held.
     readers: Option<Readers>,
-    /// Pages of `$all` scans read from SQLite before they are asked for.
-    read_ahead: ReadAhead,
     /// Serialises writers and holds the database.
     writer: Mutex<Writer>,
     /// Position of the newest event, updated after the index: a subscriber that marks the
@@ -96,7 +92,6 @@ impl Store {
                     recent: Recent::new(head + 1, budget),
                 }),
                 readers,
-                read_ahead: ReadAhead::default(),
                 writer: Mutex::new(writer),
                 head: head_sender,
             }),

@@ -8,8 +8,11 @@
 //!
 //! `$all` is read in two steps, headers first ([`Store::all_headers`], from memory) and then the
 //! events wanted ([`Store::events`]), so a filtered scan loads only the payloads of the events
-//! its filter passes; a scan that reads runs of positions from disk has the next run read
-//! ahead ([`super::read_ahead`]).
+//! its filter passes.
+//!
+//! Pages are not read ahead: on the 2-core machine a catch-up that read the next page from
+//! SQLite while sending this one was no faster (docs/BENCHMARKS.md), as the reading, the
+//! sending and the client already keep both cores busy.
 
 use std::sync::Arc;
 
@@ -97,7 +100,7 @@ impl Store {
                 .filter_map(|&position| log.slot(position))
                 .collect()
         };
-        self.fill(slots, true).await
+        self.fill(slots).await
     }
 
     /// Up to `limit` visible events of `stream`: forwards those at or after revision `from`,
@@ -128,7 +131,7 @@ impl Store {
                 .collect();
             (slots, entry.state(), first_visible, tombstone.is_some())
         };
-        let mut events = self.fill(slots, false).await?;
+        let mut events = self.fill(slots).await?;
         let tombstone = if tombstoned { events.pop() } else { None };
         Ok(Some(StreamPage {
             events,
@@ -139,9 +142,8 @@ impl Store {
     }
 
     /// The events of `slots`, in order: the held ones as they are, the stored ones read from
-    /// SQLite with one query on a blocking thread. A scan of `$all` (`ahead`) also starts
-    /// reading the page after this one.
-    async fn fill(&self, slots: Vec<Slot>, ahead: bool) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
+    /// SQLite with one query on a blocking thread.
+    async fn fill(&self, slots: Vec<Slot>) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
         let mut events = Vec::with_capacity(slots.len());
         let mut stored = Vec::new();
         for slot in slots {
@@ -156,59 +158,15 @@ impl Store {
         if stored.is_empty() {
             return Ok(events.into_iter().flatten().collect());
         }
-        let loaded = self.load(stored, ahead).await?;
+        let loaded = self
+            .spawn_load(stored)
+            .await
+            .context("read task failed")??;
         let mut loaded = loaded.into_iter().map(Arc::new);
         Ok(events
             .into_iter()
             .filter_map(|event| event.or_else(|| loaded.next()))
             .collect())
-    }
-
-    /// Reads `stored` from SQLite, or takes it from the read-ahead; when `ahead` and `stored`
-    /// is a run of positions, starts reading the run after it.
-    async fn load(
-        &self,
-        stored: Vec<EventHeader>,
-        ahead: bool,
-    ) -> anyhow::Result<Vec<RecordedEvent>> {
-        let first = stored[0].position;
-        let len = stored.len();
-        let run = ahead
-            && stored
-                .iter()
-                .zip(first..)
-                .all(|(header, position)| header.position == position);
-        let taken = run
-            .then(|| self.shared.read_ahead.take(first, len))
-            .flatten();
-        let loading = match taken {
-            Some(loading) => loading,
-            None => self.spawn_load(stored),
-        };
-        if run {
-            self.read_ahead(first + len as u64, len);
-        }
-        loading.await.context("read task failed")?
-    }
-
-    /// Starts reading the stored events of the up to `len` positions from `first`, for the scan
-    /// that will ask for them next.
-    fn read_ahead(&self, first: u64, len: usize) {
-        let headers: Vec<EventHeader> = {
-            let log = self.log();
-            // Only what the recent events do not hold is read, as `fill` will ask.
-            let end = log.recent.first().min(log.index.head() + 1);
-            (first..end)
-                .take(len)
-                .filter_map(|position| log.index.header(position))
-                .collect()
-        };
-        if !headers.is_empty() {
-            let len = headers.len();
-            self.shared
-                .read_ahead
-                .put(first, len, self.spawn_load(headers));
-        }
     }
 
     /// Reads `stored` from SQLite on a blocking thread.

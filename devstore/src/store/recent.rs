@@ -60,11 +60,6 @@ impl Recent {
         }
     }
 
-    /// Position of the oldest held event; the next position to come when none is.
-    pub fn first(&self) -> u64 {
-        self.first
-    }
-
     /// The event at `position` if it is held.
     pub fn get(&self, position: u64) -> Option<&Arc<RecordedEvent>> {
         let offset = usize::try_from(position.checked_sub(self.first)?).ok()?;
