@@ -13,6 +13,7 @@
 
 mod disk;
 mod event;
+mod idempotence;
 mod index;
 mod names;
 mod read;
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::Storage;
 use disk::Disk;
+use idempotence::CommittedIds;
 use index::Index;
 use readers::Readers;
 use recent::Recent;
@@ -48,7 +50,7 @@ struct Shared {
     log: RwLock<Log>,
     /// Connections that read payloads from SQLite; None in memory, where every event is held.
     readers: Option<Readers>,
-    /// Serialises writers and holds the database.
+    /// Serialises writers; holds the database and the recently appended event ids.
     writer: Mutex<Writer>,
     /// Position of the newest event, updated after the index: a subscriber that marks the
     /// current value before reading the index can wait for any later append without a gap.
@@ -69,15 +71,15 @@ impl Store {
     /// bounds the newest events held in memory; in memory all are held.
     pub fn open(storage: &Storage, recent_bytes: usize) -> anyhow::Result<Store> {
         let mut index = Index::default();
-        let (writer, readers, budget) = match storage {
-            Storage::Memory => (Writer::Memory, None, None),
+        let (target, readers, budget) = match storage {
+            Storage::Memory => (Target::Memory, None, None),
             Storage::Dir(dir) => {
                 let disk = Disk::open(dir)?;
                 disk.load(|event| index.apply(event))
                     .with_context(|| format!("loading the log from {}", dir.display()))?;
                 let readers = Readers::new(disk.path());
                 (
-                    Writer::Disk(Box::new(disk)),
+                    Target::Disk(Box::new(disk)),
                     Some(readers),
                     Some(recent_bytes),
                 )
@@ -92,7 +94,10 @@ impl Store {
                     recent: Recent::new(head + 1, budget),
                 }),
                 readers,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Writer {
+                    target,
+                    committed: CommittedIds::default(),
+                }),
                 head: head_sender,
             }),
         };
@@ -134,9 +139,9 @@ impl Store {
             .writer
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        match std::mem::replace(&mut *writer, Writer::Closed) {
-            Writer::Disk(disk) => disk.close(),
-            Writer::Memory | Writer::Closed => Ok(()),
+        match std::mem::replace(&mut writer.target, Target::Closed) {
+            Target::Disk(disk) => disk.close(),
+            Target::Memory | Target::Closed => Ok(()),
         }
     }
 
@@ -158,8 +163,16 @@ impl Store {
     }
 }
 
+/// What the writer lock guards.
+struct Writer {
+    /// Where writes go.
+    target: Target,
+    /// The most recently appended event ids, for idempotent retries of `any` appends.
+    committed: CommittedIds,
+}
+
 /// Where writes go.
-enum Writer {
+enum Target {
     /// Nowhere but the index.
     Memory,
     /// The SQLite database, then the index.

@@ -144,29 +144,37 @@ impl Store {
     /// The events of `slots`, in order: the held ones as they are, the stored ones read from
     /// SQLite with one query on a blocking thread.
     async fn fill(&self, slots: Vec<Slot>) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
-        let mut events = Vec::with_capacity(slots.len());
-        let mut stored = Vec::new();
-        for slot in slots {
-            match slot {
-                Slot::Held(event) => events.push(Some(event)),
-                Slot::Stored(header) => {
-                    events.push(None);
-                    stored.push(header);
-                }
-            }
-        }
-        if stored.is_empty() {
-            return Ok(events.into_iter().flatten().collect());
-        }
-        let loaded = self
-            .spawn_load(stored)
-            .await
-            .context("read task failed")??;
-        let mut loaded = loaded.into_iter().map(Arc::new);
-        Ok(events
-            .into_iter()
-            .filter_map(|event| event.or_else(|| loaded.next()))
-            .collect())
+        let (events, stored) = split(slots);
+        let loaded = if stored.is_empty() {
+            Vec::new()
+        } else {
+            self.spawn_load(stored)
+                .await
+                .context("read task failed")??
+        };
+        Ok(merge(events, loaded))
+    }
+
+    /// The events at `positions` (all at most the head), reading stored ones on the calling
+    /// thread: for the write path, which runs on a blocking thread.
+    pub(super) fn events_blocking(
+        &self,
+        positions: &[u64],
+    ) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
+        let slots = {
+            let log = self.log();
+            positions
+                .iter()
+                .filter_map(|&position| log.slot(position))
+                .collect()
+        };
+        let (events, stored) = split(slots);
+        let loaded = if stored.is_empty() {
+            Vec::new()
+        } else {
+            self.load_here(stored)?
+        };
+        Ok(merge(events, loaded))
     }
 
     /// Reads `stored` from SQLite on a blocking thread.
@@ -175,15 +183,48 @@ impl Store {
         stored: Vec<EventHeader>,
     ) -> JoinHandle<anyhow::Result<Vec<RecordedEvent>>> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || match &store.shared.readers {
+        tokio::task::spawn_blocking(move || store.load_here(stored))
+    }
+
+    /// Reads `stored` (not empty) from SQLite on the calling thread.
+    fn load_here(&self, stored: Vec<EventHeader>) -> anyhow::Result<Vec<RecordedEvent>> {
+        match &self.shared.readers {
             Some(readers) => readers.load(stored),
             // In memory every event is held, so this is a bug, not a state of the log.
             None => Err(anyhow!(
                 "the event at position {} is not held",
                 stored[0].position
             )),
-        })
+        }
     }
+}
+
+/// Splits `slots` into the page with holes where stored events go, and those stored events.
+fn split(slots: Vec<Slot>) -> (Vec<Option<Arc<RecordedEvent>>>, Vec<EventHeader>) {
+    let mut events = Vec::with_capacity(slots.len());
+    let mut stored = Vec::new();
+    for slot in slots {
+        match slot {
+            Slot::Held(event) => events.push(Some(event)),
+            Slot::Stored(header) => {
+                events.push(None);
+                stored.push(header);
+            }
+        }
+    }
+    (events, stored)
+}
+
+/// Fills the holes of `events` with `loaded`, in order.
+fn merge(
+    events: Vec<Option<Arc<RecordedEvent>>>,
+    loaded: Vec<RecordedEvent>,
+) -> Vec<Arc<RecordedEvent>> {
+    let mut loaded = loaded.into_iter().map(Arc::new);
+    events
+        .into_iter()
+        .filter_map(|event| event.or_else(|| loaded.next()))
+        .collect()
 }
 
 impl Log {

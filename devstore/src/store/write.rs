@@ -5,7 +5,7 @@
 //! disk write therefore leaves no trace, and readers never see an event that is not durable
 //! (nor one that their own SQLite connections could not find).
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use anyhow::anyhow;
 use prost::bytes::Bytes;
@@ -15,9 +15,10 @@ use super::event::{
     METADATA_EVENT_TYPE, ProposedEvent, RecordedEvent, TOMBSTONE_EVENT_TYPE, TOMBSTONE_REVISION,
     now_ticks,
 };
+use super::idempotence::{Committed, Retry};
 use super::index::{Applied, Index};
 use super::stream::{SOFT_DELETED_TRUNCATE_BEFORE, StreamState};
-use super::{Store, Writer};
+use super::{Store, Target, Writer};
 
 /// The client's expectation about a stream's current revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +75,30 @@ fn current_revision(state: StreamState) -> Option<u64> {
 }
 
 impl Store {
-    /// Appends `events` to `stream` atomically if `expected` holds.
+    /// Appends `events` to `stream` atomically if `expected` holds; a retry of an append
+    /// already written answers as it did and writes nothing (see [`super::idempotence`]).
     pub fn append(
         &self,
         stream: &str,
         expected: ExpectedRevision,
         events: Vec<ProposedEvent>,
     ) -> Result<AppendSuccess, WriteError> {
-        self.write(|index, batch| {
+        let mut writer = self.lock_writer();
+        match self.retry(&writer.committed, stream, expected, &events)? {
+            Retry::New => {}
+            Retry::Written { revision, position } => {
+                return Ok(AppendSuccess {
+                    current_revision: Some(revision),
+                    position: Some(position),
+                });
+            }
+            Retry::Partial => {
+                let current = current_revision(self.stream_state(stream));
+                return Err(WriteError::WrongExpectedVersion { current });
+            }
+        }
+        let ids: Vec<uuid::Uuid> = events.iter().map(|event| event.id).collect();
+        let success = self.write_locked(&mut writer, |index, batch| {
             let state = index.stream_state(stream);
             check(
                 Operation::Append,
@@ -111,7 +128,21 @@ impl Store {
                 current_revision: batch.records.last().map(|record| record.revision),
                 position: batch.records.last().map(|record| record.position),
             })
-        })
+        })?;
+        if let (Some(last), Some(position)) = (success.current_revision, success.position) {
+            // The events are the last records written, at consecutive revisions and positions.
+            let stream = self.log().index.stream_name(stream);
+            let count = ids.len() as u64;
+            for (offset, id) in (1..=count).rev().zip(ids) {
+                let committed = Committed {
+                    stream: stream.clone(),
+                    revision: last + 1 - offset,
+                    position: position + 1 - offset,
+                };
+                writer.committed.remember(id, committed);
+            }
+        }
+        Ok(success)
     }
 
     /// Soft-deletes `stream` by setting its `$tb` to "deleted"; returns the metadata event's
@@ -158,17 +189,30 @@ impl Store {
         })
     }
 
-    /// Runs one write: `build` checks the index and fills a batch, which is then persisted and
-    /// published. Holding the writer lock throughout makes check-then-write atomic.
+    /// Runs one write under the writer lock (see [`Store::write_locked`]).
     fn write<T>(
         &self,
         build: impl FnOnce(&Index, &mut Batch) -> Result<T, WriteError>,
     ) -> Result<T, WriteError> {
-        let mut writer = self
-            .shared
+        let mut writer = self.lock_writer();
+        self.write_locked(&mut writer, build)
+    }
+
+    /// The writer lock, which serialises writes and holds the database.
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.shared
             .writer
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Runs one write: `build` checks the index and fills a batch, which is then persisted and
+    /// published. Holding the writer lock throughout makes check-then-write atomic.
+    fn write_locked<T>(
+        &self,
+        writer: &mut Writer,
+        build: impl FnOnce(&Index, &mut Batch) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
         let (outcome, batch) = {
             let log = self.log();
             let mut batch = Batch {
@@ -181,10 +225,10 @@ impl Store {
         if batch.records.is_empty() {
             return Ok(outcome);
         }
-        match &mut *writer {
-            Writer::Memory => {}
-            Writer::Disk(disk) => disk.append(&batch.records).map_err(WriteError::Storage)?,
-            Writer::Closed => return Err(WriteError::Storage(anyhow!("the store is closed"))),
+        match &mut writer.target {
+            Target::Memory => {}
+            Target::Disk(disk) => disk.append(&batch.records).map_err(WriteError::Storage)?,
+            Target::Closed => return Err(WriteError::Storage(anyhow!("the store is closed"))),
         }
         let head = {
             let mut log = self.log_mut();
@@ -207,7 +251,7 @@ impl Store {
 
 /// What a write does to a stream, for [`check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operation {
+pub(super) enum Operation {
     Append,
     Delete,
     Tombstone,
@@ -215,7 +259,7 @@ enum Operation {
 
 /// Whether `stream` has metadata (`$$stream` holds an event): a stream with metadata and no
 /// events exists for `StreamExists` and for deletes.
-fn has_metadata(index: &Index, stream: &str) -> bool {
+pub(super) fn has_metadata(index: &Index, stream: &str) -> bool {
     index
         .stream(&format!("$${stream}"))
         .is_some_and(|entry| entry.last_revision().is_some())
@@ -233,7 +277,7 @@ fn has_metadata(index: &Index, stream: &str) -> bool {
 ///   metadata; a soft delete of a stream with neither events nor metadata always fails (with
 ///   "Actual version: -1", which the Python client reports as not found), while a tombstone
 ///   writes one.
-fn check(
+pub(super) fn check(
     operation: Operation,
     state: StreamState,
     has_metadata: bool,

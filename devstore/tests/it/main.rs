@@ -11,6 +11,7 @@ mod errors;
 mod expected;
 mod filter;
 mod http;
+mod idempotence;
 mod operations;
 mod python;
 mod read;
