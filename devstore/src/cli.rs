@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::config::{Config, Storage, Tls};
+use crate::config::{Config, DEFAULT_RECENT_BYTES, Storage, Tls};
 use crate::server::Server;
 
 /// Flags of `devstore` / `projector devstore`.
@@ -34,6 +34,10 @@ pub struct Args {
     /// call, and enforce stream ACLs.
     #[arg(long)]
     pub require_auth: bool,
+    /// With --data: MiB of the newest events kept in memory for readers; older events are
+    /// read from SQLite.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_RECENT_BYTES >> 20)]
+    pub recent_mib: usize,
 }
 
 impl Args {
@@ -58,6 +62,7 @@ impl Args {
             storage,
             tls,
             require_auth: self.require_auth,
+            recent_bytes: self.recent_mib.saturating_mul(1 << 20),
         })
     }
 }

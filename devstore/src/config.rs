@@ -15,7 +15,15 @@ pub struct Config {
     /// Reject calls that do not carry the basic credentials of a default user (`admin:changeit`
     /// or `ops:changeit`), and enforce stream ACLs.
     pub require_auth: bool,
+    /// With [`Storage::Dir`]: how many bytes of the newest events (payloads and bookkeeping)
+    /// stay in memory for readers, so live subscribers do not each read them from SQLite.
+    /// Older events are read from SQLite. In memory every event is kept and this is unused.
+    pub recent_bytes: usize,
 }
+
+/// The default [`Config::recent_bytes`]: about 70,000 events of 300 bytes, seconds of appends
+/// at full speed, which is as far behind as a live subscriber usually gets.
+pub const DEFAULT_RECENT_BYTES: usize = 32 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -24,6 +32,7 @@ impl Default for Config {
             storage: Storage::Memory,
             tls: Tls::None,
             require_auth: false,
+            recent_bytes: DEFAULT_RECENT_BYTES,
         }
     }
 }

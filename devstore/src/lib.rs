@@ -13,7 +13,8 @@
 //! - [`limits`]: every bound on what one client can make the server hold or do.
 //! - `acl`: stream access control (users, `$acl`, `$settings`), enforced under
 //!   `--require-auth`; knows nothing about gRPC.
-//! - `store`: the event log (in-memory index plus optional SQLite persistence); knows nothing
+//! - `store`: the event log (an in-memory index of positions, the newest events, and SQLite,
+//!   from which older payloads are read on demand; or everything in memory); knows nothing
 //!   about gRPC.
 //! - `grpc`: the service implementations that translate protocol messages to store calls.
 //! - `transport`: TCP and TLS listeners, and the self-signed certificate.

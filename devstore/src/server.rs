@@ -43,7 +43,8 @@ impl Server {
     /// Opens the store, binds `config.listen` and starts serving in the background.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let storage = config.storage.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&storage))
+        let recent_bytes = config.recent_bytes;
+        let store = tokio::task::spawn_blocking(move || Store::open(&storage, recent_bytes))
             .await
             .context("store task failed")?
             .context("opening the event store")?;
@@ -54,6 +55,7 @@ impl Server {
         let local_addr = listener.local_addr().context("reading the bound address")?;
         let (shutdown, shutdown_signal) = watch::channel(false);
         let groups = grpc::Groups::load(store.clone())
+            .await
             .context("starting the persistent subscription groups")?;
         let context = Context {
             store: store.clone(),

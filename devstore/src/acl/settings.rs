@@ -9,10 +9,7 @@ use serde_json::Value;
 
 use super::stream_acl::{Access, StreamAcl};
 use super::user::{ADMINS, EVERYONE};
-use crate::store::{Direction, Store};
-
-/// The stream whose newest event holds the settings.
-const SETTINGS_STREAM: &str = "$settings";
+use crate::store::Store;
 
 /// The default ACLs in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,9 +25,8 @@ impl SystemSettings {
     /// defaults if there is none.
     pub fn load(store: &Store) -> SystemSettings {
         store
-            .stream_page(SETTINGS_STREAM, u64::MAX, Direction::Backwards, 1)
-            .and_then(|page| page.events.into_iter().next())
-            .map(|event| SystemSettings::parse(&event.data))
+            .settings()
+            .map(|data| SystemSettings::parse(&data))
             .unwrap_or_default()
     }
 

@@ -87,7 +87,7 @@ pub fn stream_identifier(stream: &str) -> StreamIdentifier {
 /// The system metadata every read event carries: `type`, `content-type` and `created`.
 pub fn event_metadata(event: &RecordedEvent) -> HashMap<String, String> {
     let mut metadata = HashMap::with_capacity(3);
-    metadata.insert("type".to_owned(), event.event_type.clone());
+    metadata.insert("type".to_owned(), event.event_type.to_string());
     let content_type = if event.is_json {
         "application/json"
     } else {

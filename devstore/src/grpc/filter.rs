@@ -15,7 +15,7 @@ use crate::limits::{
 };
 use crate::proto::streams::read_req::options::FilterOptions;
 use crate::proto::streams::read_req::options::filter_options::{Expression, Filter, Window};
-use crate::store::RecordedEvent;
+use crate::store::EventHeader;
 
 /// The window when the client asks for `count` instead of `max(n)`: the real server's default
 /// read batch size.
@@ -80,7 +80,7 @@ impl EventFilter {
     /// streams are never delivered to filtered readers. Fails with `InvalidArgument` when the
     /// regex cannot decide within its backtracking limit: skipping the event would hide it from
     /// the client without a word.
-    pub fn matches(&self, event: &RecordedEvent) -> Result<bool, Status> {
+    pub fn matches(&self, event: &EventHeader) -> Result<bool, Status> {
         let stream = &*event.stream;
         if stream == "$epoch-information"
             || (stream.starts_with("$persistentsubscription-")
@@ -90,7 +90,7 @@ impl EventFilter {
         }
         let subject = match self.target {
             Target::StreamName => stream,
-            Target::EventType => event.event_type.as_str(),
+            Target::EventType => &*event.event_type,
         };
         self.matcher.matches(subject).map_err(|(regex, error)| {
             Status::invalid_argument(format!(
@@ -105,7 +105,7 @@ impl EventFilter {
 }
 
 /// Whether `event` passes `filter`; without a filter, every event does.
-pub fn passes(filter: Option<&EventFilter>, event: &RecordedEvent) -> Result<bool, Status> {
+pub fn passes(filter: Option<&EventFilter>, event: &EventHeader) -> Result<bool, Status> {
     filter.map_or(Ok(true), |filter| filter.matches(event))
 }
 
@@ -209,17 +209,11 @@ mod tests {
         .expect_err("refused")
     }
 
-    fn event_in(stream: &str) -> RecordedEvent {
-        RecordedEvent {
+    fn event_in(stream: &str) -> EventHeader {
+        EventHeader {
             position: 7,
             stream: stream.into(),
-            revision: 0,
-            id: uuid::Uuid::new_v4(),
-            event_type: "E".to_owned(),
-            is_json: false,
-            created: 0,
-            custom_metadata: Default::default(),
-            data: Default::default(),
+            event_type: "E".into(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! `Streams/Read` in count mode: a bounded read of a stream or of `$all`, in either direction.
 //!
-//! Events are copied out of the index a page at a time, so the index lock is never held while
-//! waiting on a client; `$all` reads consider them under a [`ScanBudget`], so a filter that
-//! matches nothing does not hold the worker thread to the end of the log.
+//! Events are copied out of the store a page at a time, so the index lock is never held while
+//! waiting on a client; `$all` reads consider a page's headers under a [`ScanBudget`], so a
+//! filter that matches nothing does not hold the worker thread to the end of the log, and load
+//! only the events that pass.
 
 use std::sync::Arc;
 
@@ -11,11 +12,12 @@ use super::filter::{EventFilter, passes};
 use super::read_request::StartAt;
 use super::scan_budget::ScanBudget;
 use super::sink::{Sink, Stop};
+use super::status;
 use crate::proto::streams::ReadResp;
 use crate::proto::streams::read_resp::{Content, StreamNotFound};
-use crate::store::{Direction, RecordedEvent, Store, StreamState};
+use crate::store::{Direction, RecordedEvent, Store, StreamPage, StreamState};
 
-/// Events copied out of the index per lock.
+/// Events copied out of the store per call.
 pub const PAGE: usize = 512;
 
 /// A bounded stream read.
@@ -66,9 +68,8 @@ impl StreamRead {
             } else {
                 Direction::Forwards
             };
-            let Some(page) = store.stream_page(&self.stream, next, direction, limit) else {
-                break;
-            };
+            let page = stream_page(&store, &sink, &self.stream, next, direction, limit).await?;
+            let Some(page) = page else { break };
             first_visible = page.first_visible;
             let page = page.events;
             let Some(newest) = page.last() else { break };
@@ -114,29 +115,58 @@ impl AllRead {
             } else {
                 Direction::Forwards
             };
-            let page = store.all_page(next, direction, PAGE);
-            let Some(last) = page.last() else { break };
+            let headers = store.all_headers(next, direction, PAGE);
+            let Some(last) = headers.last() else { break };
             next = if self.backwards {
                 last.position
             } else {
                 last.position + 1
             };
-            for event in &page {
-                if remaining == 0 {
+            let mut wanted = Vec::new();
+            for header in &headers {
+                if wanted.len() as u64 == remaining {
                     break;
                 }
                 budget.spend_one().await;
-                match passes(self.filter.as_ref(), event) {
-                    Ok(true) => {
-                        send(&mut sink, event_response(event, self.uuid_format)).await?;
-                        remaining -= 1;
-                    }
+                match passes(self.filter.as_ref(), header) {
+                    Ok(true) => wanted.push(header.position),
                     Ok(false) => {}
                     Err(error) => return Err(sink.fail(error).await),
                 }
             }
+            let page = events(&store, &sink, &wanted).await?;
+            remaining -= page.len() as u64;
+            send_events(&mut sink, &page, self.uuid_format).await?;
         }
         Ok(())
+    }
+}
+
+/// [`Store::events`], ending the call with the storage failure when the store cannot read.
+pub async fn events(
+    store: &Store,
+    sink: &Sink<ReadResp>,
+    positions: &[u64],
+) -> Result<Vec<Arc<RecordedEvent>>, Stop> {
+    match store.events(positions).await {
+        Ok(events) => Ok(events),
+        Err(error) => Err(sink.fail(status::storage_failure(&error)).await),
+    }
+}
+
+/// [`Store::stream_page`], ending the call with the storage failure when the store cannot
+/// read.
+pub async fn stream_page(
+    store: &Store,
+    sink: &Sink<ReadResp>,
+    stream: &str,
+    from: u64,
+    direction: Direction,
+    limit: usize,
+) -> Result<Option<StreamPage>, Stop> {
+    match store.stream_page(stream, from, direction, limit).await {
+        Ok(page) => Ok(page),
+        Err(error) => Err(sink.fail(status::storage_failure(&error)).await),
     }
 }
 

@@ -54,7 +54,7 @@ mod tests {
 
     /// A log of `$users` plus many events of one stream that no test filter wants.
     fn log_of_noise() -> Store {
-        let store = Store::open(&Storage::Memory).expect("memory store");
+        let store = Store::open(&Storage::Memory, 0).expect("memory store");
         let noise = (0..10 * EVENTS_BETWEEN_YIELDS)
             .map(|_| ProposedEvent {
                 id: uuid::Uuid::new_v4(),

@@ -1,11 +1,12 @@
 //! `Streams/Read` in subscription mode: confirmation, catch-up, `caught_up`, then live events.
 //!
-//! There is no separate live path: a subscription always reads the index after its cursor, and
+//! There is no separate live path: a subscription always reads the store after its cursor, and
 //! when there is nothing left it waits for the store's head position to move. It marks the head
 //! as seen *before* each read, so an append that lands between the read and the wait still wakes
 //! it, and because it only ever reads after its own cursor, it can neither skip nor repeat an
-//! event. A slow client just keeps reading from the index ("catching up") at its own pace, and a
-//! scan whose filter matches nothing yields under a [`ScanBudget`] rather than hold its thread.
+//! event. A slow client just keeps reading from the store ("catching up") at its own pace, and a
+//! scan whose filter matches nothing yields under a [`ScanBudget`] rather than hold its thread
+//! (it considers headers, and loads only the events that pass).
 //!
 //! Access is checked again before each page is read: an ACL or `$settings` change that takes
 //! the caller's read access away ends the subscription with access denied, as the real server
@@ -16,7 +17,7 @@ use prost_types::Timestamp;
 use super::access::{self, ALL_STREAM, Caller, Operation};
 use super::convert::UuidFormat;
 use super::filter::{EventFilter, passes};
-use super::read::{PAGE, send, send_events};
+use super::read::{PAGE, events, send, send_events, stream_page};
 use super::read_request::StartAt;
 use super::scan_budget::ScanBudget;
 use super::sink::{Sink, Stop};
@@ -67,8 +68,8 @@ impl AllSubscription {
             if let Err(denied) = access::check(&store, &self.caller, ALL_STREAM, Operation::Read) {
                 return Err(sink.fail(denied).await);
             }
-            let page = store.all_page(cursor + 1, Direction::Forwards, PAGE);
-            let Some(last) = page.last() else {
+            let headers = store.all_headers(cursor + 1, Direction::Forwards, PAGE);
+            let Some(last) = headers.last() else {
                 if !caught_up {
                     caught_up = true;
                     let existing = cursor.min(store.head());
@@ -92,18 +93,25 @@ impl AllSubscription {
                 continue;
             };
             cursor = last.position;
-            for event in &page {
+            let mut wanted = Vec::new();
+            for header in &headers {
                 budget.spend_one().await;
-                match passes(self.filter.as_ref(), event) {
-                    Ok(true) => {
-                        send_events(&mut sink, std::slice::from_ref(event), self.uuid_format)
-                            .await?;
-                    }
+                match passes(self.filter.as_ref(), header) {
+                    Ok(true) => wanted.push(header.position),
                     Ok(false) => {}
                     Err(error) => return Err(sink.fail(error).await),
                 }
+            }
+            let page = events(&store, &sink, &wanted).await?;
+            // Checkpoints count every considered event, so walk the headers again and send
+            // each loaded event at its place among them.
+            let mut page = page.iter().peekable();
+            for header in &headers {
+                if let Some(event) = page.next_if(|event| event.position == header.position) {
+                    send_events(&mut sink, std::slice::from_ref(event), self.uuid_format).await?;
+                }
                 if let Some(checkpoints) = &mut checkpoints {
-                    checkpoints.considered(&mut sink, event.position).await?;
+                    checkpoints.considered(&mut sink, header.position).await?;
                 }
             }
         }
@@ -131,16 +139,17 @@ impl StreamSubscription {
             {
                 return Err(sink.fail(denied).await);
             }
-            let (page, tombstone) =
-                match store.stream_page(&self.stream, next, Direction::Forwards, PAGE) {
-                    None => (Vec::new(), None),
-                    Some(page) => {
-                        let tombstone = page
-                            .tombstone
-                            .filter(|_| page.state == StreamState::Tombstoned);
-                        (page.events, tombstone)
-                    }
-                };
+            let page =
+                stream_page(&store, &sink, &self.stream, next, Direction::Forwards, PAGE).await?;
+            let (page, tombstone) = match page {
+                None => (Vec::new(), None),
+                Some(page) => {
+                    let tombstone = page
+                        .tombstone
+                        .filter(|_| page.state == StreamState::Tombstoned);
+                    (page.events, tombstone)
+                }
+            };
             if let Some(last) = page.last() {
                 next = last.revision + 1;
                 send_events(&mut sink, &page, self.uuid_format).await?;

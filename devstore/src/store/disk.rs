@@ -1,24 +1,26 @@
-//! SQLite persistence of the log: `events.db` in the data directory.
+//! SQLite persistence of the log: `events.db` in the data directory, and its writer connection.
 //!
-//! Only the writer touches the database after start-up; readers are served from the in-memory
-//! index. Each append request is one transaction, so a request is either fully durable or absent.
+//! Each append request is one transaction, so a request is either fully durable or absent. This
+//! connection only writes (and scans the log once at start-up); readers have connections of
+//! their own ([`super::readers::Readers`]), which WAL lets read while it writes.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use prost::bytes::Bytes;
 use rusqlite::{Connection, params};
-use uuid::Uuid;
 
-use super::event::RecordedEvent;
+use super::event::{METADATA_EVENT_TYPE, RecordedEvent, SETTINGS_STREAM};
+use super::index::Applied;
 
 /// Schema version stored in `PRAGMA user_version`; a newer file is refused rather than misread.
 const SCHEMA_VERSION: i64 = 1;
 
 /// The open database.
 pub struct Disk {
+    /// The writer's connection.
     connection: Connection,
+    /// Where the database file is, for the readers' connections.
+    path: PathBuf,
 }
 
 impl Disk {
@@ -52,33 +54,37 @@ impl Disk {
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .context("writing schema version")?;
-        Ok(Disk { connection })
+        Ok(Disk { connection, path })
     }
 
-    /// Calls `visit` with every stored event in log order.
-    pub fn load(&self, mut visit: impl FnMut(RecordedEvent)) -> anyhow::Result<()> {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `visit` with every stored event in log order, as the index takes it in. Only the
+    /// columns the index keeps are read, and the payload only of `$metadata` events and of
+    /// `$settings` (the system settings, which access checks read), so a start materialises
+    /// no other payloads: they stay on disk until a reader asks for them.
+    pub fn load(&self, mut visit: impl FnMut(Applied<'_>)) -> anyhow::Result<()> {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT position, stream, revision, event_id, event_type, is_json, created,
-                        custom_metadata, data
+                "SELECT position, stream, event_type, created,
+                        CASE WHEN event_type = ?1 OR stream = ?2 THEN data ELSE x'' END
                  FROM events ORDER BY position",
             )
             .context("preparing log scan")?;
-        let mut rows = statement.query([]).context("scanning log")?;
+        let mut rows = statement
+            .query([METADATA_EVENT_TYPE, SETTINGS_STREAM])
+            .context("scanning log")?;
         while let Some(row) = rows.next().context("scanning log")? {
-            let id: Vec<u8> = row.get(3)?;
-            let stream: String = row.get(1)?;
-            visit(RecordedEvent {
+            visit(Applied {
                 position: row.get::<_, i64>(0)? as u64,
-                stream: Arc::from(stream),
-                revision: row.get::<_, i64>(2)? as u64,
-                id: Uuid::from_slice(&id).context("stored event id is not 16 bytes")?,
-                event_type: row.get(4)?,
-                is_json: row.get(5)?,
-                created: row.get(6)?,
-                custom_metadata: Bytes::from(row.get::<_, Vec<u8>>(7)?),
-                data: Bytes::from(row.get::<_, Vec<u8>>(8)?),
+                stream: row.get_ref(1)?.as_str()?,
+                event_type: row.get_ref(2)?.as_str()?,
+                created: row.get(3)?,
+                data: row.get_ref(4)?.as_blob()?,
             });
         }
         Ok(())
@@ -102,7 +108,7 @@ impl Disk {
                         &*event.stream,
                         event.revision as i64,
                         event.id.as_bytes(),
-                        event.event_type,
+                        &*event.event_type,
                         event.is_json,
                         event.created,
                         &event.custom_metadata[..],

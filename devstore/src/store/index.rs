@@ -1,104 +1,107 @@
-//! The in-memory index over the log: every event by position, and every stream's revisions.
+//! The in-memory index over the log: for every position, which stream and event type it holds
+//! and when it was written; for every stream, the positions of its revisions and its settings.
+//!
+//! It holds no payloads, so its size does not grow with them: per event a 16-byte [`Header`]
+//! plus the 8-byte position in its stream's revision list, about 24 bytes, with names interned
+//! once per distinct stream or event type. That is everything appends (expected-revision
+//! checks), stream reads (`$tb`, `$maxCount`, `$maxAge`) and `$all` filters (stream name, event
+//! type) need; the payloads are in [`super::recent::Recent`] or in SQLite.
 //!
 //! The index is rebuilt by replaying the log at start-up ([`Index::apply`] is the only way in),
 //! so everything it knows about deletion and truncation is derived from events that are in the
 //! log: `$metadata` events in `$$<stream>` streams and `$streamDeleted` tombstones.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use super::event::{
-    METADATA_EVENT_TYPE, RecordedEvent, TOMBSTONE_EVENT_TYPE, metadata_target, now_ticks,
+    EventHeader, METADATA_EVENT_TYPE, SETTINGS_STREAM, TOMBSTONE_EVENT_TYPE, metadata_target,
+    now_ticks,
 };
+use super::names::{NameId, Names};
+use super::stream::{StreamEntry, StreamState};
 
 /// `created` ticks (100 ns) in a second.
 const TICKS_PER_SECOND: u64 = 10_000_000;
 
-/// The `$tb` (truncate before) value that marks a soft-deleted stream.
-pub const SOFT_DELETED_TRUNCATE_BEFORE: u64 = i64::MAX as u64;
-
-/// All events in log order plus a per-stream view.
+/// Every position and every stream, without payloads.
 #[derive(Debug, Default)]
 pub struct Index {
-    /// `events[p - 1]` is the event at log position `p`.
-    events: Vec<Arc<RecordedEvent>>,
-    /// Every stream that has events or metadata, by name.
-    streams: HashMap<Arc<str>, StreamEntry>,
+    /// `headers[p - 1]` describes the event at log position `p`.
+    headers: Vec<Header>,
+    /// Every stream that has events or metadata; ids are shared with `streams`.
+    stream_names: Names,
+    /// `streams[id]` is the stream named `stream_names.name(id)`.
+    streams: Vec<StreamEntry>,
+    /// Every event type in the log.
+    event_types: Names,
+    /// The payload of the newest event of `$settings` (the system settings access checks
+    /// read), kept in memory as `$metadata` payloads are.
+    settings: Option<Arc<[u8]>>,
 }
 
-/// What the index knows about one stream.
-#[derive(Debug, Default)]
-pub struct StreamEntry {
-    /// Log position of each revision: `revisions[r]` is revision `r`.
-    revisions: Vec<u64>,
-    /// Latest metadata object from `$$<stream>`, kept so deletes can rewrite it.
-    metadata: Map<String, Value>,
-    /// Revisions below this are hidden (`$tb`); [`SOFT_DELETED_TRUNCATE_BEFORE`] = soft-deleted.
-    truncate_before: u64,
-    /// Only the newest `$maxCount` revisions are visible.
-    max_count: Option<u64>,
-    /// Only revisions written in the last `$maxAge` seconds are visible.
-    max_age: Option<u64>,
-    /// Log position of the `$streamDeleted` tombstone, once written: the stream can never be
-    /// used again.
-    tombstone: Option<u64>,
+/// What the index keeps per event.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    /// The stream's id in `Index::stream_names`.
+    stream: NameId,
+    /// The event type's id in `Index::event_types`.
+    event_type: NameId,
+    /// Write time in 100-ns ticks since the Unix epoch, for `$maxAge`.
+    created: i64,
 }
 
-/// A stream's state as expected-revision checks and reads see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamState {
-    /// No event was ever written.
-    Missing,
-    /// Has events; `last` is the newest revision.
-    Live { last: u64 },
-    /// Soft-deleted; `last` is the newest revision before the delete, if any.
-    SoftDeleted { last: Option<u64> },
-    /// Hard-deleted.
-    Tombstoned,
+/// An event as the index takes it in: what it keeps, plus the payload of a `$metadata` event,
+/// from which it learns the target stream's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    /// Global log position; must be the next one.
+    pub position: u64,
+    /// Stream name.
+    pub stream: &'a str,
+    /// Event type.
+    pub event_type: &'a str,
+    /// Write time in ticks.
+    pub created: i64,
+    /// The payload; only read for `$metadata` events and `$settings` events, so a scan may
+    /// pass it empty for others.
+    pub data: &'a [u8],
 }
 
 impl Index {
-    /// Position of the newest event, 0 when the log is empty.
-    pub fn head(&self) -> u64 {
-        self.events.len() as u64
+    /// The payload of the newest `$settings` event, if any.
+    pub fn settings(&self) -> Option<Arc<[u8]>> {
+        self.settings.clone()
     }
 
-    /// The event at `position`, if any.
-    pub fn event(&self, position: u64) -> Option<&Arc<RecordedEvent>> {
-        let slot = usize::try_from(position.checked_sub(1)?).ok()?;
-        self.events.get(slot)
+    /// Position of the newest event, 0 when the log is empty.
+    pub fn head(&self) -> u64 {
+        self.headers.len() as u64
+    }
+
+    /// The header of the event at `position`, if any.
+    pub fn header(&self, position: u64) -> Option<EventHeader> {
+        let header = self.slot(position)?;
+        Some(EventHeader {
+            position,
+            stream: self.stream_names.name(header.stream).clone(),
+            event_type: self.event_types.name(header.event_type).clone(),
+        })
     }
 
     /// The shared name of a stream the index already knows, so records don't duplicate it.
     pub fn stream_name(&self, stream: &str) -> Arc<str> {
-        match self.streams.get_key_value(stream) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(stream),
-        }
+        self.stream_names.shared(stream)
+    }
+
+    /// The shared name of an event type the index already knows.
+    pub fn event_type_name(&self, event_type: &str) -> Arc<str> {
+        self.event_types.shared(event_type)
     }
 
     /// What the index knows about `stream`.
     pub fn stream(&self, stream: &str) -> Option<&StreamEntry> {
-        self.streams.get(stream)
-    }
-
-    /// The oldest revision of `entry` that reads and subscriptions show now: past its `$tb`, its
-    /// newest `$maxCount`, and written within its `$maxAge` seconds (events are written in
-    /// time order, so the expired ones are a prefix).
-    pub fn first_visible(&self, entry: &StreamEntry) -> u64 {
-        let kept = entry.first_kept();
-        let Some(max_age) = entry.max_age else {
-            return kept;
-        };
-        let window = i64::try_from(max_age.saturating_mul(TICKS_PER_SECOND)).unwrap_or(i64::MAX);
-        let cutoff = now_ticks().saturating_sub(window);
-        let expired = entry.revisions.partition_point(|&position| {
-            self.event(position)
-                .is_some_and(|event| event.created < cutoff)
-        });
-        kept.max(expired as u64)
+        let id = self.stream_names.id(stream)?;
+        self.streams.get(id as usize)
     }
 
     /// The state of `stream`, [`StreamState::Missing`] if it is unknown.
@@ -107,123 +110,85 @@ impl Index {
             .map_or(StreamState::Missing, StreamEntry::state)
     }
 
-    /// Up to `limit` events with position ≥ `from`, oldest first.
-    pub fn all_forward(&self, from: u64, limit: usize) -> Vec<Arc<RecordedEvent>> {
-        let start = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
-        let start = start.min(self.events.len());
-        let end = start.saturating_add(limit).min(self.events.len());
-        self.events[start..end].to_vec()
+    /// The oldest revision of `entry` that reads and subscriptions show now: past its `$tb`, its
+    /// newest `$maxCount`, and written within its `$maxAge` seconds (events are written in
+    /// time order, so the expired ones are a prefix).
+    pub fn first_visible(&self, entry: &StreamEntry) -> u64 {
+        let kept = entry.first_kept();
+        let Some(max_age) = entry.max_age() else {
+            return kept;
+        };
+        let window = i64::try_from(max_age.saturating_mul(TICKS_PER_SECOND)).unwrap_or(i64::MAX);
+        let cutoff = now_ticks().saturating_sub(window);
+        let expired = entry.revisions().partition_point(|&position| {
+            self.slot(position)
+                .is_some_and(|header| header.created < cutoff)
+        });
+        kept.max(expired as u64)
     }
 
-    /// Up to `limit` events with position < `before`, newest first.
-    pub fn all_backward(&self, before: u64, limit: usize) -> Vec<Arc<RecordedEvent>> {
-        let end = usize::try_from(before.saturating_sub(1))
-            .unwrap_or(usize::MAX)
-            .min(self.events.len());
-        let start = end.saturating_sub(limit);
-        self.events[start..end].iter().rev().cloned().collect()
+    /// Positions of up to `limit` events at or after `from`, oldest first.
+    pub fn forward(&self, from: u64, limit: usize) -> std::ops::Range<u64> {
+        let head = self.head();
+        let start = from.max(1).min(head + 1);
+        let end = start
+            .saturating_add(u64::try_from(limit).unwrap_or(u64::MAX))
+            .min(head + 1);
+        start..end
+    }
+
+    /// Positions of up to `limit` events before `before`, oldest first (the caller walks them
+    /// newest first).
+    pub fn backward(&self, before: u64, limit: usize) -> std::ops::Range<u64> {
+        let end = before.max(1).min(self.head() + 1);
+        let start = end
+            .saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX))
+            .max(1);
+        start..end
     }
 
     /// Adds the next event of the log; positions must arrive in order without gaps.
-    pub fn apply(&mut self, event: RecordedEvent) -> Arc<RecordedEvent> {
+    pub fn apply(&mut self, event: Applied<'_>) {
         debug_assert_eq!(
             event.position,
             self.head() + 1,
             "log positions must be contiguous"
         );
-        let event = Arc::new(event);
-        let entry = self.streams.entry(event.stream.clone()).or_default();
+        let stream = self.stream_id(event.stream);
+        let entry = &mut self.streams[stream as usize];
         if event.event_type == TOMBSTONE_EVENT_TYPE {
-            entry.tombstone = Some(event.position);
+            entry.set_tombstone(event.position);
         } else {
-            entry.revisions.push(event.position);
+            entry.push_revision(event.position);
+            if event.stream == SETTINGS_STREAM {
+                self.settings = Some(Arc::from(event.data));
+            }
         }
         if event.event_type == METADATA_EVENT_TYPE
-            && let Some(target) = metadata_target(&event.stream)
+            && let Some(target) = metadata_target(event.stream)
         {
-            let target = self.stream_name(target);
-            self.streams
-                .entry(target)
-                .or_default()
-                .set_metadata(&event.data);
+            let target = self.stream_id(target);
+            self.streams[target as usize].set_metadata(event.data);
         }
-        self.events.push(event.clone());
-        event
+        self.headers.push(Header {
+            stream,
+            event_type: self.event_types.intern(event.event_type),
+            created: event.created,
+        });
     }
-}
 
-impl StreamEntry {
-    /// The stream's state.
-    pub fn state(&self) -> StreamState {
-        let last = self.last_revision();
-        if self.tombstone.is_some() {
-            StreamState::Tombstoned
-        } else if self.truncate_before == SOFT_DELETED_TRUNCATE_BEFORE {
-            StreamState::SoftDeleted { last }
-        } else {
-            last.map_or(StreamState::Missing, |last| StreamState::Live { last })
+    /// The id of `stream`, giving it an empty entry if it is new.
+    fn stream_id(&mut self, stream: &str) -> NameId {
+        let id = self.stream_names.intern(stream);
+        if id as usize == self.streams.len() {
+            self.streams.push(StreamEntry::default());
         }
+        id
     }
 
-    /// Log position of the tombstone, if the stream was hard-deleted.
-    pub fn tombstone_position(&self) -> Option<u64> {
-        self.tombstone
-    }
-
-    /// Newest revision ever written, hidden or not.
-    pub fn last_revision(&self) -> Option<u64> {
-        (self.revisions.len() as u64).checked_sub(1)
-    }
-
-    /// Oldest revision that `$tb` and `$maxCount` leave visible (`Index::first_visible` adds
-    /// `$maxAge`, which needs the events' times).
-    fn first_kept(&self) -> u64 {
-        let len = self.revisions.len() as u64;
-        let by_count = self.max_count.map_or(0, |max| len.saturating_sub(max));
-        self.truncate_before.max(by_count)
-    }
-
-    /// Log positions of up to `limit` revisions ≥ `from` and ≥ `first_visible`, oldest first.
-    pub fn forward(&self, from: u64, first_visible: u64, limit: usize) -> Vec<u64> {
-        let start = from.max(first_visible);
-        let start = usize::try_from(start)
-            .unwrap_or(usize::MAX)
-            .min(self.revisions.len());
-        let end = start.saturating_add(limit).min(self.revisions.len());
-        self.revisions[start..end].to_vec()
-    }
-
-    /// Log positions of up to `limit` revisions ≤ `from` and ≥ `first_visible`, newest first.
-    pub fn backward(&self, from: u64, first_visible: u64, limit: usize) -> Vec<u64> {
-        let first = usize::try_from(first_visible).unwrap_or(usize::MAX);
-        let end = usize::try_from(from.saturating_add(1))
-            .unwrap_or(usize::MAX)
-            .min(self.revisions.len());
-        if end <= first {
-            return Vec::new();
-        }
-        let start = end.saturating_sub(limit).max(first);
-        self.revisions[start..end].iter().rev().copied().collect()
-    }
-
-    /// The latest metadata object (empty if none was set).
-    pub fn metadata(&self) -> &Map<String, Value> {
-        &self.metadata
-    }
-
-    /// Takes in a new `$metadata` payload. Invalid JSON counts as "no metadata", as a stream
-    /// without settings is the safest reading of it.
-    fn set_metadata(&mut self, data: &[u8]) {
-        self.metadata = match serde_json::from_slice::<Value>(data) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
-        self.truncate_before = self
-            .metadata
-            .get("$tb")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        self.max_count = self.metadata.get("$maxCount").and_then(Value::as_u64);
-        self.max_age = self.metadata.get("$maxAge").and_then(Value::as_u64);
+    /// The header at `position`, if any.
+    fn slot(&self, position: u64) -> Option<&Header> {
+        let slot = usize::try_from(position.checked_sub(1)?).ok()?;
+        self.headers.get(slot)
     }
 }

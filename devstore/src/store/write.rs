@@ -1,20 +1,24 @@
 //! The write path: appends, soft deletes and tombstones, with expected-revision checks.
 //!
 //! Every write builds its records against the current index, persists them in one transaction,
-//! and only then publishes them to the index and the head watch. A failed disk write therefore
-//! leaves no trace, and readers never see an event that is not durable.
+//! and only then publishes them to the index, the recent events and the head watch. A failed
+//! disk write therefore leaves no trace, and readers never see an event that is not durable
+//! (nor one that their own SQLite connections could not find).
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use anyhow::anyhow;
+use prost::bytes::Bytes;
 use serde_json::Value;
 
 use super::event::{
     METADATA_EVENT_TYPE, ProposedEvent, RecordedEvent, TOMBSTONE_EVENT_TYPE, TOMBSTONE_REVISION,
     now_ticks,
 };
-use super::index::{Index, SOFT_DELETED_TRUNCATE_BEFORE, StreamState};
-use super::{Store, Writer};
+use super::idempotence::{Committed, Retry};
+use super::index::{Applied, Index};
+use super::stream::{SOFT_DELETED_TRUNCATE_BEFORE, StreamState};
+use super::{Store, Target, Writer};
 
 /// The client's expectation about a stream's current revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +75,30 @@ fn current_revision(state: StreamState) -> Option<u64> {
 }
 
 impl Store {
-    /// Appends `events` to `stream` atomically if `expected` holds.
+    /// Appends `events` to `stream` atomically if `expected` holds; a retry of an append
+    /// already written answers as it did and writes nothing (see [`super::idempotence`]).
     pub fn append(
         &self,
         stream: &str,
         expected: ExpectedRevision,
         events: Vec<ProposedEvent>,
     ) -> Result<AppendSuccess, WriteError> {
-        self.write(|index, batch| {
+        let mut writer = self.lock_writer();
+        match self.retry(&writer.committed, stream, expected, &events)? {
+            Retry::New => {}
+            Retry::Written { revision, position } => {
+                return Ok(AppendSuccess {
+                    current_revision: Some(revision),
+                    position: Some(position),
+                });
+            }
+            Retry::Partial => {
+                let current = current_revision(self.stream_state(stream));
+                return Err(WriteError::WrongExpectedVersion { current });
+            }
+        }
+        let ids: Vec<uuid::Uuid> = events.iter().map(|event| event.id).collect();
+        let success = self.write_locked(&mut writer, |index, batch| {
             let state = index.stream_state(stream);
             check(
                 Operation::Append,
@@ -102,13 +122,27 @@ impl Store {
             let name = index.stream_name(stream);
             let first = last.map_or(0, |last| last + 1);
             for (offset, event) in events.into_iter().enumerate() {
-                batch.push(name.clone(), first + offset as u64, event);
+                batch.push(index, name.clone(), first + offset as u64, event);
             }
             Ok(AppendSuccess {
                 current_revision: batch.records.last().map(|record| record.revision),
                 position: batch.records.last().map(|record| record.position),
             })
-        })
+        })?;
+        if let (Some(last), Some(position)) = (success.current_revision, success.position) {
+            // The events are the last records written, at consecutive revisions and positions.
+            let stream = self.log().index.stream_name(stream);
+            let count = ids.len() as u64;
+            for (offset, id) in (1..=count).rev().zip(ids) {
+                let committed = Committed {
+                    stream: stream.clone(),
+                    revision: last + 1 - offset,
+                    position: position + 1 - offset,
+                };
+                writer.committed.remember(id, committed);
+            }
+        }
+        Ok(success)
     }
 
     /// Soft-deletes `stream` by setting its `$tb` to "deleted"; returns the metadata event's
@@ -146,48 +180,69 @@ impl Store {
                 custom_metadata: Default::default(),
                 data: Default::default(),
             };
-            Ok(batch.push(index.stream_name(stream), TOMBSTONE_REVISION, tombstone))
+            Ok(batch.push(
+                index,
+                index.stream_name(stream),
+                TOMBSTONE_REVISION,
+                tombstone,
+            ))
         })
     }
 
-    /// Runs one write: `build` checks the index and fills a batch, which is then persisted and
-    /// published. Holding the writer lock throughout makes check-then-write atomic.
+    /// Runs one write under the writer lock (see [`Store::write_locked`]).
     fn write<T>(
         &self,
         build: impl FnOnce(&Index, &mut Batch) -> Result<T, WriteError>,
     ) -> Result<T, WriteError> {
-        let mut writer = self
-            .shared
+        let mut writer = self.lock_writer();
+        self.write_locked(&mut writer, build)
+    }
+
+    /// The writer lock, which serialises writes and holds the database.
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.shared
             .writer
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Runs one write: `build` checks the index and fills a batch, which is then persisted and
+    /// published. Holding the writer lock throughout makes check-then-write atomic.
+    fn write_locked<T>(
+        &self,
+        writer: &mut Writer,
+        build: impl FnOnce(&Index, &mut Batch) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
         let (outcome, batch) = {
-            let index = self.read();
+            let log = self.log();
             let mut batch = Batch {
-                next_position: index.head() + 1,
+                next_position: log.index.head() + 1,
                 created: now_ticks(),
                 records: Vec::new(),
             };
-            (build(&index, &mut batch)?, batch)
+            (build(&log.index, &mut batch)?, batch)
         };
         if batch.records.is_empty() {
             return Ok(outcome);
         }
-        match &mut *writer {
-            Writer::Memory => {}
-            Writer::Disk(disk) => disk.append(&batch.records).map_err(WriteError::Storage)?,
-            Writer::Closed => return Err(WriteError::Storage(anyhow!("the store is closed"))),
+        match &mut writer.target {
+            Target::Memory => {}
+            Target::Disk(disk) => disk.append(&batch.records).map_err(WriteError::Storage)?,
+            Target::Closed => return Err(WriteError::Storage(anyhow!("the store is closed"))),
         }
         let head = {
-            let mut index = self
-                .shared
-                .index
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner());
+            let mut log = self.log_mut();
             for record in batch.records {
-                index.apply(record);
+                log.index.apply(Applied {
+                    position: record.position,
+                    stream: &record.stream,
+                    event_type: &record.event_type,
+                    created: record.created,
+                    data: &record.data,
+                });
+                log.recent.push(Arc::new(record));
             }
-            index.head()
+            log.index.head()
         };
         self.shared.head.send_replace(head);
         Ok(outcome)
@@ -196,7 +251,7 @@ impl Store {
 
 /// What a write does to a stream, for [`check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operation {
+pub(super) enum Operation {
     Append,
     Delete,
     Tombstone,
@@ -204,7 +259,7 @@ enum Operation {
 
 /// Whether `stream` has metadata (`$$stream` holds an event): a stream with metadata and no
 /// events exists for `StreamExists` and for deletes.
-fn has_metadata(index: &Index, stream: &str) -> bool {
+pub(super) fn has_metadata(index: &Index, stream: &str) -> bool {
     index
         .stream(&format!("$${stream}"))
         .is_some_and(|entry| entry.last_revision().is_some())
@@ -222,7 +277,7 @@ fn has_metadata(index: &Index, stream: &str) -> bool {
 ///   metadata; a soft delete of a stream with neither events nor metadata always fails (with
 ///   "Actual version: -1", which the Python client reports as not found), while a tombstone
 ///   writes one.
-fn check(
+pub(super) fn check(
     operation: Operation,
     state: StreamState,
     has_metadata: bool,
@@ -261,7 +316,13 @@ struct Batch {
 
 impl Batch {
     /// Adds an event; returns its position.
-    fn push(&mut self, stream: Arc<str>, revision: u64, event: ProposedEvent) -> u64 {
+    fn push(
+        &mut self,
+        index: &Index,
+        stream: Arc<str>,
+        revision: u64,
+        event: ProposedEvent,
+    ) -> u64 {
         let position = self.next_position;
         self.next_position += 1;
         self.records.push(RecordedEvent {
@@ -269,11 +330,13 @@ impl Batch {
             stream,
             revision,
             id: event.id,
-            event_type: event.event_type,
+            event_type: index.event_type_name(&event.event_type),
             is_json: event.is_json,
             created: self.created,
-            custom_metadata: event.custom_metadata,
-            data: event.data,
+            // Copied: the request's bytes share buffers with the rest of its messages, which
+            // a held event would otherwise keep alive (about twice its payload).
+            custom_metadata: Bytes::copy_from_slice(&event.custom_metadata),
+            data: Bytes::copy_from_slice(&event.data),
         });
         position
     }
@@ -290,7 +353,7 @@ impl Batch {
         let mut metadata = index
             .stream(stream)
             .filter(|_| keep_settings)
-            .map(|entry| entry.metadata().clone())
+            .and_then(|entry| entry.metadata().cloned())
             .unwrap_or_default();
         metadata.insert("$tb".to_owned(), truncate_before);
         let metadata_stream = format!("$${stream}");
@@ -305,6 +368,6 @@ impl Batch {
             custom_metadata: Default::default(),
             data: Value::Object(metadata).to_string().into(),
         };
-        self.push(index.stream_name(&metadata_stream), revision, event)
+        self.push(index, index.stream_name(&metadata_stream), revision, event)
     }
 }

@@ -42,7 +42,7 @@ fn recorded(event: &RecordedEvent, format: UuidFormat) -> read_event::RecordedEv
 }
 
 /// The group's statistics and settings.
-pub fn of(group: &Group) -> SubscriptionInfo {
+pub fn of(group: &Group, parked: u64) -> SubscriptionInfo {
     let settings = &group.settings;
     let source = &group.source;
     let clamp = |value: u64| i32::try_from(value).unwrap_or(i32::MAX);
@@ -96,7 +96,7 @@ pub fn of(group: &Group) -> SubscriptionInfo {
         outstanding_messages_count: clamp(in_flight),
         named_consumer_strategy: settings.strategy.name().to_owned(),
         max_subscriber_count: clamp(u64::from(settings.max_subscriber_count)),
-        parked_message_count: group.parked_count() as i64,
+        parked_message_count: i64::try_from(parked).unwrap_or(i64::MAX),
     }
 }
 

@@ -51,10 +51,12 @@ struct Registered {
 
 impl Groups {
     /// Starts every group the log's config stream lists, each from its checkpoint.
-    pub fn load(store: Store) -> anyhow::Result<Groups> {
+    pub async fn load(store: Store) -> anyhow::Result<Groups> {
         let mut running = Running::default();
         let newest = store
             .stream_page(records::CONFIG_STREAM, u64::MAX, Direction::Backwards, 1)
+            .await
+            .with_context(|| format!("reading {}", records::CONFIG_STREAM))?
             .and_then(|page| page.events.into_iter().next());
         if let Some(config) = newest {
             let entries = records::parse_config(&config).with_context(|| {
@@ -70,6 +72,7 @@ impl Groups {
                     entry.group.clone(),
                     entry.settings.clone(),
                 )
+                .await
                 .map_err(|error| anyhow::anyhow!("{}", error.message()))
                 .with_context(|| format!("starting persistent subscription {}", entry.group))?;
                 running.known.insert(entry.source.clone());
@@ -140,7 +143,7 @@ impl Groups {
             settings: settings.clone(),
         });
         self.save(entries).await?;
-        let handle = self.start(&source, &group, &settings)?;
+        let handle = self.start(&source, &group, &settings).await?;
         running.known.insert(source.clone());
         running
             .groups
@@ -275,7 +278,7 @@ impl Groups {
         running_handle
             .stop(errors::dropped(&key.0, &key.1), true)
             .await;
-        let handle = self.start(&key.0, &key.1, &settings)?;
+        let handle = self.start(&key.0, &key.1, &settings).await?;
         running.groups.insert(key, Registered { settings, handle });
         Ok(())
     }
@@ -299,13 +302,19 @@ impl Groups {
         Ok(running)
     }
 
-    fn start(&self, source: &Source, group: &str, settings: &Settings) -> Result<Handle, Status> {
+    async fn start(
+        &self,
+        source: &Source,
+        group: &str,
+        settings: &Settings,
+    ) -> Result<Handle, Status> {
         Group::start(
             self.shared.store.clone(),
             source.clone(),
             group.to_owned(),
             settings.clone(),
         )
+        .await
     }
 
     /// Writes the config record listing `entries` (with `$maxCount` 2 on the stream the first

@@ -2,6 +2,7 @@
 //! that is not acked: timeouts, retries in source order, parking once retries run out.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -10,10 +11,25 @@ use super::{Flight, Group, Message};
 use crate::grpc::persistent::info;
 use crate::grpc::persistent::settings::Source;
 use crate::limits::EVENTS_BETWEEN_YIELDS;
-use crate::store::{Direction, RecordedEvent};
+use crate::store::{Direction, EventHeader, RecordedEvent};
 
-/// Events read from the log per page at most.
-const MAX_PAGE: usize = 512;
+/// A page of the source, as the group takes it in.
+struct Page {
+    /// The key of the last event considered (None: nothing new).
+    last_read: Option<u64>,
+    /// How many events were considered.
+    considered: usize,
+    /// The events to deliver, by key, in order.
+    selected: Vec<(u64, Selected)>,
+}
+
+/// An event of a page the group takes in.
+enum Selected {
+    /// To deliver.
+    Pass(Arc<RecordedEvent>),
+    /// To park: the filter's regex could not decide on it, for this reason.
+    Undecided(Arc<RecordedEvent>, String),
+}
 
 /// Messages one dispatch may pass over (held for a full pinned consumer, or a duplicate id
 /// still in flight) before it stops: a bound on the work per round.
@@ -22,55 +38,108 @@ const MAX_PASSED_OVER: usize = 1024;
 impl Group {
     /// Reads more of the source while consumers have room; true if it stopped for its scan
     /// budget (the same bound `$all` reads yield at) rather than for lack of room or events.
-    pub(super) fn fill(&mut self) -> bool {
-        self.fill_replay();
+    pub(super) async fn fill(&mut self) -> bool {
+        self.fill_replay().await;
         let room = self.free_slots();
         let mut budget = EVENTS_BETWEEN_YIELDS;
         while self.ready.len() < room {
-            let batch = (self.settings.read_batch_size as usize).clamp(1, MAX_PAGE);
-            let page = match &self.source {
-                Source::Stream(stream) => self
-                    .store
-                    .stream_page(stream, self.next, Direction::Forwards, batch)
-                    .map(|page| page.events)
-                    .unwrap_or_default(),
-                Source::All => self
-                    .store
-                    .all_page(self.next.max(1), Direction::Forwards, batch),
+            if budget == 0 {
+                return true;
+            }
+            // Never more than the budget: a page's filter work is bounded like a read's.
+            let batch = (self.settings.read_batch_size as usize).clamp(1, budget);
+            let page = match self.read_page(batch).await {
+                Ok(page) => page,
+                Err(error) => {
+                    // Tried again on the next round (at the latest on the next tick).
+                    tracing::warn!(
+                        ?error,
+                        group = self.name,
+                        "could not read the group's source"
+                    );
+                    self.live = false;
+                    return false;
+                }
             };
-            if page.is_empty() {
+            let Some(last_read) = page.last_read else {
                 self.live = true;
                 return false;
-            }
+            };
             self.live = false;
-            for event in page {
-                if budget == 0 {
-                    return true;
-                }
-                budget -= 1;
-                let key = self.key_of(&event);
-                self.next = key + 1;
-                let undecided = match self.selects(&event) {
-                    Ok(false) => continue,
-                    Ok(true) => None,
-                    Err(reason) => Some(reason),
-                };
+            budget = budget.saturating_sub(page.considered);
+            for (key, selected) in page.selected {
                 self.last_known = Some(key);
                 *self.unsettled.entry(key).or_default() += 1;
-                let message = Message {
-                    event,
-                    link: None,
-                    key: Some(key),
-                    parked_at: None,
-                    retry_count: 0,
-                };
-                match undecided {
-                    None => self.ready.push_back(message),
-                    Some(reason) => self.undecided.push((message, reason)),
+                match selected {
+                    Selected::Pass(event) => self.ready.push_back(Message::read(event, key)),
+                    Selected::Undecided(event, reason) => {
+                        self.undecided.push((Message::read(event, key), reason));
+                    }
                 }
             }
+            // What the filter passed over counts as read, up to the page's last event.
+            self.next = last_read + 1;
         }
         false
+    }
+
+    /// The next page of the source after `next`: the events the group delivers (for `$all`,
+    /// only those loaded whose headers the filter passes) with their keys, and the key of the
+    /// last event considered.
+    async fn read_page(&self, batch: usize) -> anyhow::Result<Page> {
+        match &self.source {
+            Source::Stream(stream) => {
+                let events = self
+                    .store
+                    .stream_page(stream, self.next, Direction::Forwards, batch)
+                    .await?
+                    .map(|page| page.events)
+                    .unwrap_or_default();
+                Ok(Page {
+                    last_read: events.last().map(|event| event.revision),
+                    considered: events.len(),
+                    selected: events
+                        .into_iter()
+                        .map(|event| (event.revision, Selected::Pass(event)))
+                        .collect(),
+                })
+            }
+            Source::All => {
+                let headers = self
+                    .store
+                    .all_headers(self.next.max(1), Direction::Forwards, batch);
+                let last_read = headers.last().map(|header| header.position);
+                let mut wanted = Vec::new();
+                let mut reasons = std::collections::HashMap::new();
+                for header in &headers {
+                    match self.selects(header) {
+                        Ok(false) => {}
+                        Ok(true) => wanted.push(header.position),
+                        Err(reason) => {
+                            wanted.push(header.position);
+                            reasons.insert(header.position, reason);
+                        }
+                    }
+                }
+                let events = self.store.events(&wanted).await?;
+                let selected = events
+                    .into_iter()
+                    .map(|event| {
+                        let key = event.position;
+                        let selected = match reasons.remove(&key) {
+                            Some(reason) => Selected::Undecided(event, reason),
+                            None => Selected::Pass(event),
+                        };
+                        (key, selected)
+                    })
+                    .collect();
+                Ok(Page {
+                    last_read,
+                    considered: headers.len(),
+                    selected,
+                })
+            }
+        }
     }
 
     /// Hands ready messages to consumers with room, retries first. A message that cannot go
@@ -219,21 +288,10 @@ impl Group {
         self.free_slots() > self.ready.len() + self.retry.len()
     }
 
-    /// The revision or position of `event` in the source.
-    pub(super) fn key_of(&self, event: &RecordedEvent) -> u64 {
-        match self.source {
-            Source::Stream(_) => event.revision,
-            Source::All => event.position,
-        }
-    }
-
     /// Whether a `$all` group delivers `event`: never the groups' own checkpoint and parked
     /// streams (as the real server's default `$all` filter), and only what its filter passes.
     /// Err (with why) when the filter's regex cannot decide within its step limit.
-    fn selects(&self, event: &RecordedEvent) -> Result<bool, String> {
-        if matches!(self.source, Source::Stream(_)) {
-            return Ok(true);
-        }
+    fn selects(&self, event: &EventHeader) -> Result<bool, String> {
         let stream = event.stream.strip_prefix("$$").unwrap_or(&event.stream);
         if stream.starts_with("$persistentsubscription-")
             && (stream.ends_with("-checkpoint") || stream.ends_with("-parked"))

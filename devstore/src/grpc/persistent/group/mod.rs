@@ -137,6 +137,17 @@ impl Message {
         self.link.as_ref().unwrap_or(&self.event).id
     }
 
+    /// A message read from the source at `key`.
+    fn read(event: Arc<RecordedEvent>, key: u64) -> Message {
+        Message {
+            event,
+            link: None,
+            key: Some(key),
+            parked_at: None,
+            retry_count: 0,
+        }
+    }
+
     /// Its place in the retry queue: source order, replayed parked messages after, in parked
     /// order.
     fn order(&self) -> (bool, u64) {
@@ -196,7 +207,7 @@ pub struct Group {
 
 impl Group {
     /// Starts a group's task: from its checkpoint if it has one, else from its start.
-    pub fn start(
+    pub async fn start(
         store: Store,
         source: Source,
         name: String,
@@ -209,6 +220,8 @@ impl Group {
         let checkpoint_stream = records::checkpoint_stream(&source, &name);
         let checkpoint = store
             .stream_page(&checkpoint_stream, u64::MAX, Direction::Backwards, 1)
+            .await
+            .map_err(|error| crate::grpc::status::storage_failure(&error))?
             .and_then(|page| {
                 page.events
                     .first()
@@ -222,7 +235,7 @@ impl Group {
                 .resolved_end
                 .unwrap_or_else(|| end_of(&store, &source)),
         };
-        let parked_floor = parking::first_parked(&store, &source, &name);
+        let parked_floor = parking::first_parked(&store, &source, &name).await;
         let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
         let group = Group {
             store,
@@ -261,7 +274,7 @@ impl Group {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             head.borrow_and_update();
-            let more = self.fill();
+            let more = self.fill().await;
             self.park_undecided().await;
             self.dispatch();
             let wants_events = self.live && self.has_room();
@@ -313,10 +326,11 @@ impl Group {
                 self.checkpoint_if_full().await;
             }
             Command::Info(reply) => {
-                let _ = reply.send(info::of(self));
+                let parked = self.parked_count().await;
+                let _ = reply.send(info::of(self, parked));
             }
             Command::ReplayParked { stop_at, reply } => {
-                let _ = reply.send(self.start_replay(stop_at));
+                let _ = reply.send(self.start_replay(stop_at).await);
             }
             Command::Stop {
                 status,

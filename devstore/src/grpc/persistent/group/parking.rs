@@ -22,15 +22,21 @@ pub(super) struct Replay {
 
 /// The first parked revision still parked (the parked stream's first visible revision, or
 /// one past its last when none is).
-pub(super) fn first_parked(store: &Store, source: &Source, group: &str) -> u64 {
+pub(super) async fn first_parked(store: &Store, source: &Source, group: &str) -> u64 {
     let stream = records::parked_stream(source, group);
     let Some(last) = store.last_revision(&stream) else {
         return 0;
     };
-    store
-        .stream_page(&stream, 0, Direction::Forwards, 1)
-        .and_then(|page| page.events.first().map(|event| event.revision))
-        .unwrap_or(last + 1)
+    // A page of one event: read at worst once from SQLite.
+    match store.stream_page(&stream, 0, Direction::Forwards, 1).await {
+        Ok(page) => page
+            .and_then(|page| page.events.first().map(|event| event.revision))
+            .unwrap_or(last + 1),
+        Err(error) => {
+            tracing::warn!(?error, stream, "could not read the parked stream");
+            0
+        }
+    }
 }
 
 impl Group {
@@ -65,7 +71,7 @@ impl Group {
     /// Begins replaying parked messages; the reply goes out at once, and the messages as
     /// consumers take them. A replay asked for while one runs is a no-op success, as on the
     /// real server.
-    pub(super) fn start_replay(&mut self, stop_at: Option<i64>) -> Result<(), tonic::Status> {
+    pub(super) async fn start_replay(&mut self, stop_at: Option<i64>) -> Result<(), tonic::Status> {
         let stop_at = match stop_at.map(u64::try_from) {
             Some(Err(_)) => {
                 let reason = "Cannot stop replaying parked message at a negative version.";
@@ -82,6 +88,7 @@ impl Group {
             return Ok(());
         };
         let first = first_parked(&self.store, &self.source, &self.name)
+            .await
             .max(self.replay_read_to.unwrap_or(0));
         let end = stop_at.map_or(last + 1, |stop_at| stop_at.min(last + 1));
         if first < end {
@@ -93,7 +100,7 @@ impl Group {
 
     /// Reads parked messages back into the retry queue while a replay runs and consumers have
     /// room for them.
-    pub(super) fn fill_replay(&mut self) {
+    pub(super) async fn fill_replay(&mut self) {
         let room = self
             .free_slots()
             .saturating_sub(self.retry.len())
@@ -108,27 +115,44 @@ impl Group {
         let wanted = usize::try_from(replay.end.saturating_sub(replay.next))
             .unwrap_or(usize::MAX)
             .min(room);
-        let links = self
+        let (from, end) = (replay.next, replay.end);
+        let links = match self
             .store
-            .stream_page(&stream, replay.next, Direction::Forwards, wanted)
-            .map(|page| page.events)
-            .unwrap_or_default();
+            .stream_page(&stream, from, Direction::Forwards, wanted)
+            .await
+        {
+            Ok(page) => page.map(|page| page.events).unwrap_or_default(),
+            Err(error) => {
+                // Tried again next round.
+                tracing::warn!(?error, stream, "could not read parked messages back");
+                return;
+            }
+        };
+        let mut next = from;
         let mut done = links.is_empty();
         let mut messages = Vec::new();
         for link in links {
-            if link.revision >= replay.end {
+            if link.revision >= end {
                 done = true;
                 break;
             }
-            replay.next = link.revision + 1;
+            next = link.revision + 1;
             let Some((revision, target)) = records::parse_link(&link) else {
                 continue;
             };
-            let event = self
+            let event = match self
                 .store
                 .stream_page(&target, revision, Direction::Forwards, 1)
-                .and_then(|page| page.events.into_iter().next())
-                .filter(|event| event.revision == revision);
+                .await
+            {
+                Ok(page) => page
+                    .and_then(|page| page.events.into_iter().next())
+                    .filter(|event| event.revision == revision),
+                Err(error) => {
+                    tracing::warn!(?error, stream = target, "could not read a parked event");
+                    None
+                }
+            };
             // A parked event deleted since resolves to nothing and is dropped.
             if let Some(event) = event {
                 messages.push(Message {
@@ -140,9 +164,10 @@ impl Group {
                 });
             }
         }
-        let next = replay.next;
-        if done || replay.next >= replay.end {
+        if done || next >= end {
             self.replay = None;
+        } else if let Some(replay) = &mut self.replay {
+            replay.next = next;
         }
         self.replay_read_to = Some(next);
         for message in messages {
@@ -176,15 +201,12 @@ impl Group {
     }
 
     /// Parked messages not yet replayed and settled, for info.
-    pub(in crate::grpc::persistent) fn parked_count(&self) -> u64 {
+    pub(super) async fn parked_count(&self) -> u64 {
         let stream = records::parked_stream(&self.source, &self.name);
         let Some(last) = self.store.last_revision(&stream) else {
             return 0;
         };
-        (last + 1).saturating_sub(self.parked_floor.max(first_parked(
-            &self.store,
-            &self.source,
-            &self.name,
-        )))
+        let first = first_parked(&self.store, &self.source, &self.name).await;
+        (last + 1).saturating_sub(self.parked_floor.max(first))
     }
 }
