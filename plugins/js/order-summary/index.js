@@ -87,14 +87,17 @@ function nonEmpty(field, text) {
 }
 
 function created(data) {
-  const [orderId, customerId, items, timestamp] = parse(ORDER_CREATED, data);
-  nonEmpty("orderId", orderId);
-  nonEmpty("customerId", customerId);
-  nonEmpty("timestamp", timestamp);
+  // Index access rather than destructuring: QuickJS destructures through the iterator protocol.
+  const order = parse(ORDER_CREATED, data);
+  const orderId = nonEmpty("orderId", order[0]);
+  const customerId = nonEmpty("customerId", order[1]);
+  const items = order[2];
+  const timestamp = nonEmpty("timestamp", order[3]);
   let itemCount = 0;
   let totalCents = 0;
   for (let i = 0; i < items.length; i++) {
-    const [, quantity, price] = items[i];
+    const quantity = items[i][1];
+    const price = items[i][2];
     if (typeof quantity !== "number" || typeof price !== "number") {
       [itemCount, totalCents] = bigTotals(items); // from the start, so errors come in order
       break;
@@ -131,8 +134,9 @@ function bigTotals(items) {
 }
 
 function cancelled(data) {
-  const [orderId, reason] = parse(ORDER_CANCELLED, data);
-  return [nonEmpty("orderId", orderId), reason];
+  const order = parse(ORDER_CANCELLED, data);
+  nonEmpty("orderId", order[0]);
+  return order;
 }
 
 function shipped(data) {
@@ -179,17 +183,17 @@ function handleBatch(sql, events) {
 
     const position = event.position;
     if (eventType === "OrderCreated") {
-      const [orderId, customerId, itemCount, totalCents, createdAt] = order;
-      if (sql.execute(INSERT_ORDER, orderId, customerId, itemCount, totalCents, createdAt, position) === 0) {
-        log.warn(`ignoring OrderCreated for order ${orderId}: it exists`);
+      // order: [orderId, customerId, itemCount, totalCents, createdAt]
+      if (sql.execute(INSERT_ORDER, order[0], order[1], order[2], order[3], order[4], position) === 0) {
+        log.warn(`ignoring OrderCreated for order ${order[0]}: it exists`);
         continue;
       }
-      const entry = change(totals, customerId);
+      const entry = change(totals, order[1]);
       entry[0] += 1;
-      addCents(entry, totalCents);
+      addCents(entry, order[3]);
     } else if (eventType === "OrderCancelled") {
-      const [orderId, reason] = order;
-      const rows = sql.query(CANCEL_ORDER, orderId, reason, position);
+      const orderId = order[0];
+      const rows = sql.query(CANCEL_ORDER, orderId, order[1], position);
       if (rows.length === 0) {
         ignore(sql, eventType, orderId);
         continue;
@@ -213,8 +217,8 @@ function handleBatch(sql, events) {
   // Sorted like Rust's BTreeMap<String, _>: by UTF-8 bytes, i.e. by code point.
   const customers = Array.from(totals.keys()).sort(byCodePoint);
   for (const customerId of customers) {
-    const [orders, cancelledCount, shippedCount, cents] = totals.get(customerId);
-    sql.execute(ADD_TO_CUSTOMER, customerId, orders, cancelledCount, shippedCount, cents);
+    const entry = totals.get(customerId); // orders, cancelled, shipped, total_cents
+    sql.execute(ADD_TO_CUSTOMER, customerId, entry[0], entry[1], entry[2], entry[3]);
   }
 }
 

@@ -50,6 +50,14 @@ function toValue(value) {
   }
 }
 
+// Plain loops: QuickJS interprets, and a closure call per value costs.
+function toValues(params) {
+  const n = params.length;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = toValue(params[i]);
+  return out;
+}
+
 function fromValue(value) {
   const v = value.val;
   if (typeof v === "bigint") {
@@ -92,7 +100,7 @@ export const sql = {
   execute(statement, ...params) {
     let changed;
     try {
-      changed = hostExecute(statement, params.map(toValue));
+      changed = hostExecute(statement, toValues(params));
     } catch (error) {
       throw sqlError(error);
     }
@@ -102,11 +110,15 @@ export const sql = {
   query(statement, ...params) {
     let rows;
     try {
-      rows = hostQuery(statement, params.map(toValue));
+      rows = hostQuery(statement, toValues(params));
     } catch (error) {
       throw sqlError(error);
     }
-    return rows.map((row) => row.map(fromValue));
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r];
+      for (let c = 0; c < row.length; c++) row[c] = fromValue(row[c]);
+    }
+    return rows;
   },
 };
 

@@ -17,7 +17,6 @@
 // keeps them exact). Plugins decide what to do with a BigInt (QuickJS components cannot pass one
 // as an s64 to the host).
 
-const I64_MIN = -(1n << 63n);
 const I64_MAX = (1n << 63n) - 1n;
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -28,19 +27,23 @@ export function Seq(element) {
   return { kind: "seq", element, expecting: "a sequence" };
 }
 
+let structs = 0; // Struct ids, for counting instances in the fast path
+
 // A struct's fields in declaration order (it matters for serde's messages); `parse` returns an
 // array of the field values in this order.
 export function Struct(name, fields) {
-  const names = fields.map(([field]) => field);
-  const index = new Map(names.map((field, i) => [field, i]));
+  const names = fields.map((field) => field[0]);
   return {
     kind: "struct",
+    id: structs++,
     name,
     fields,
     names,
-    index,
-    keys: names.map((field) => '"' + field + '"'),
+    // The fast path's view: 0 text, 1 integer, 2 anything else (checked recursively).
+    codes: fields.map((field) => (field[1].kind === "str" ? 0 : field[1].kind === "i64" ? 1 : 2)),
+    index: new Map(names.map((field, i) => [field, i])),
     expecting: "struct " + name,
+    plan: null, // for a root shape: [key text, ids of the structs declaring it], built lazily
   };
 }
 
@@ -52,6 +55,8 @@ const SUSPICIOUS_NUMBER = /[0-9][.eE]|[0-9]{16}/;
 const NON_ASCII = /[^\x00-\x7f]/;
 
 // Parses `data` (a Uint8Array) as `shape`, or throws ParseError with serde's message.
+//
+// Written for QuickJS, an interpreter: no destructuring, iterators or closures on this path.
 export function parse(shape, data) {
   const text = decodeUtf8(data);
   if (text !== null && text.indexOf("\\") < 0 && !SUSPICIOUS_NUMBER.test(text)) {
@@ -62,9 +67,9 @@ export function parse(shape, data) {
       doc = NO;
     }
     if (doc !== NO) {
-      const counts = new Map();
+      const counts = new Array(structs).fill(0);
       const value = fast(shape, doc, counts);
-      if (value !== NO && countsMatch(text, counts)) return value;
+      if (value !== NO && keysOnce(shape, text, counts)) return value;
     }
   }
   return new Serde(data).parse(shape);
@@ -72,9 +77,14 @@ export function parse(shape, data) {
 
 // The UTF-8 text of `bytes`, or null when it is not valid UTF-8 (then the slow path decides).
 export function decodeUtf8(bytes) {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+  let text;
+  if (bytes.length <= 8192) {
+    text = String.fromCharCode.apply(null, bytes);
+  } else {
+    text = "";
+    for (let i = 0; i < bytes.length; i += 8192) {
+      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    }
   }
   if (!NON_ASCII.test(text)) return text;
   try {
@@ -87,48 +97,82 @@ export function decodeUtf8(bytes) {
 }
 
 function fast(shape, value, counts) {
-  switch (shape.kind) {
-    case "str":
-      return typeof value === "string" ? value : NO;
-    case "i64":
-      // Safe integers only (the raw-text guard keeps them exact); -0 is a float to serde.
-      return Number.isSafeInteger(value) && !Object.is(value, -0) ? value : NO;
-    case "seq": {
-      if (!Array.isArray(value)) return NO;
-      const out = new Array(value.length);
-      for (let i = 0; i < value.length; i++) {
-        const element = fast(shape.element, value[i], counts);
-        if (element === NO) return NO;
-        out[i] = element;
-      }
-      return out;
-    }
-    default: {
-      if (value === null || typeof value !== "object" || Array.isArray(value)) return NO;
-      const { fields, keys } = shape;
-      const out = new Array(fields.length);
-      for (let i = 0; i < fields.length; i++) {
-        const name = fields[i][0];
-        if (!Object.prototype.hasOwnProperty.call(value, name)) return NO;
-        const item = fast(fields[i][1], value[name], counts);
-        if (item === NO) return NO;
+  const kind = shape.kind;
+  if (kind === "struct") {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return NO;
+    const names = shape.names;
+    const codes = shape.codes;
+    const n = names.length;
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      // A missing key reads undefined (or an Object.prototype member): the checks refuse both.
+      const item = value[names[i]];
+      const code = codes[i];
+      if (code === 0) {
+        if (typeof item !== "string") return NO;
         out[i] = item;
-        counts.set(keys[i], (counts.get(keys[i]) || 0) + 1);
+      } else if (code === 1) {
+        // Safe integers only (the raw-text guard keeps them exact); -0 is a float to serde.
+        if (!Number.isSafeInteger(item) || (item === 0 && 1 / item < 0)) return NO;
+        out[i] = item;
+      } else {
+        const inner = fast(shape.fields[i][1], item, counts);
+        if (inner === NO) return NO;
+        out[i] = inner;
       }
-      return out;
     }
+    counts[shape.id]++;
+    return out;
   }
+  if (kind === "seq") {
+    if (!Array.isArray(value)) return NO;
+    const n = value.length;
+    const out = new Array(n);
+    const element = shape.element;
+    for (let i = 0; i < n; i++) {
+      const inner = fast(element, value[i], counts);
+      if (inner === NO) return NO;
+      out[i] = inner;
+    }
+    return out;
+  }
+  if (kind === "str") return typeof value === "string" ? value : NO;
+  return Number.isSafeInteger(value) && !(value === 0 && 1 / value < 0) ? value : NO;
 }
 
-function countsMatch(text, counts) {
-  for (const [key, expected] of counts) {
+// Whether each declared key occurs in the raw text exactly as often as the objects that declare
+// it (so none was duplicated: JSON.parse keeps the last, serde refuses).
+function keysOnce(shape, text, counts) {
+  let plan = shape.plan;
+  if (plan === null) plan = shape.plan = keyPlan(shape);
+  for (let p = 0; p < plan.length; p++) {
+    const key = plan[p][0];
+    const ids = plan[p][1];
+    let expected = 0;
+    for (let j = 0; j < ids.length; j++) expected += counts[ids[j]];
     let n = 0;
-    for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + 1)) {
+    for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + key.length)) {
       if (++n > expected) return false;
     }
     if (n !== expected) return false;
   }
   return true;
+}
+
+function keyPlan(root) {
+  const byKey = new Map();
+  const visit = (shape) => {
+    if (shape.kind === "seq") visit(shape.element);
+    if (shape.kind !== "struct") return;
+    for (const [name, field] of shape.fields) {
+      const key = '"' + name + '"';
+      if (!byKey.has(key)) byKey.set(key, []);
+      if (!byKey.get(key).includes(shape.id)) byKey.get(key).push(shape.id);
+      visit(field);
+    }
+  };
+  visit(root);
+  return Array.from(byKey.entries());
 }
 
 // --- The port of serde_json's deserializer (de.rs, read.rs) ----------------------------------
