@@ -8,9 +8,9 @@
 //
 // - The fast path is the engine's native JSON.parse plus a type check of the fields, taken only
 //   when it provably agrees with serde: the data is UTF-8 without backslash escapes, has no
-//   number with a fraction or exponent and no run of 16 digits anywhere (so every integer is
-//   exact as a double, and `2.0` is not silently an integer), every declared key appears
-//   exactly once per object (counted in the raw text), and no integer field is `-0`.
+//   number with a fraction or exponent anywhere (so `2.0` is not silently an integer), every
+//   integer field is a safe integer (so it was exact) and not `-0`, and no object repeats a
+//   declared key (checked by counting strings or keys in the raw text).
 // - Anything else goes to the Serde class, a byte-by-byte port of serde_json's deserializer.
 //
 // Integers: a parsed i64 is a Number when it is a safe integer, else a BigInt (the slow path
@@ -51,7 +51,9 @@ export function Struct(name, fields) {
 export class ParseError extends Error {}
 
 const NO = Symbol("no");
-const SUSPICIOUS_NUMBER = /[0-9][.eE]|[0-9]{16}/;
+// A fraction or exponent anywhere (JSON.parse reads `2.0` as the integer 2; serde as a float).
+// Integers of 16 digits or more need no check: past 2^53 they fail Number.isSafeInteger.
+const SUSPICIOUS_NUMBER = /[0-9][.eE]/;
 const NON_ASCII = /[^\x00-\x7f]/;
 
 // Parses `data` (a Uint8Array) as `shape`, or throws ParseError with serde's message.
@@ -67,9 +69,21 @@ export function parse(shape, data) {
       doc = NO;
     }
     if (doc !== NO) {
-      const counts = new Array(structs).fill(0);
+      // counts[struct id]: instances seen; counts[structs]: strings (keys and text values);
+      // counts[structs + 1]: objects with keys other than their struct's.
+      const counts = new Array(structs + 2).fill(0);
       const value = fast(shape, doc, counts);
-      if (value !== NO && keysOnce(shape, text, counts)) return value;
+      if (value !== NO) {
+        // No key was given twice (JSON.parse keeps the last, serde refuses a known one). Cheap
+        // check: with no backslash, every `"` in the text delimits a string, so when no object
+        // has unknown keys the text must hold exactly the strings the shape accounts for. With
+        // unknown keys, count each declared key's occurrences instead.
+        if (counts[structs + 1] === 0) {
+          if (text.split('"').length - 1 === 2 * counts[structs]) return value;
+        } else if (keysOnce(shape, text, counts)) {
+          return value;
+        }
+      }
     }
   }
   return new Serde(data).parse(shape);
@@ -104,6 +118,8 @@ function fast(shape, value, counts) {
     const codes = shape.codes;
     const n = names.length;
     const out = new Array(n);
+    let strings = n; // its keys
+    if (Object.keys(value).length !== n) counts[structs + 1]++;
     for (let i = 0; i < n; i++) {
       // A missing key reads undefined (or an Object.prototype member): the checks refuse both.
       const item = value[names[i]];
@@ -111,6 +127,7 @@ function fast(shape, value, counts) {
       if (code === 0) {
         if (typeof item !== "string") return NO;
         out[i] = item;
+        strings++;
       } else if (code === 1) {
         // Safe integers only (the raw-text guard keeps them exact); -0 is a float to serde.
         if (!Number.isSafeInteger(item) || (item === 0 && 1 / item < 0)) return NO;
@@ -122,6 +139,7 @@ function fast(shape, value, counts) {
       }
     }
     counts[shape.id]++;
+    counts[structs] += strings;
     return out;
   }
   if (kind === "seq") {
@@ -134,6 +152,7 @@ function fast(shape, value, counts) {
       if (inner === NO) return NO;
       out[i] = inner;
     }
+    if (element.kind === "str") counts[structs] += n;
     return out;
   }
   if (kind === "str") return typeof value === "string" ? value : NO;
