@@ -33,23 +33,39 @@ _Real = _types.Value_Real
 _Text = _types.Value_Text
 _Blob = _types.Value_Blob
 _NULL = _Null()
+_sql_execute = _sql.execute
+_sql_query = _sql.query
+
+
+def _null(_):
+    return _NULL
+
+
+def _boolean(value):
+    return _Integer(int(value))
+
+
+def _blob(value):
+    return _Blob(bytes(value))
+
+
+# Python type -> the WIT value case that carries it; one dict lookup per parameter.
+_VALUE = {
+    str: _Text,
+    int: _Integer,
+    type(None): _null,
+    float: _Real,
+    bytes: _Blob,
+    bytearray: _blob,
+    bool: _boolean,
+}
 
 
 def _to_value(value):
-    kind = type(value)
-    if kind is str:
-        return _Text(value)
-    if kind is int:
-        return _Integer(value)
-    if value is None:
-        return _NULL
-    if kind is float:
-        return _Real(value)
-    if kind is bytes or kind is bytearray:
-        return _Blob(bytes(value))
-    if kind is bool:
-        return _Integer(int(value))
-    raise TypeError("cannot bind a %s to an SQL parameter" % kind.__name__)
+    try:
+        return _VALUE[type(value)](value)
+    except KeyError:
+        raise TypeError("cannot bind a %s to an SQL parameter" % type(value).__name__) from None
 
 
 class SqlFailed(Exception):
@@ -81,14 +97,18 @@ class Sql:
     def execute(self, statement, *params):
         """Runs a statement that returns no rows; returns the number of rows it changed."""
         try:
-            return _sql.execute(statement, [_to_value(p) for p in params])
+            return _sql_execute(statement, [_VALUE[type(p)](p) for p in params])
+        except KeyError:
+            [_to_value(p) for p in params]  # raises the TypeError naming the type
         except Err as err:
             raise SqlFailed(err.value) from None
 
     def query(self, statement, *params):
         """Runs a statement that returns rows; returns them as lists of Python values."""
         try:
-            rows = _sql.query(statement, [_to_value(p) for p in params])
+            rows = _sql_query(statement, [_VALUE[type(p)](p) for p in params])
+        except KeyError:
+            [_to_value(p) for p in params]  # raises the TypeError naming the type
         except Err as err:
             raise SqlFailed(err.value) from None
         return [[getattr(v, "value", None) for v in row] for row in rows]

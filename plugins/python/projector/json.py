@@ -9,10 +9,11 @@ unknown fields ignored (serde's default).
 
 Two paths, as in the Rust SDK:
 
-- The fast path is CPython's C `json` decoder plus a type check of the fields. It is only taken
-  when it provably agrees with serde: no backslash escapes in the data (so keys and strings are
-  what they look like), every declared key present exactly once (counted in the raw bytes), no
-  `NaN`/`Infinity`, no float where an integer belongs, and no integer zero that might be `-0`.
+- The fast path is CPython's C `json` scanner plus a check of the fields generated per struct. It
+  is only taken when it provably agrees with serde: valid UTF-8 with no backslash escapes (so keys
+  and strings are what they look like), no `NaN`/`Infinity`, no float where an integer belongs,
+  no integer zero that might be `-0`, and no object repeating a declared key (checked by counting
+  the data's strings, or each declared key when there are unknown keys).
 - Anything else goes to `_Serde`, a byte-by-byte port of serde_json's `SliceRead` deserializer
   (`de.rs`, `read.rs`), which reproduces its acceptance and its errors, positions included.
 
@@ -53,6 +54,9 @@ class Seq:
         self.element = element
 
 
+_structs = []  # every Struct, by id (the fast path counts instances by id)
+
+
 class Struct:
     """A struct with named fields, in declaration order, as serde derive sees it.
 
@@ -66,74 +70,163 @@ class Struct:
         self.names = tuple(name for name, _ in self.fields)
         self.index = {name: i for i, (name, _) in enumerate(self.fields)}
         self.expecting = "struct " + name
-        self.keys = tuple(('"' + name + '"').encode() for name in self.names)
+        self.id = len(_structs)
+        _structs.append(self)
+        self.fast = _compile(self)
+        self.plan = None  # for a root shape: [(key bytes, struct ids declaring it)], built lazily
 
 
 class ParseError(Exception):
     """Data that does not fit the shape; `str(error)` is the Rust SDK's message."""
 
 
-def parse(shape, data):
-    """Parses `data` (bytes) as `shape`, or raises ParseError with serde's message."""
-    if b"\\" not in data:
-        try:
-            doc = _DECODER.decode(data.decode("utf-8"))
-        except (ValueError, RecursionError):
-            doc = _NO
-        if doc is not _NO:
-            counts = {}
-            value = _fast(shape, doc, data, counts)
-            if value is not _NO and all(
-                data.count(key) == n for key, n in counts.items()
-            ):
-                return value
-    return _Serde(data).parse(shape)
-
-
 _NO = object()
+_SPACE = " \t\n\r"
 
 
 def _reject_constant(name):
     raise ValueError(name)
 
 
-_DECODER = _json.JSONDecoder(parse_constant=_reject_constant)
+# The C scanner behind json.loads, called directly (json.loads adds two regex calls per document).
+_scan = _json.JSONDecoder(parse_constant=_reject_constant).scan_once
 
 
-def _fast(shape, value, data, counts):
-    """The value of `shape` in the decoded `value`, or _NO when the slow path must decide."""
-    kind = type(shape)
-    if kind is _Str:
-        return value if type(value) is str else _NO
-    if kind is _I64:
-        if type(value) is not int or not I64_MIN <= value <= I64_MAX:
-            return _NO
-        if value == 0 and b"-0" in data:
-            return _NO  # serde reads -0 as a float
-        return value
-    if kind is Seq:
+def parse(shape, data):
+    """Parses `data` (bytes) as `shape`, or raises ParseError with serde's message."""
+    if b"\\" not in data and type(shape) is Struct:
+        try:
+            text = data.decode("utf-8")
+            start = 0
+            if text[:1] in _SPACE:
+                start = len(text) - len(text.lstrip(_SPACE))
+            doc, end = _scan(text, start)
+            if end != len(text) and text[end:].strip(_SPACE):
+                doc = _NO
+        except (ValueError, StopIteration, RecursionError):
+            doc = _NO
+        if doc is not _NO:
+            # acc: [strings (keys and text values), objects with unknown keys, integer zeros,
+            # then instances per struct id]
+            acc = [0, 0, 0] + [0] * len(_structs)
+            value = shape.fast(doc, acc)
+            if value is not _NO and not (acc[2] and b"-0" in data):  # serde reads -0 as a float
+                # No key given twice (the C decoder keeps the last; serde refuses a known one).
+                # With no backslash every `"` delimits a string: when no object has unknown keys,
+                # the data holds exactly the strings the shape accounts for. Otherwise count
+                # each declared key.
+                if acc[1] == 0:
+                    if data.count(b'"') == 2 * acc[0]:
+                        return value
+                elif _keys_once(shape, data, acc):
+                    return value
+    return _Serde(data).parse(shape)
+
+
+def _keys_once(shape, data, acc):
+    if shape.plan is None:
+        plan = {}
+
+        def visit(shape):
+            if type(shape) is Seq:
+                visit(shape.element)
+            if type(shape) is not Struct:
+                return
+            for name, field in shape.fields:
+                ids = plan.setdefault(('"' + name + '"').encode(), [])
+                if shape.id not in ids:
+                    ids.append(shape.id)
+                visit(field)
+
+        visit(shape)
+        shape.plan = list(plan.items())
+    for key, ids in shape.plan:
+        if data.count(key) != sum(acc[3 + i] for i in ids):
+            return False
+    return True
+
+
+def _compile(struct):
+    """The fast-path check of `struct`: a function (doc, acc) -> tuple or _NO, generated as
+    straight-line code, which CPython runs several times faster than a generic walk."""
+    n = len(struct.fields)
+    strings = n + sum(1 for _, field in struct.fields if type(field) is _Str)
+    lines = [
+        "def fast(doc, acc):",
+        "    if type(doc) is not dict: return NO",
+        "    if len(doc) != %d: acc[1] += 1" % n,
+        "    acc[0] += %d" % strings,
+        "    acc[%d] += 1" % (3 + struct.id),
+    ]
+    env = {"NO": _NO, "MIN": I64_MIN, "MAX": I64_MAX}
+    for i, (name, field) in enumerate(struct.fields):
+        lines.append("    v%d = doc.get(%r, NO)" % (i, name))
+        kind = type(field)
+        if kind is _Str:
+            lines.append("    if type(v%d) is not str: return NO" % i)
+        elif kind is _I64:
+            lines.append("    if type(v%d) is not int or not MIN <= v%d <= MAX: return NO" % (i, i))
+            lines.append("    if v%d == 0: acc[2] += 1" % i)
+        elif kind is Struct:
+            env["s%d" % i] = field
+            lines.append("    v%d = s%d.fast(v%d, acc)" % (i, i, i))
+            lines.append("    if v%d is NO: return NO" % i)
+        else:  # Seq
+            element = field.element
+            lines.append("    if type(v%d) is not list: return NO" % i)
+            if type(element) is _Str:
+                lines.append("    for e in v%d:" % i)
+                lines.append("        if type(e) is not str: return NO")
+                lines.append("    acc[0] += len(v%d)" % i)
+            elif type(element) is _I64:
+                lines.append("    for e in v%d:" % i)
+                lines.append("        if type(e) is not int or not MIN <= e <= MAX: return NO")
+                lines.append("        if e == 0: acc[2] += 1")
+            else:
+                env["s%d" % i] = element if type(element) is Struct else _Fast(element)
+                lines.append("    l%d = []" % i)
+                lines.append("    for e in v%d:" % i)
+                lines.append("        e = s%d.fast(e, acc)" % i)
+                lines.append("        if e is NO: return NO")
+                lines.append("        l%d.append(e)" % i)
+                lines.append("    v%d = l%d" % (i, i))
+    lines.append("    return (%s)" % "".join("v%d, " % i for i in range(n)))
+    exec("\n".join(lines), env)
+    return env["fast"]
+
+
+class _Fast:
+    """The fast-path check of any shape, for sequences of sequences and the like."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def fast(self, value, acc):
+        shape = self.shape
+        kind = type(shape)
+        if kind is Struct:
+            return shape.fast(value, acc)
+        if kind is _Str:
+            if type(value) is not str:
+                return _NO
+            acc[0] += 1
+            return value
+        if kind is _I64:
+            if type(value) is not int or not I64_MIN <= value <= I64_MAX:
+                return _NO
+            if value == 0:
+                acc[2] += 1
+            return value
         if type(value) is not list:
             return _NO
+        inner = _Fast(shape.element)
         out = []
         for element in value:
-            element = _fast(shape.element, element, data, counts)
+            element = inner.fast(element, acc)
             if element is _NO:
                 return _NO
             out.append(element)
         return out
-    if type(value) is not dict:
-        return _NO
-    out = []
-    for key, (name, field) in zip(shape.keys, shape.fields):
-        item = value.get(name, _NO)
-        if item is _NO:
-            return _NO
-        item = _fast(field, item, data, counts)
-        if item is _NO:
-            return _NO
-        out.append(item)
-        counts[key] = counts.get(key, 0) + 1
-    return tuple(out)
 
 
 # --- The port of serde_json's deserializer ---------------------------------------------------
