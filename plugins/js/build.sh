@@ -39,7 +39,7 @@ for plugin in "${plugins[@]}"; do
         out="$here/target/$plugin.starlingmonkey.wasm"
         # componentize-js takes one module: bundle the plugin and its helpers first.
         node_modules/.bin/componentize-js --wit "$wit" --world-name projection \
-            --disable all -o "$out" "$plugin/index.js" >/dev/null
+            -d stdio random clocks http fetch-event -o "$out" "$plugin/index.js" >/dev/null
         ;;
     *)
         echo "unknown PROJECTOR_JS_ENGINE=$engine (quickjs or starlingmonkey)" >&2

@@ -976,7 +976,16 @@ export function formatFloat(f) {
   return `${sign}${text}e${exponent >= 0 ? "+" : "-"}${Math.abs(exponent)}`;
 }
 
-const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Mn}\p{Me}]|[^\P{Zs} ]/u;
+// Engines built without Unicode property data (StarlingMonkey) refuse \p{…}: there, a list of
+// the common ranges stands in (controls, format characters, spaces other than U+0020, the
+// combining marks of Latin, Cyrillic and Hebrew, private use and surrogates).
+let UNPRINTABLE;
+try {
+  UNPRINTABLE = new RegExp("[\\p{Cc}\\p{Cf}\\p{Cs}\\p{Co}\\p{Cn}\\p{Zl}\\p{Zp}\\p{Mn}\\p{Me}]|[^\\P{Zs} ]", "u");
+} catch (_) {
+  UNPRINTABLE =
+    /[\x00-\x1f\x7f-\xa0\xad\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u0600-\u0605\u061c\u06dd\u070f\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ud800-\uf8ff\ufe00-\ufe0f\ufeff\ufff9-\ufffb]/;
+}
 const DEBUG_ESCAPES = new Map([
   ["\0", "\\0"],
   ["\t", "\\t"],
