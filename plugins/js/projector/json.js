@@ -61,7 +61,7 @@ const NON_ASCII = /[^\x00-\x7f]/;
 // Written for QuickJS, an interpreter: no destructuring, iterators or closures on this path.
 export function parse(shape, data) {
   const text = decodeUtf8(data);
-  if (text !== null && text.indexOf("\\") < 0 && !SUSPICIOUS_NUMBER.test(text)) {
+  if (text !== null && text.indexOf("\\") < 0 && !SUSPICIOUS_NUMBER.test(text) && !deep(text)) {
     let doc = NO;
     try {
       doc = JSON.parse(text);
@@ -87,6 +87,14 @@ export function parse(shape, data) {
     }
   }
   return new Serde(data).parse(shape);
+}
+
+// Whether `text` might nest deeper than the engine's JSON.parse can go on the 1 MiB wasm stack
+// (QuickJS traps between 5,000 and 50,000 levels, StarlingMonkey runs out of memory; serde skips
+// unknown values iteratively, at any depth). Only long text can nest deep: short events pay one
+// length check.
+function deep(text) {
+  return text.length >= 1000 && text.split("[").length + text.split("{").length > 502;
 }
 
 // The UTF-8 text of `bytes`, or null when it is not valid UTF-8 (then the slow path decides).
