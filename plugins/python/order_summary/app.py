@@ -87,15 +87,28 @@ def _non_empty(field, text):
 
 def _created(data):
     order_id, customer_id, items, timestamp = parse(ORDER_CREATED, data)
-    _non_empty("orderId", order_id)
-    _non_empty("customerId", customer_id)
-    _non_empty("timestamp", timestamp)
+    if not (order_id and customer_id and timestamp):  # the checks in Rust's order, on failure
+        _non_empty("orderId", order_id)
+        _non_empty("customerId", customer_id)
+        _non_empty("timestamp", timestamp)
     item_count = total_cents = 0
-    for i, (_sku, quantity, price) in enumerate(items):
-        if quantity < 0:
-            raise ParseError("items[%d].quantity: must not be negative, got %d" % (i, quantity))
-        if price < 0:
+    for _sku, quantity, price in items:
+        if quantity < 0 or price < 0:
+            i = items.index((_sku, quantity, price))
+            if quantity < 0:
+                raise ParseError("items[%d].quantity: must not be negative, got %d" % (i, quantity))
             raise ParseError("items[%d].unitPriceCents: must not be negative, got %d" % (i, price))
+        item_count += quantity
+        total_cents += quantity * price
+        if total_cents > I64_MAX or item_count > I64_MAX:
+            return _overflow(items)
+    return order_id, customer_id, item_count, total_cents, timestamp
+
+
+def _overflow(items):
+    """Says which of Rust's checked sums overflowed first (both only grow: no item is negative)."""
+    item_count = total_cents = 0
+    for _sku, quantity, price in items:
         item_count += quantity
         if item_count > I64_MAX:
             raise ParseError("items: quantities add up to more than 2^63")
@@ -103,7 +116,7 @@ def _created(data):
         total_cents += line_total
         if line_total > I64_MAX or total_cents > I64_MAX:
             raise ParseError("items: total above 2^63 cents")
-    return order_id, customer_id, item_count, total_cents, timestamp
+    raise AssertionError("a sum overflowed")
 
 
 def _cancelled(data):

@@ -94,22 +94,28 @@ _scan = _json.JSONDecoder(parse_constant=_reject_constant).scan_once
 
 def parse(shape, data):
     """Parses `data` (bytes) as `shape`, or raises ParseError with serde's message."""
-    if b"\\" not in data and type(shape) is Struct and not _deep(data):
+    fast = shape.fast if type(shape) is Struct else None
+    if fast is not None and b"\\" not in data and (len(data) < 1000 or not _deep(data)):
         try:
             text = data.decode("utf-8")
-            start = 0
-            if text[:1] in _SPACE:
-                start = len(text) - len(text.lstrip(_SPACE))
-            doc, end = _scan(text, start)
+            doc, end = _scan(text, 0)
             if end != len(text) and text[end:].strip(_SPACE):
                 doc = _NO
-        except (ValueError, StopIteration, RecursionError):
+        except StopIteration:
+            # Leading whitespace (or no value at all): skip the whitespace and try again.
+            try:
+                doc, end = _scan(text, len(text) - len(text.lstrip(_SPACE)))
+                if end != len(text) and text[end:].strip(_SPACE):
+                    doc = _NO
+            except (ValueError, StopIteration, RecursionError):
+                doc = _NO
+        except (ValueError, RecursionError):
             doc = _NO
         if doc is not _NO:
             # acc: [strings (keys and text values), objects with unknown keys, integer zeros,
             # then instances per struct id]
             acc = [0, 0, 0] + [0] * len(_structs)
-            value = shape.fast(doc, acc)
+            value = fast(doc, acc)
             if value is not _NO and not (acc[2] and b"-0" in data):  # serde reads -0 as a float
                 # No key given twice (the C decoder keeps the last; serde refuses a known one).
                 # With no backslash every `"` delimits a string: when no object has unknown keys,
@@ -126,8 +132,8 @@ def parse(shape, data):
 def _deep(data):
     """Whether `data` might nest deeper than the C scanner can go on the 1 MiB wasm stack (it
     traps somewhere between 1,000 and 5,000 levels; serde skips unknown values iteratively, at
-    any depth). Only long data can nest deep, so short events pay one length check."""
-    return len(data) >= 1000 and data.count(b"[") + data.count(b"{") > 500
+    any depth). Only asked of data of 1,000 bytes or more: shorter data cannot nest that deep."""
+    return data.count(b"[") + data.count(b"{") > 500
 
 
 def _keys_once(shape, data, acc):
