@@ -27,7 +27,7 @@ export function Seq(element) {
   return { kind: "seq", element, expecting: "a sequence" };
 }
 
-let structs = 0; // Struct ids, for counting instances in the fast path
+let structs = 0; // Struct ids: the fast path counts instances in counts[2 + id]
 
 // A struct's fields in declaration order (it matters for serde's messages); `parse` returns an
 // array of the field values in this order.
@@ -40,10 +40,10 @@ export function Struct(name, fields) {
     fields,
     names,
     // The fast path's view: 0 text, 1 integer, 2 anything else (checked recursively).
-    codes: fields.map((field) => (field[1].kind === "str" ? 0 : field[1].kind === "i64" ? 1 : 2)),
     index: new Map(names.map((field, i) => [field, i])),
     expecting: "struct " + name,
     plan: null, // for a root shape: [key text, ids of the structs declaring it], built lazily
+    fast: null, // the generated fast-path check: (value, counts) => array of field values or NO
   };
 }
 
@@ -69,23 +69,28 @@ export function parse(shape, data) {
       doc = NO;
     }
     if (doc !== NO) {
-      // counts[struct id]: instances seen; counts[structs]: strings (keys and text values);
-      // counts[structs + 1]: objects with keys other than their struct's.
+      // counts[0]: strings (keys and text values); counts[1]: objects with keys other than
+      // their struct's; counts[2 + id]: instances of each struct.
       const counts = new Array(structs + 2).fill(0);
-      const value = fast(shape, doc, counts);
+      const value = fastCheck(shape)(doc, counts);
       if (value !== NO) {
         // No key was given twice (JSON.parse keeps the last, serde refuses a known one). Cheap
         // check: with no backslash, every `"` in the text delimits a string, so when no object
         // has unknown keys the text must hold exactly the strings the shape accounts for. With
         // unknown keys, count each declared key's occurrences instead.
-        if (counts[structs + 1] === 0) {
-          if (text.split('"').length - 1 === 2 * counts[structs]) return value;
+        if (counts[1] === 0) {
+          if (text.split('"').length - 1 === 2 * counts[0]) return value;
         } else if (keysOnce(shape, text, counts)) {
           return value;
         }
       }
     }
   }
+  return new Serde(data).parse(shape);
+}
+
+// `parse` without the fast path: the serde port alone (for tests comparing the two).
+export function parseWithPort(shape, data) {
   return new Serde(data).parse(shape);
 }
 
@@ -118,53 +123,78 @@ export function decodeUtf8(bytes) {
   }
 }
 
-function fast(shape, value, counts) {
-  const kind = shape.kind;
-  if (kind === "struct") {
-    if (value === null || typeof value !== "object" || Array.isArray(value)) return NO;
-    const names = shape.names;
-    const codes = shape.codes;
-    const n = names.length;
-    const out = new Array(n);
-    let strings = n; // its keys
-    if (Object.keys(value).length !== n) counts[structs + 1]++;
-    for (let i = 0; i < n; i++) {
-      // A missing key reads undefined (or an Object.prototype member): the checks refuse both.
-      const item = value[names[i]];
-      const code = codes[i];
-      if (code === 0) {
-        if (typeof item !== "string") return NO;
-        out[i] = item;
-        strings++;
-      } else if (code === 1) {
-        // Safe integers only (the raw-text guard keeps them exact); -0 is a float to serde.
-        if (!Number.isSafeInteger(item) || (item === 0 && 1 / item < 0)) return NO;
-        out[i] = item;
-      } else {
-        const inner = fast(shape.fields[i][1], item, counts);
-        if (inner === NO) return NO;
-        out[i] = inner;
-      }
-    }
-    counts[shape.id]++;
-    counts[structs] += strings;
-    return out;
+// The fast-path check of `shape`: for a struct, straight-line code generated once (QuickJS
+// interprets, and a generic walk over field descriptions costs several times more).
+function fastCheck(shape) {
+  if (shape.kind === "struct") {
+    if (shape.fast === null) shape.fast = compile(shape);
+    return shape.fast;
   }
-  if (kind === "seq") {
+  if (shape.kind === "str") {
+    return (value, counts) => {
+      if (typeof value !== "string") return NO;
+      counts[0]++;
+      return value;
+    };
+  }
+  if (shape.kind === "i64") return (value) => (isInteger(value) ? value : NO);
+  const element = fastCheck(shape.element);
+  return (value, counts) => {
     if (!Array.isArray(value)) return NO;
-    const n = value.length;
-    const out = new Array(n);
-    const element = shape.element;
-    for (let i = 0; i < n; i++) {
-      const inner = fast(element, value[i], counts);
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const inner = element(value[i], counts);
       if (inner === NO) return NO;
       out[i] = inner;
     }
-    if (element.kind === "str") counts[structs] += n;
     return out;
-  }
-  if (kind === "str") return typeof value === "string" ? value : NO;
-  return Number.isSafeInteger(value) && !(value === 0 && 1 / value < 0) ? value : NO;
+  };
+}
+
+// Safe integers only (the raw-text guard keeps them exact); -0 is a float to serde.
+function isInteger(value) {
+  return Number.isSafeInteger(value) && !(value === 0 && 1 / value < 0);
+}
+
+function compile(struct) {
+  const fields = struct.fields;
+  const strings = fields.length + fields.filter((field) => field[1].kind === "str").length;
+  const lines = [
+    "if (value === null || typeof value !== 'object' || Array.isArray(value)) return NO;",
+    // A missing key reads undefined (or an Object.prototype member): the checks refuse both.
+    `if (Object.keys(value).length !== ${fields.length}) counts[1]++;`,
+    `counts[0] += ${strings};`,
+    `counts[${2 + struct.id}]++;`,
+  ];
+  const inner = [];
+  fields.forEach(([name, field], i) => {
+    lines.push(`const v${i} = value[${JSON.stringify(name)}];`);
+    if (field.kind === "str") {
+      lines.push(`if (typeof v${i} !== "string") return NO;`);
+    } else if (field.kind === "i64") {
+      lines.push(`if (!Number.isSafeInteger(v${i}) || (v${i} === 0 && 1 / v${i} < 0)) return NO;`);
+    } else if (field.kind === "seq") {
+      inner.push(fastCheck(field.element));
+      const check = `f${inner.length - 1}`;
+      lines.push(
+        `if (!Array.isArray(v${i})) return NO;`,
+        `const l${i} = new Array(v${i}.length);`,
+        `for (let i = 0; i < v${i}.length; i++) {`,
+        `  const e = ${check}(v${i}[i], counts);`,
+        "  if (e === NO) return NO;",
+        `  l${i}[i] = e;`,
+        "}",
+      );
+    } else {
+      inner.push(fastCheck(field));
+      lines.push(`const l${i} = f${inner.length - 1}(v${i}, counts);`, `if (l${i} === NO) return NO;`);
+    }
+  });
+  const values = fields.map((field, i) => (field[1].kind === "seq" || field[1].kind === "struct" ? `l${i}` : `v${i}`));
+  lines.push(`return [${values.join(", ")}];`);
+  const names = inner.map((_, i) => `f${i}`);
+  const make = new Function("NO", ...names, `return function (value, counts) {\n${lines.join("\n")}\n};`);
+  return make(NO, ...inner);
 }
 
 // Whether each declared key occurs in the raw text exactly as often as the objects that declare
@@ -176,7 +206,7 @@ function keysOnce(shape, text, counts) {
     const key = plan[p][0];
     const ids = plan[p][1];
     let expected = 0;
-    for (let j = 0; j < ids.length; j++) expected += counts[ids[j]];
+    for (let j = 0; j < ids.length; j++) expected += counts[2 + ids[j]];
     let n = 0;
     for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + key.length)) {
       if (++n > expected) return false;
