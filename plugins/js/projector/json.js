@@ -55,13 +55,17 @@ const NO = Symbol("no");
 // Integers of 16 digits or more need no check: past 2^53 they fail Number.isSafeInteger.
 const SUSPICIOUS_NUMBER = /[0-9][.eE]/;
 const NON_ASCII = /[^\x00-\x7f]/;
+const UNUSUAL = /[^\x00-\x7f]|[0-9][.eE]/;
 
 // Parses `data` (a Uint8Array) as `shape`, or throws ParseError with serde's message.
 //
 // Written for QuickJS, an interpreter: no destructuring, iterators or closures on this path.
 export function parse(shape, data) {
-  const text = decodeUtf8(data);
-  if (text !== null && text.indexOf("\\") < 0 && !SUSPICIOUS_NUMBER.test(text) && !deep(text)) {
+  let text = latin1(data);
+  // One scan for the common case (ASCII, no fraction or exponent); the rare rest is sorted out
+  // after it.
+  if (UNUSUAL.test(text)) text = SUSPICIOUS_NUMBER.test(text) ? null : utf8(text);
+  if (text !== null && text.indexOf("\\") < 0 && !deep(text)) {
     let doc = NO;
     try {
       doc = JSON.parse(text);
@@ -104,16 +108,22 @@ function deep(text) {
 
 // The UTF-8 text of `bytes`, or null when it is not valid UTF-8 (then the slow path decides).
 export function decodeUtf8(bytes) {
-  let text;
-  if (bytes.length <= 8192) {
-    text = String.fromCharCode.apply(null, bytes);
-  } else {
-    text = "";
-    for (let i = 0; i < bytes.length; i += 8192) {
-      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-    }
+  const text = latin1(bytes);
+  return NON_ASCII.test(text) ? utf8(text) : text;
+}
+
+// One character per byte (QuickJS has no TextDecoder).
+function latin1(bytes) {
+  if (bytes.length <= 8192) return String.fromCharCode.apply(null, bytes);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
   }
-  if (!NON_ASCII.test(text)) return text;
+  return text;
+}
+
+// The UTF-8 decoding of a string of bytes (see latin1), or null when they are not UTF-8.
+function utf8(text) {
   try {
     // escape() turns each byte above 0x7f into %XX; decodeURIComponent decodes UTF-8 and throws
     // on invalid sequences (overlongs and surrogates included).
