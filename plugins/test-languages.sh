@@ -34,6 +34,9 @@ fuzz=$(mktemp)
 trap 'rm -f "$fuzz"' EXIT
 python3 "$here/fixtures/make_fuzz.py" 7 2000 >"$fuzz"
 status=0
+# Natively first (seconds): each json helper's fast path against its own serde port.
+python3 "$here/python/tests/check_json.py" "$fuzz" "$here/fixtures/edge-cases.jsonl" || status=1
+node "$here/js/tests/check_json.mjs" "$fuzz" "$here/fixtures/edge-cases.jsonl" || status=1
 for events in "$root/tests/fixtures/shop.jsonl" "$here/fixtures/edge-cases.jsonl" "$fuzz"; do
     echo "== $(basename "$events")"
     python3 "$here/compare_languages.py" "$projector" "$events" "$rust" "${builds[@]}" || status=1
