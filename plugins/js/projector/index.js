@@ -1,0 +1,152 @@
+// The JavaScript guest helpers for Projector projection plugins (the JS twin of plugins/sdk and
+// plugins/python/projector).
+//
+// A plugin's entry module writes `manifest()` and `handle(sql, events)` and exports them with
+//
+//     export const { describe, handle } = projector.plugin(manifest, handleBatch);
+//
+// Inside `handle`:
+// - `sql.execute(statement, ...params)` / `sql.query(statement, ...params)` take plain values
+//   (null, number, string, Uint8Array; integers become `integer`, other numbers `real`) and give
+//   rows of plain values back; a failed statement throws SqlFailed.
+// - `throw new InvalidEvent(index, message)` refuses one event; `throw new Other(message)`
+//   fails the batch.
+// - `log.warn(...)` and friends write to the host's log.
+// - `json.parse(shape, event.data)` (./json.js) reads event data with the Rust SDK's messages.
+//
+// Events are what the component binding gives: { streamId, streamRevision, position, eventId,
+// eventType, contentType, createdUnixMs, data: Uint8Array, metadata: Uint8Array }.
+//
+// s64 values: componentize-qjs (QuickJS) maps s64 to Number and traps on a BigInt, so integers
+// must stay within ±2^53 to be exact; StarlingMonkey (componentize-js) maps s64 to BigInt. The
+// helpers pick the representation from the first event's `position` and convert both ways.
+
+import { execute as hostExecute, query as hostQuery } from "projector:plugin/sql@0.1.0";
+import { write as hostLog } from "projector:plugin/log@0.1.0";
+
+export * as json from "./json.js";
+
+let bigints = false; // whether this engine maps s64 to BigInt
+
+const NULL = { tag: "null" };
+
+function toValue(value) {
+  switch (typeof value) {
+    case "string":
+      return { tag: "text", val: value };
+    case "number":
+      if (Number.isInteger(value)) return { tag: "integer", val: bigints ? BigInt(value) : value };
+      return { tag: "real", val: value };
+    case "bigint":
+      if (bigints) return { tag: "integer", val: value };
+      if (value >= -(2n ** 53n) && value <= 2n ** 53n) return { tag: "integer", val: Number(value) };
+      throw new Other(`the integer ${value} is beyond 2^53, which this engine cannot pass as an s64`);
+    case "boolean":
+      return { tag: "integer", val: bigints ? BigInt(value) : Number(value) };
+    default:
+      if (value === null || value === undefined) return NULL;
+      if (value instanceof Uint8Array) return { tag: "blob", val: value };
+      throw new TypeError(`cannot bind ${typeof value} to an SQL parameter`);
+  }
+}
+
+// Plain loops: QuickJS interprets, and a closure call per value costs.
+function toValues(params) {
+  const n = params.length;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = toValue(params[i]);
+  return out;
+}
+
+function fromValue(value) {
+  const v = value.val;
+  if (typeof v === "bigint") {
+    const n = Number(v);
+    return Number.isSafeInteger(n) ? n : v;
+  }
+  return v === undefined ? null : v;
+}
+
+// A statement failed; `error` is the WIT sql-error ({ tag: "denied" | "invalid" |
+// "constraint" | "other", val: message }).
+export class SqlFailed extends Error {
+  constructor(error) {
+    super(`${error.tag}: ${error.val}`);
+    this.error = error;
+  }
+}
+
+// Refuses the event at `index` of the batch; the host may dead-letter it.
+export class InvalidEvent extends Error {
+  constructor(index, message) {
+    super(message);
+    this.index = index;
+  }
+}
+
+// Fails the whole batch.
+export class Other extends Error {}
+
+function sqlError(error) {
+  // componentize-qjs throws an Error whose `payload` is the err value; others throw the value.
+  const payload = error && error.payload !== undefined ? error.payload : error;
+  if (payload && typeof payload.tag === "string") return new SqlFailed(payload);
+  return error;
+}
+
+// SQL over the projection's own tables, in the batch's transaction. Keep statement texts fixed
+// and pass values as parameters (?1, ?2, …): the host prepares each text once.
+export const sql = {
+  execute(statement, ...params) {
+    let changed;
+    try {
+      changed = hostExecute(statement, toValues(params));
+    } catch (error) {
+      throw sqlError(error);
+    }
+    return Number(changed);
+  },
+
+  query(statement, ...params) {
+    let rows;
+    try {
+      rows = hostQuery(statement, toValues(params));
+    } catch (error) {
+      throw sqlError(error);
+    }
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r];
+      for (let c = 0; c < row.length; c++) row[c] = fromValue(row[c]);
+    }
+    return rows;
+  },
+};
+
+export const log = {
+  debug: (message) => hostLog("debug", message),
+  info: (message) => hostLog("info", message),
+  warn: (message) => hostLog("warn", message),
+  error: (message) => hostLog("error", message),
+};
+
+// The world's `describe` and `handle` exports: `describe` returns `manifest()`; `handle` runs
+// `handleBatch(sql, events)` and turns the helpers' errors into the WIT error variant. Any other
+// exception fails the batch as `other` with its text (a Rust plugin would trap instead).
+export function plugin(manifest, handleBatch) {
+  return {
+    describe: manifest,
+    handle(events) {
+      if (events.length > 0) bigints = typeof events[0].position === "bigint";
+      try {
+        handleBatch(sql, events);
+      } catch (error) {
+        if (error instanceof InvalidEvent) {
+          throw { tag: "invalid-event", val: { index: error.index, message: error.message } };
+        }
+        if (error instanceof SqlFailed) throw { tag: "sql", val: error.error };
+        if (error instanceof Other) throw { tag: "other", val: error.message };
+        throw { tag: "other", val: String(error && error.stack ? `${error}\n${error.stack}` : error) };
+      }
+    },
+  };
+}
