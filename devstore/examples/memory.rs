@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo build --release -p devstore --bins --examples
-//! target/release/examples/memory [--events N] [--runs R] [--memory] DEVSTORE...
+//! target/release/examples/memory [--events N] [--runs R] [--catch-ups C] [--memory] DEVSTORE...
 //! ```
 //!
 //! Each `DEVSTORE` is a `devstore` binary (say this build's and one built from an older
@@ -12,8 +12,10 @@
 //!    appends of 500 events to 1,000 streams, from 4 concurrent tasks;
 //! 3. reads the server's `VmRSS` (resident now) and `VmHWM` (resident peak) from
 //!    `/proc/PID/status`: "written";
-//! 4. times one `$all` subscription from the start until `caught_up` ("catch-up, warm": the
-//!    server just wrote these events), and reads the memory again;
+//! 4. times a `$all` subscription from the start until `caught_up` ("catch-up, warm": the
+//!    server just wrote these events), C times (default 3) one after the other, keeping the
+//!    median (on a shared machine one run can land on someone else's burst), with the server's
+//!    CPU time per event (user + system, from `/proc/PID/stat`), and reads the memory again;
 //! 5. with `--data`: stops it with SIGTERM, starts it again on the same directory (the time
 //!    until it serves is "load"), reads the memory ("loaded"), times the catch-up again ("catch-up
 //!    after restart") and reads the memory once more.
@@ -41,6 +43,8 @@ struct Options {
     events: usize,
     /// Rounds over all binaries.
     runs: usize,
+    /// Catch-ups timed per server state; the median is kept.
+    catch_ups: usize,
     /// Run the servers in memory instead of with `--data`.
     memory: bool,
     /// The `devstore` binaries to measure.
@@ -84,6 +88,7 @@ fn options() -> anyhow::Result<Options> {
     let mut options = Options {
         events: 5_000_000,
         runs: 1,
+        catch_ups: 3,
         memory: false,
         binaries: Vec::new(),
     };
@@ -92,12 +97,13 @@ fn options() -> anyhow::Result<Options> {
         match arg.as_str() {
             "--events" => options.events = args.next().context("--events N")?.parse()?,
             "--runs" => options.runs = args.next().context("--runs R")?.parse()?,
+            "--catch-ups" => options.catch_ups = args.next().context("--catch-ups C")?.parse()?,
             "--memory" => options.memory = true,
             _ => options.binaries.push(PathBuf::from(arg)),
         }
     }
     if options.binaries.is_empty() {
-        bail!("usage: memory [--events N] [--runs R] [--memory] DEVSTORE...");
+        bail!("usage: memory [--events N] [--runs R] [--catch-ups C] [--memory] DEVSTORE...");
     }
     Ok(options)
 }
@@ -117,7 +123,9 @@ async fn measure(binary: &Path, options: &Options) -> anyhow::Result<Figures> {
         options.events as f64 / started.elapsed().as_secs_f64(),
     );
     figures.memory("written", server.pid())?;
-    figures.add("catch-up events/s, warm", catch_up(&client).await?);
+    let (rate, cpu) = catch_ups(&client, server.pid(), options.catch_ups).await?;
+    figures.add("catch-up events/s, warm", rate);
+    figures.add("catch-up server CPU ns/event, warm", cpu);
     figures.memory("after catch-up", server.pid())?;
     if options.memory {
         return Ok(figures);
@@ -130,7 +138,9 @@ async fn measure(binary: &Path, options: &Options) -> anyhow::Result<Figures> {
     figures.add("load (s)", started.elapsed().as_secs_f64());
     figures.memory("loaded", server.pid())?;
     let client = server.client()?;
-    figures.add("catch-up events/s, after restart", catch_up(&client).await?);
+    let (rate, cpu) = catch_ups(&client, server.pid(), options.catch_ups).await?;
+    figures.add("catch-up events/s, after restart", rate);
+    figures.add("catch-up server CPU ns/event, after restart", cpu);
     figures.memory("after restart and catch-up", server.pid())?;
     server.stop()?;
     Ok(figures)
@@ -263,8 +273,47 @@ async fn append(client: &Client, events: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Events per second delivered to one `$all` subscription catching up from the start.
-async fn catch_up(client: &Client) -> anyhow::Result<f64> {
+/// The median of `times` [`catch_up`]s.
+/// The median of `times` [`catch_up`]s: events per second, and the CPU time the server (`pid`)
+/// spent per event delivered. On a shared machine the rate depends on what else runs; the CPU
+/// time much less.
+async fn catch_ups(client: &Client, pid: u32, times: usize) -> anyhow::Result<(f64, f64)> {
+    let mut rates = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..times.max(1) {
+        let before = cpu_seconds(pid)?;
+        let (rate, delivered) = catch_up(client).await?;
+        let spent = cpu_seconds(pid)? - before;
+        rates.push(rate);
+        cpu.push(spent * 1e9 / delivered as f64);
+    }
+    Ok((median(&mut rates), median(&mut cpu)))
+}
+
+/// User and system CPU time of process `pid` so far, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command name (in parentheses, which may hold spaces): state is field 3, utime
+    // and stime fields 14 and 15, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("unexpected /proc/PID/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks_per_second()?)
+}
+
+/// `getconf CLK_TCK`: the unit of the times in `/proc/PID/stat` (100 on Linux).
+fn clock_ticks_per_second() -> anyhow::Result<f64> {
+    let output = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+}
+
+/// Events per second delivered to one `$all` subscription catching up from the start, and how
+/// many were delivered.
+async fn catch_up(client: &Client) -> anyhow::Result<(f64, usize)> {
     let mut subscription = client
         .subscribe_to_all(&SubscribeToAllOptions::default())
         .await;
@@ -282,7 +331,10 @@ async fn catch_up(client: &Client) -> anyhow::Result<f64> {
             _ => {}
         }
     }
-    Ok(delivered as f64 / started.elapsed().as_secs_f64())
+    Ok((
+        delivered as f64 / started.elapsed().as_secs_f64(),
+        delivered,
+    ))
 }
 
 /// `size` JSON events of about 300 bytes of payload each (as in `bench.rs`).

@@ -7,6 +7,7 @@
 //! are opened when a read needs one and a few are kept for the next reads; each read runs on
 //! a blocking thread, never on the async workers and never under the index lock.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -97,6 +98,11 @@ fn load(connection: &Connection, wanted: Vec<EventHeader>) -> anyhow::Result<Vec
     };
     // Each row with its position, in position order; a row is taken out when placed.
     let mut rows: Vec<(u64, Option<StoredRow>)> = Vec::with_capacity(wanted.len());
+    // The page's payloads, one after the other: one allocation per page instead of one per
+    // event, which made catch-ups from disk about a tenth faster (4 alternating runs of
+    // 1,000,000 events). An event read from disk keeps its page's buffer alive, but such
+    // events are sent and dropped, not kept.
+    let mut payloads = Vec::with_capacity(wanted.len() * 512);
     if high - low + 1 == wanted.len() as u64 {
         // A page of `$all` (or of a stream written in one go) is a range of positions.
         let mut statement = connection
@@ -108,7 +114,7 @@ fn load(connection: &Connection, wanted: Vec<EventHeader>) -> anyhow::Result<Vec
             .query([low as i64, high as i64])
             .context("reading page")?;
         while let Some(row) = query.next().context("reading page")? {
-            let row = stored_row(row)?;
+            let row = stored_row(row, &mut payloads)?;
             rows.push((row.position, Some(row)));
         }
     } else {
@@ -125,10 +131,11 @@ fn load(connection: &Connection, wanted: Vec<EventHeader>) -> anyhow::Result<Vec
             .context("preparing page read")?;
         let mut query = statement.query([list]).context("reading page")?;
         while let Some(row) = query.next().context("reading page")? {
-            let row = stored_row(row)?;
+            let row = stored_row(row, &mut payloads)?;
             rows.push((row.position, Some(row)));
         }
     }
+    let payloads = Bytes::from(payloads);
     wanted
         .into_iter()
         .map(|header| {
@@ -147,8 +154,8 @@ fn load(connection: &Connection, wanted: Vec<EventHeader>) -> anyhow::Result<Vec
                 event_type: header.event_type,
                 is_json: row.is_json,
                 created: row.created,
-                custom_metadata: row.custom_metadata,
-                data: row.data,
+                custom_metadata: payloads.slice(row.custom_metadata),
+                data: payloads.slice(row.data),
             })
         })
         .collect()
@@ -166,14 +173,19 @@ struct StoredRow {
     is_json: bool,
     /// Write time in ticks.
     created: i64,
-    /// User metadata bytes.
-    custom_metadata: Bytes,
-    /// Payload bytes.
-    data: Bytes,
+    /// Where the user metadata bytes are in the page's payloads.
+    custom_metadata: Range<usize>,
+    /// Where the payload bytes are in the page's payloads.
+    data: Range<usize>,
 }
 
-/// Reads one row of [`COLUMNS`].
-fn stored_row(row: &Row<'_>) -> anyhow::Result<StoredRow> {
+/// Reads one row of [`COLUMNS`], appending its metadata and payload to `payloads`.
+fn stored_row(row: &Row<'_>, payloads: &mut Vec<u8>) -> anyhow::Result<StoredRow> {
+    let mut append = |bytes: &[u8]| {
+        let start = payloads.len();
+        payloads.extend_from_slice(bytes);
+        start..payloads.len()
+    };
     Ok(StoredRow {
         position: row.get::<_, i64>(0)? as u64,
         revision: row.get::<_, i64>(1)? as u64,
@@ -181,7 +193,7 @@ fn stored_row(row: &Row<'_>) -> anyhow::Result<StoredRow> {
             .context("stored event id is not 16 bytes")?,
         is_json: row.get(3)?,
         created: row.get(4)?,
-        custom_metadata: Bytes::copy_from_slice(row.get_ref(5)?.as_blob()?),
-        data: Bytes::copy_from_slice(row.get_ref(6)?.as_blob()?),
+        custom_metadata: append(row.get_ref(5)?.as_blob()?),
+        data: append(row.get_ref(6)?.as_blob()?),
     })
 }

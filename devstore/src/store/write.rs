@@ -98,6 +98,7 @@ impl Store {
             }
         }
         let ids: Vec<uuid::Uuid> = events.iter().map(|event| event.id).collect();
+        let events = pack(events);
         let success = self.write_locked(&mut writer, |index, batch| {
             let state = index.stream_state(stream);
             check(
@@ -249,6 +250,38 @@ impl Store {
     }
 }
 
+/// Copies the payloads and metadata of `events` into one buffer that they then share.
+///
+/// As they arrive, they share buffers with the rest of their request's messages, which a held
+/// event would keep alive (about twice its payload), and one allocation per event would cost a
+/// reader one more cache miss per event; events of one append are held and let go together.
+fn pack(events: Vec<ProposedEvent>) -> Vec<ProposedEvent> {
+    let size = events
+        .iter()
+        .map(|event| event.data.len() + event.custom_metadata.len())
+        .sum();
+    let mut buffer = Vec::with_capacity(size);
+    let mut append = |bytes: &[u8]| {
+        let start = buffer.len();
+        buffer.extend_from_slice(bytes);
+        start..buffer.len()
+    };
+    let ranges: Vec<_> = events
+        .iter()
+        .map(|event| (append(&event.custom_metadata), append(&event.data)))
+        .collect();
+    let buffer = Bytes::from(buffer);
+    events
+        .into_iter()
+        .zip(ranges)
+        .map(|(event, (custom_metadata, data))| ProposedEvent {
+            custom_metadata: buffer.slice(custom_metadata),
+            data: buffer.slice(data),
+            ..event
+        })
+        .collect()
+}
+
 /// What a write does to a stream, for [`check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Operation {
@@ -333,10 +366,8 @@ impl Batch {
             event_type: index.event_type_name(&event.event_type),
             is_json: event.is_json,
             created: self.created,
-            // Copied: the request's bytes share buffers with the rest of its messages, which
-            // a held event would otherwise keep alive (about twice its payload).
-            custom_metadata: Bytes::copy_from_slice(&event.custom_metadata),
-            data: Bytes::copy_from_slice(&event.data),
+            custom_metadata: event.custom_metadata,
+            data: event.data,
         });
         position
     }

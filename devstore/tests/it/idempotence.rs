@@ -202,3 +202,24 @@ async fn after_a_restart_exact_retries_are_recognised_and_any_retries_are_not() 
     );
     guard(server.shutdown()).await?
 }
+
+/// `BatchAppend` (the Python client's list appends) goes through the same check: a retried
+/// batch answers with the first one's revision and position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_append_retry_writes_nothing() -> anyhow::Result<()> {
+    let (server, client) = start().await?;
+    let name = stream("batch");
+    let first = ids(3);
+    let batch = client.batch_append(&Default::default()).await?;
+    let events = || first.iter().copied().map(event).collect::<Vec<_>>();
+    let created = batch
+        .append_to_stream(name.as_str(), ExpectedRevision::NoStream, events())
+        .await?;
+    let retried = batch
+        .append_to_stream(name.as_str(), ExpectedRevision::NoStream, events())
+        .await?;
+    assert_eq!(retried, created);
+    assert_eq!(retried.current_revision(), Some(2));
+    assert_eq!(stored_ids(&client, &name).await?, first);
+    server.shutdown().await
+}
