@@ -10,7 +10,7 @@ use eventstore::{
     SubscriptionFilter, SystemConsumerStrategy,
 };
 
-use super::{eventually, next, revision};
+use super::{eventually, next, parked, revision};
 use crate::util::{events, guard, start, stream};
 
 /// Two events with one id (in two streams, which the real server allows) are both delivered by
@@ -143,18 +143,13 @@ async fn a_replay_cut_short_leaves_the_message_parked() -> anyhow::Result<()> {
     client
         .create_persistent_subscription(orders.as_str(), "billing", &options)
         .await?;
-    let parked = || async {
-        let info = client
-            .get_persistent_subscription_info(orders.as_str(), "billing", &Default::default())
-            .await?;
-        anyhow::Ok(info.stats.parked_message_count)
-    };
+    let parked_now = || parked(&client, &orders, "billing");
     let mut consumer = client
         .subscribe_to_persistent_subscription(orders.as_str(), "billing", &Default::default())
         .await?;
     let (event, _) = next(&mut consumer).await?;
     consumer.nack(event, NakAction::Park, "bad").await?;
-    eventually(|| async { Ok(parked().await? == 1) }).await?;
+    eventually(|| async { Ok(parked_now().await? == 1) }).await?;
 
     // Replayed into the consumer, which does not ack; then the group is updated.
     client
@@ -166,11 +161,11 @@ async fn a_replay_cut_short_leaves_the_message_parked() -> anyhow::Result<()> {
         .await?;
     let (replayed, _) = next(&mut consumer).await?;
     assert_eq!(revision(&replayed), 0);
-    assert_eq!(parked().await?, 1, "unsettled, it is still parked");
+    assert_eq!(parked_now().await?, 1, "unsettled, it is still parked");
     client
         .update_persistent_subscription(orders.as_str(), "billing", &options)
         .await?;
-    assert_eq!(parked().await?, 1);
+    assert_eq!(parked_now().await?, 1);
 
     // Replayed again after the update, and acked: now it is no longer parked.
     let mut consumer = client
@@ -186,7 +181,7 @@ async fn a_replay_cut_short_leaves_the_message_parked() -> anyhow::Result<()> {
     let (replayed, _) = next(&mut consumer).await?;
     assert_eq!(revision(&replayed), 0);
     consumer.ack(replayed).await?;
-    eventually(|| async { Ok(parked().await? == 0) }).await?;
+    eventually(|| async { Ok(parked_now().await? == 0) }).await?;
     server.shutdown().await
 }
 
@@ -262,12 +257,6 @@ async fn a_consumer_leaving_at_the_retry_limit_parks_its_messages() -> anyhow::R
         let (_, retry_count) = next(&mut leaving).await?;
         assert_eq!(retry_count, expected_retry);
     }
-    eventually(|| async {
-        let info = client
-            .get_persistent_subscription_info(orders.as_str(), "billing", &Default::default())
-            .await?;
-        Ok(info.stats.parked_message_count == 1)
-    })
-    .await?;
+    eventually(|| async { Ok(parked(&client, &orders, "billing").await? == 1) }).await?;
     server.shutdown().await
 }

@@ -44,6 +44,18 @@ where
     .await?
 }
 
+/// How many messages `group` of `stream` has parked now.
+pub async fn parked(
+    client: &eventstore::Client,
+    stream: &str,
+    group: &str,
+) -> anyhow::Result<usize> {
+    let info = client
+        .get_persistent_subscription_info(stream, group, &Default::default())
+        .await?;
+    Ok(info.stats.parked_message_count)
+}
+
 /// The revision of the event a message carries (the resolved event, not the link).
 pub fn revision(event: &ResolvedEvent) -> u64 {
     event.event.as_ref().expect("a resolved event").revision

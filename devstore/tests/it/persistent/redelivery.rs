@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use eventstore::{
-    GetPersistentSubscriptionInfoOptions, NakAction, PersistentSubscriptionOptions,
-    ReplayParkedMessagesOptions, StreamPosition, SubscribeToPersistentSubscriptionOptions,
+    NakAction, PersistentSubscriptionOptions, ReplayParkedMessagesOptions, StreamPosition,
+    SubscribeToPersistentSubscriptionOptions,
 };
 
-use super::{eventually, next, revision};
+use super::{eventually, next, parked, revision};
 use crate::util::{events, guard, start, stream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,17 +36,8 @@ async fn a_parked_message_comes_back_after_replay_parked() -> anyhow::Result<()>
             consumer.ack(event).await?;
         }
     }
-    let parked = || async {
-        let info = client
-            .get_persistent_subscription_info(
-                orders.as_str(),
-                "billing",
-                &GetPersistentSubscriptionInfoOptions::default(),
-            )
-            .await?;
-        anyhow::Ok(info.stats.parked_message_count)
-    };
-    eventually(|| async { Ok(parked().await? == 1) }).await?;
+    let parked_now = || parked(&client, &orders, "billing");
+    eventually(|| async { Ok(parked_now().await? == 1) }).await?;
     let nothing = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
     assert!(
         nothing.is_err(),
@@ -71,9 +62,13 @@ async fn a_parked_message_comes_back_after_replay_parked() -> anyhow::Result<()>
         link.stream_id,
         format!("$persistentsubscription-{orders}::billing-parked")
     );
-    assert_eq!(parked().await?, 1, "still parked until it is settled again");
+    assert_eq!(
+        parked_now().await?,
+        1,
+        "still parked until it is settled again"
+    );
     consumer.ack(event).await?;
-    eventually(|| async { Ok(parked().await? == 0) }).await?;
+    eventually(|| async { Ok(parked_now().await? == 0) }).await?;
     server.shutdown().await
 }
 
@@ -180,12 +175,6 @@ async fn a_message_retried_past_max_retry_count_is_parked() -> anyhow::Result<()
         nothing.is_err(),
         "delivered after its last retry: {nothing:?}"
     );
-    eventually(|| async {
-        let info = client
-            .get_persistent_subscription_info(orders.as_str(), "billing", &Default::default())
-            .await?;
-        Ok(info.stats.parked_message_count == 1)
-    })
-    .await?;
+    eventually(|| async { Ok(parked(&client, &orders, "billing").await? == 1) }).await?;
     server.shutdown().await
 }
