@@ -8,6 +8,7 @@ mod print;
 mod query;
 mod rollback;
 mod run;
+mod snapshot;
 mod test;
 
 use std::process::ExitCode;

@@ -1,6 +1,8 @@
 //! `projector test`: runs one plugin over a JSONL file of events and prints the tables it
-//! builds, the dead letters, and a summary. The plugin author's inner loop.
+//! builds, the dead letters, and a summary; with `--expect DIR`, compares them with snapshot
+//! files instead (`snapshot`). The plugin author's inner loop.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 
+use super::snapshot::{self, Snapshot};
 use super::{Format, print, shutdown_signal};
 use crate::pipeline::{self, BatchOptions, Settings};
 use crate::projection::{ErrorPolicy, Projection};
@@ -35,6 +38,13 @@ pub struct Args {
     /// Most events per batch.
     #[arg(long, default_value_t = BatchOptions::default().max_events)]
     pub batch_size: usize,
+    /// Compare every table and the dead letters with the snapshot files in this directory
+    /// (`<table>.jsonl`, `_dead_letters.jsonl`); a difference is printed and exits non-zero.
+    #[arg(long, value_name = "DIR")]
+    pub expect: Option<PathBuf>,
+    /// With `--expect`: write the snapshot files instead of comparing with them.
+    #[arg(long, requires = "expect")]
+    pub update: bool,
 }
 
 /// `--on-error` values.
@@ -107,6 +117,55 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(error) => format!("stopped: {error:#}"),
         None => "ok".to_string(),
     };
+    let summary = format!(
+        "{name} {}: {} events projected, {} failed, checkpoint {}; {status}",
+        plugin.manifest.version,
+        outcome.projected,
+        outcome.failed,
+        outcome
+            .checkpoint
+            .map_or("none".to_string(), |p| p.to_string()),
+    );
+    if let Some(dir) = &args.expect {
+        let mut snapshots: BTreeMap<String, Snapshot> = printed_tables
+            .iter()
+            .map(|(table, result)| (table.clone(), Snapshot::of(result)))
+            .collect();
+        snapshots.insert(
+            snapshot::DEAD_LETTERS.to_owned(),
+            Snapshot::of(&dead_letters),
+        );
+        println!("{summary}");
+        let matched = if args.update {
+            snapshot::write(dir, &snapshots)?;
+            println!(
+                "wrote {} snapshot files to {}",
+                snapshots.len(),
+                dir.display()
+            );
+            true
+        } else {
+            match snapshot::compare(dir, &snapshots)? {
+                None => {
+                    println!("matches {} ({} files)", dir.display(), snapshots.len());
+                    true
+                }
+                Some(report) => {
+                    println!(
+                        "differs from {} (- expected, + produced; --update accepts the new \
+                         output):\n{report}",
+                        dir.display()
+                    );
+                    false
+                }
+            }
+        };
+        return Ok(if matched && outcome.error.is_none() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     match args.format {
         Format::Table => {
             for (table, result) in &printed_tables {
@@ -123,15 +182,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     print::text_table(&dead_letters)
                 );
             }
-            println!(
-                "{name} {}: {} events projected, {} failed, checkpoint {}; {status}",
-                plugin.manifest.version,
-                outcome.projected,
-                outcome.failed,
-                outcome
-                    .checkpoint
-                    .map_or("none".to_string(), |p| p.to_string()),
-            );
+            println!("{summary}");
         }
         Format::Json => {
             let tables: serde_json::Map<String, serde_json::Value> = printed_tables

@@ -62,6 +62,84 @@ fn test_command_prints_the_tables() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `projector test --expect`: `--update` writes one snapshot file per table and one for the
+/// dead letters, a second run matches them, and a changed, missing or extra file is a readable
+/// difference with a non-zero exit code.
+#[test]
+fn test_command_compares_with_snapshots() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let expect = dir.path().join("expected");
+    let expect_arg = expect.to_str().expect("utf-8 path");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "test",
+            guests::ORDER_SUMMARY,
+            "--events",
+            FIXTURE,
+            "--expect",
+            expect_arg,
+        ];
+        args.extend_from_slice(extra);
+        projector(&args)
+    };
+
+    let written = run(&["--update"]);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    assert!(
+        text(&written.stdout).contains("wrote 3 snapshot files"),
+        "{}",
+        text(&written.stdout)
+    );
+    let model = shop::expected(&shop::generate(2000, 42));
+    let orders = std::fs::read_to_string(expect.join("orders.jsonl"))?;
+    // The column names, then one line per row.
+    assert_eq!(orders.lines().count(), model.orders.len() + 1);
+    let dead = std::fs::read_to_string(expect.join("_dead_letters.jsonl"))?;
+    assert_eq!(dead.lines().count(), model.order_dead_letters.len() + 1);
+    assert!(
+        dead.starts_with("[\"position\",\"stream_id\",\"event_type\",\"error\"]\n"),
+        "{dead}"
+    );
+
+    let matched = run(&[]);
+    assert!(matched.status.success(), "{}", text(&matched.stdout));
+    assert!(
+        text(&matched.stdout).contains("matches"),
+        "{}",
+        text(&matched.stdout)
+    );
+
+    // One row changed: the old line is shown as expected, the produced one as new.
+    let changed_line = orders.lines().nth(1).expect("a row").to_owned();
+    let tampered = changed_line.replacen('[', "[\"tampered\",", 1);
+    std::fs::write(
+        expect.join("orders.jsonl"),
+        orders.replacen(&changed_line, &tampered, 1),
+    )?;
+    std::fs::remove_file(expect.join("customer_totals.jsonl"))?;
+    std::fs::write(expect.join("refunds.jsonl"), "[\"id\"]\n[1]\n")?;
+    let differs = run(&[]);
+    assert!(!differs.status.success());
+    let report = text(&differs.stdout);
+    assert!(report.contains(&format!("- {tampered}")), "{report}");
+    assert!(report.contains(&format!("+ {changed_line}")), "{report}");
+    assert!(
+        report.contains("orders: 1 expected rows missing, 1 rows not expected"),
+        "{report}"
+    );
+    assert!(report.contains("customer_totals: not expected"), "{report}");
+    assert!(
+        report.contains("refunds: expected, but the projection has no such table"),
+        "{report}"
+    );
+
+    // --update accepts the output again, stale files included.
+    assert!(run(&["--update"]).status.success());
+    assert!(!expect.join("refunds.jsonl").exists());
+    assert!(run(&[]).status.success());
+    Ok(())
+}
+
 /// A module of the wrong world fails with the whole cause chain and a non-zero exit code.
 #[test]
 fn test_command_refuses_a_wrong_module_with_the_reason() {
