@@ -119,16 +119,32 @@ impl Runtime {
             }
         }
         .context("compiling the component")?;
-        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).context(
-            "the component imports something the host does not provide; plugins may import only \
-             projector:plugin/sql, projector:plugin/log and WASI 0.2",
-        )?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "the component imports something the host does not provide (its imports: \
+                     {}); plugins may import only projector:plugin/sql@0.1.0, \
+                     projector:plugin/log@0.1.0 and WASI 0.2",
+                    names(
+                        component
+                            .component_type()
+                            .imports(&self.engine)
+                            .map(|(name, _)| name)
+                    )
+                )
+            })?;
         let pre = ProjectionPre::new(pre)
             .map_err(anyhow::Error::from)
-            .context(
-                "the component does not implement the projector:plugin/projection@0.1.0 world \
-             (it must export describe and handle); build it against the WIT in wit/",
-            )?;
+            .with_context(|| {
+                format!(
+                    "the component does not implement the projector:plugin/projection@0.1.0 \
+                     world: {}; build it against the WIT in wit/",
+                    export_mismatch(&self.engine, &component)
+                )
+            })?;
         let manifest = self.describe(&pre)?;
         Ok(Plugin {
             pre,
@@ -153,6 +169,48 @@ impl Runtime {
         sql: Arc<Mutex<dyn SqlSession>>,
     ) -> anyhow::Result<Instance> {
         Instance::new(self, &plugin.pre, &plugin.manifest.name, sql)
+    }
+}
+
+/// What the `projection` world needs a component to export.
+const WORLD_EXPORTS: [&str; 2] = ["describe", "handle"];
+
+/// Why a component's exports do not make it a projection, naming what is missing.
+fn export_mismatch(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> String {
+    let component_type = component.component_type();
+    let exports: Vec<&str> = component_type
+        .exports(engine)
+        .map(|(name, _)| name)
+        .collect();
+    let missing: Vec<&str> = WORLD_EXPORTS
+        .into_iter()
+        .filter(|needed| !exports.contains(needed))
+        .collect();
+    if missing.is_empty() {
+        format!(
+            "it exports describe and handle, but not with the types this world gives them \
+             (built against another version of the WIT?); its exports: {}",
+            names(exports.into_iter())
+        )
+    } else {
+        format!(
+            "it does not export {} (its exports: {})",
+            missing.join(" or "),
+            names(exports.into_iter())
+        )
+    }
+}
+
+/// A list of names for a message, `none` when empty.
+fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

@@ -151,6 +151,11 @@ fn test_command_refuses_a_wrong_module_with_the_reason() {
         stderr.contains("does not implement the projector:plugin/projection@0.1.0 world"),
         "{stderr}"
     );
+    // It names what is missing and what the component has instead.
+    assert!(
+        stderr.contains("it does not export describe or handle (its exports: greet)"),
+        "{stderr}"
+    );
 }
 
 /// `projector query` reads across projections and refuses to write.
