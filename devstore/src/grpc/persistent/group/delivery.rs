@@ -36,10 +36,14 @@ enum Selected {
 const MAX_PASSED_OVER: usize = 1024;
 
 impl Group {
-    /// Reads more of the source while consumers have room; true if it stopped for its scan
+    /// Reads more of the source while consumers have room (nothing, if the log has not moved
+    /// since a read found nothing new); true if it stopped for its scan
     /// budget (the same bound `$all` reads yield at) rather than for lack of room or events.
-    pub(super) async fn fill(&mut self) -> bool {
+    pub(super) async fn fill(&mut self, head: u64) -> bool {
         self.fill_replay().await;
+        if self.live_at == Some(head) {
+            return false;
+        }
         let room = self.free_slots();
         let mut budget = EVENTS_BETWEEN_YIELDS;
         while self.ready.len() < room {
@@ -57,15 +61,15 @@ impl Group {
                         group = self.name,
                         "could not read the group's source"
                     );
-                    self.live = false;
+                    self.live_at = None;
                     return false;
                 }
             };
             let Some(last_read) = page.last_read else {
-                self.live = true;
+                self.live_at = Some(head);
                 return false;
             };
-            self.live = false;
+            self.live_at = None;
             budget = budget.saturating_sub(page.considered);
             for (key, selected) in page.selected {
                 self.last_known = Some(key);

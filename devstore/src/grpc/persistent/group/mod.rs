@@ -172,8 +172,10 @@ pub struct Group {
     filter: Option<EventFilter>,
     /// The next revision or position to read.
     next: u64,
-    /// Whether the last read found nothing new.
-    live: bool,
+    /// The log's head when a read last found nothing new (None: there may be more to read).
+    /// Until the head moves there is nothing to read, so acks and other commands do not
+    /// each cost a read of the log.
+    live_at: Option<u64>,
     /// Read, not yet delivered.
     pub(super) ready: VecDeque<Message>,
     /// To deliver again, before anything in `ready`, in [`Message::order`].
@@ -244,7 +246,7 @@ impl Group {
             settings,
             filter,
             next,
-            live: false,
+            live_at: None,
             ready: VecDeque::new(),
             retry: VecDeque::new(),
             undecided: Vec::new(),
@@ -273,11 +275,11 @@ impl Group {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            head.borrow_and_update();
-            let more = self.fill().await;
+            let head_now = *head.borrow_and_update();
+            let more = self.fill(head_now).await;
             self.park_undecided().await;
             self.dispatch();
-            let wants_events = self.live && self.has_room();
+            let wants_events = self.live_at.is_some() && self.has_room();
             tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { break };
