@@ -9,10 +9,12 @@
 //!
 //! It prints each run and the median of each figure.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use devstore::{Config, Server, Storage};
-use eventstore::{Client, EventData, SubscribeToAllOptions, SubscriptionEvent};
+use eventstore::{Client, EventData};
 
 const BATCHES: usize = 1_000;
 const BATCH_SIZE: usize = 100;
@@ -42,15 +44,15 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "median appended events/s (memory): {:.0}",
-        median(&mut memory_appends)
+        common::median(&mut memory_appends)
     );
     println!(
         "median appended events/s (sqlite): {:.0}",
-        median(&mut sqlite_appends)
+        common::median(&mut sqlite_appends)
     );
     println!(
         "median catch-up read events/s ($all, one subscription): {:.0}",
-        median(&mut catch_up)
+        common::median(&mut catch_up)
     );
     Ok(())
 }
@@ -100,24 +102,7 @@ async fn catch_up_rate() -> anyhow::Result<f64> {
             )
             .await?;
     }
-    let mut subscription = client
-        .subscribe_to_all(&SubscribeToAllOptions::default())
-        .await;
-    let started = Instant::now();
-    let mut delivered = 0usize;
-    loop {
-        let event = tokio::time::timeout(
-            Duration::from_secs(120),
-            subscription.next_subscription_event(),
-        )
-        .await??;
-        match event {
-            SubscriptionEvent::EventAppeared(_) => delivered += 1,
-            SubscriptionEvent::CaughtUp => break,
-            _ => {}
-        }
-    }
-    let rate = delivered as f64 / started.elapsed().as_secs_f64();
+    let (rate, delivered) = common::catch_up(&client, Duration::from_secs(120)).await?;
     anyhow::ensure!(
         delivered > CATCH_UP_EVENTS,
         "caught up after only {delivered} events"
@@ -144,9 +129,4 @@ fn batch() -> Vec<EventData> {
             EventData::json("BenchEvent", &payload).expect("serialisable")
         })
         .collect()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

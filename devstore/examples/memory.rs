@@ -22,13 +22,15 @@
 //!
 //! It prints every figure of every run, then the median of each figure per binary.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use eventstore::{Client, EventData, SubscribeToAllOptions, SubscriptionEvent};
+use eventstore::{Client, EventData};
 
 /// Events per append.
 const BATCH: usize = 500;
@@ -78,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         let names: Vec<&str> = figures[0].0.iter().map(|(name, _)| *name).collect();
         for (slot, name) in names.iter().enumerate() {
             let mut values: Vec<f64> = figures.iter().map(|run| run.0[slot].1).collect();
-            println!("  {name}: {:.1}", median(&mut values));
+            println!("  {name}: {:.1}", common::median(&mut values));
         }
     }
     Ok(())
@@ -282,12 +284,12 @@ async fn catch_ups(client: &Client, pid: u32, times: usize) -> anyhow::Result<(f
     let mut cpu = Vec::new();
     for _ in 0..times.max(1) {
         let before = cpu_seconds(pid)?;
-        let (rate, delivered) = catch_up(client).await?;
+        let (rate, delivered) = common::catch_up(client, Duration::from_secs(600)).await?;
         let spent = cpu_seconds(pid)? - before;
         rates.push(rate);
         cpu.push(spent * 1e9 / delivered as f64);
     }
-    Ok((median(&mut rates), median(&mut cpu)))
+    Ok((common::median(&mut rates), common::median(&mut cpu)))
 }
 
 /// User and system CPU time of process `pid` so far, in seconds.
@@ -311,32 +313,6 @@ fn clock_ticks_per_second() -> anyhow::Result<f64> {
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
-/// Events per second delivered to one `$all` subscription catching up from the start, and how
-/// many were delivered.
-async fn catch_up(client: &Client) -> anyhow::Result<(f64, usize)> {
-    let mut subscription = client
-        .subscribe_to_all(&SubscribeToAllOptions::default())
-        .await;
-    let started = Instant::now();
-    let mut delivered = 0usize;
-    loop {
-        let event = tokio::time::timeout(
-            Duration::from_secs(600),
-            subscription.next_subscription_event(),
-        )
-        .await??;
-        match event {
-            SubscriptionEvent::EventAppeared(_) => delivered += 1,
-            SubscriptionEvent::CaughtUp => break,
-            _ => {}
-        }
-    }
-    Ok((
-        delivered as f64 / started.elapsed().as_secs_f64(),
-        delivered,
-    ))
-}
-
 /// `size` JSON events of about 300 bytes of payload each (as in `bench.rs`).
 fn batch(size: usize) -> Vec<EventData> {
     (0..size)
@@ -349,9 +325,4 @@ fn batch(size: usize) -> Vec<EventData> {
             EventData::json("BenchEvent", &payload).expect("serialisable")
         })
         .collect()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

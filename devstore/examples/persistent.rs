@@ -7,6 +7,8 @@
 //! event was received and acked (one ack message per event, a buffer of 64 per consumer), for
 //! one consumer and then for three on a new group. It prints each run and the medians.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -55,10 +57,13 @@ async fn main() -> anyhow::Result<()> {
         three.push(shared);
         server.shutdown().await?;
     }
-    println!("median acked events/s, 1 consumer: {:.0}", median(&mut one));
+    println!(
+        "median acked events/s, 1 consumer: {:.0}",
+        common::median(&mut one)
+    );
     println!(
         "median acked events/s, 3 consumers: {:.0}",
-        median(&mut three)
+        common::median(&mut three)
     );
     Ok(())
 }
@@ -97,9 +102,4 @@ async fn rate(client: &Client, group: &str, consumers: usize) -> anyhow::Result<
         task.abort();
     }
     Ok(EVENTS as f64 / seconds)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
