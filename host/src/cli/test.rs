@@ -70,7 +70,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data = DataDir::open(&data_dir)?;
     let _lock = data.lock()?;
     let runtime = Runtime::new(limits, Some(&data.compile_cache()))?;
-    let plugin = runtime.load(&args.plugin)?;
+    // Off the async threads: a guest that prints while loading makes WASI block on the output
+    // stream through tokio, which panics on a thread already driving async tasks.
+    let plugin = {
+        let (runtime, path) = (runtime.clone(), args.plugin.clone());
+        tokio::task::spawn_blocking(move || runtime.load(&path)).await??
+    };
     let source = JsonlSource::open(&args.events)?;
     let policy = match args.on_error {
         OnError::DeadLetter => ErrorPolicy::DeadLetter,

@@ -62,6 +62,37 @@ fn test_command_prints_the_tables() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A plugin that prints while it is loaded and while it handles events: `projector test` runs
+/// it like any other (its WASI output once blocked through tokio on an async thread and
+/// panicked the host).
+#[test]
+fn test_command_runs_a_plugin_that_prints() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"stream\":\"s-1\",\"type\":\"Print\",\"data\":\"hello\"}\n\
+         {\"stream\":\"s-1\",\"type\":\"Ok\",\"data\":{}}\n",
+    )?;
+    let output = projector(&[
+        "test",
+        guests::MISBEHAVE,
+        "--events",
+        events.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(document["error"], serde_json::Value::Null);
+    assert_eq!(
+        document["tables"]["items"].as_array().map(Vec::len),
+        Some(1),
+        "{document}"
+    );
+    Ok(())
+}
+
 /// `projector test --expect`: `--update` writes one snapshot file per table and one for the
 /// dead letters, a second run matches them, and a changed, missing or extra file is a readable
 /// difference with a non-zero exit code.

@@ -25,6 +25,8 @@
 //! - `Print` writes its data to stdout and stderr and succeeds.
 //! - `Shout` fails with a 12 MB `sql-error`.
 //! - `Sleep` sleeps for an hour.
+//!
+//! `describe` prints a line to stdout.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "projection" });
 
@@ -35,6 +37,9 @@ struct Misbehave;
 
 impl Guest for Misbehave {
     fn describe() -> Manifest {
+        // Printing while being loaded: `projector test` must not fall over it (it once panicked
+        // the host, whose WASI output blocked through tokio on an async thread).
+        println!("misbehave is being described");
         Manifest {
             name: "misbehave".into(),
             version: "1.0.0".into(),
