@@ -45,6 +45,36 @@ pub struct Args {
     /// With `--expect`: write the snapshot files instead of comparing with them.
     #[arg(long, requires = "expect")]
     pub update: bool,
+    /// Where compiled plugins are kept between runs (default: `--data`'s cache, else
+    /// `$XDG_CACHE_HOME/projector/compiled` or `~/.cache/projector/compiled`).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+    /// Compile the plugin afresh and keep nothing.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Where `args` keep compiled plugins: a Python component takes seconds to compile, which a
+/// test loop would otherwise pay on every run. The cache checks its directory and MACs its
+/// entries (`runtime::cache`), so a directory shared between runs is safe.
+fn compile_cache(args: &Args, data: &DataDir) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    if let Some(dir) = &args.cache {
+        return Some(dir.clone());
+    }
+    if args.data.is_some() {
+        return Some(data.compile_cache());
+    }
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let user_cache =
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")));
+    user_cache.map(|dir| dir.join("projector").join("compiled"))
 }
 
 /// `--on-error` values.
@@ -69,7 +99,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let thread_stack = limits.thread_stack_bytes;
     let data = DataDir::open(&data_dir)?;
     let _lock = data.lock()?;
-    let runtime = Runtime::new(limits, Some(&data.compile_cache()))?;
+    let cache = compile_cache(&args, &data);
+    if let Some(dir) = &cache {
+        std::fs::create_dir_all(dir.parent().unwrap_or(dir))
+            .with_context(|| format!("creating the compile cache's folder {}", dir.display()))?;
+    }
+    let runtime = Runtime::new(limits, cache.as_deref())?;
     // Off the async threads: a guest that prints while loading makes WASI block on the output
     // stream through tokio, which panics on a thread already driving async tasks.
     let plugin = {

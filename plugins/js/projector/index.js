@@ -12,7 +12,9 @@
 // - `throw new InvalidEvent(index, message)` refuses one event; `throw new Other(message)`
 //   fails the batch.
 // - `log.warn(...)` and friends write to the host's log.
-// - `json.parse(shape, event.data)` (./json.js) reads event data with the Rust SDK's messages.
+// - `fields` (./fields.js) reads event data by the same rules, with the same messages, as the
+//   Rust SDK's `projector_sdk::fields` and the Python helpers (`new Shape(...).read(data)`, or
+//   `parse(data)` and a method per field).
 //
 // Events are what the component binding gives: { streamId, streamRevision, position, eventId,
 // eventType, contentType, createdUnixMs, data: Uint8Array, metadata: Uint8Array }.
@@ -24,7 +26,7 @@
 import { execute as hostExecute, query as hostQuery } from "projector:plugin/sql@0.1.0";
 import { write as hostLog } from "projector:plugin/log@0.1.0";
 
-export * as json from "./json.js";
+export * as fields from "./fields.js";
 
 let bigints = false; // whether this engine maps s64 to BigInt
 
@@ -35,7 +37,8 @@ function toValue(value) {
     case "string":
       return { tag: "text", val: value };
     case "number":
-      if (Number.isInteger(value)) return { tag: "integer", val: bigints ? BigInt(value) : value };
+      // `% 1` rather than Number.isInteger: an operator, not a call, for the interpreter.
+      if (value % 1 === 0) return { tag: "integer", val: bigints ? BigInt(value) : value };
       return { tag: "real", val: value };
     case "bigint":
       if (bigints) return { tag: "integer", val: value };
@@ -50,12 +53,12 @@ function toValue(value) {
   }
 }
 
-// Plain loops: QuickJS interprets, and a closure call per value costs.
+// Converts `params` (the rest array of a call, not the caller's) in place. Plain loops: QuickJS
+// interprets, and a closure call per value costs.
 function toValues(params) {
   const n = params.length;
-  const out = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = toValue(params[i]);
-  return out;
+  for (let i = 0; i < n; i++) params[i] = toValue(params[i]);
+  return params;
 }
 
 function fromValue(value) {

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use projector_sdk::fields::MAX_SAFE_INTEGER;
 use projector_sdk::value::{integer_column, text_column};
 use projector_sdk::{Error, Sql, Value, log};
 
@@ -81,12 +82,20 @@ impl CustomerTotals {
     }
 }
 
-/// Adds `cents` (which may be negative) to `total`, or fails rather than wrap.
+/// Adds `cents` (which may be negative) to `total`, or fails when the batch's change would
+/// leave ±(2^53 − 1), the range every language's twin of this plugin passes to the host exactly
+/// (a JavaScript number). The host then applies the batch one event at a time, and one event's
+/// change always fits.
 fn add_cents(total: &mut i64, cents: i64) -> Result<(), Error> {
-    *total = total
-        .checked_add(cents)
-        .ok_or_else(|| Error::other("a customer's total_cents overflows"))?;
-    Ok(())
+    match total.checked_add(cents) {
+        Some(sum) if sum.abs() <= MAX_SAFE_INTEGER => {
+            *total = sum;
+            Ok(())
+        }
+        _ => Err(Error::other(
+            "a customer's total_cents change passes 2^53 - 1 in one batch",
+        )),
+    }
 }
 
 /// Applies `event`, recorded at log `position`, to `orders`, and its effect on

@@ -183,14 +183,14 @@ fn malformed_events_are_invalid_with_their_index_and_field() {
         ),
         (
             ("OrderCreated", r#"{"orderId": "o-2"}"#),
-            "OrderCreated: data: missing field",
+            "OrderCreated: customerId: missing",
         ),
         (
             (
                 "OrderCreated",
                 r#"{"orderId": 2, "customerId": "c", "timestamp": "t", "items": []}"#,
             ),
-            "OrderCreated: orderId: invalid type: integer `2`, expected a string",
+            "OrderCreated: orderId: expected text, got a number",
         ),
         (
             (
@@ -198,7 +198,7 @@ fn malformed_events_are_invalid_with_their_index_and_field() {
                 r#"{"orderId": "o-2", "customerId": "c", "timestamp": "t",
                     "items": [{"sku": "S", "quantity": 1.5, "unitPriceCents": 1}]}"#,
             ),
-            "OrderCreated: items[0].quantity: invalid type: floating point",
+            "OrderCreated: items[0].quantity: expected an integer, got a fraction",
         ),
         (
             (
@@ -215,7 +215,7 @@ fn malformed_events_are_invalid_with_their_index_and_field() {
                 r#"{"orderId": "o-2", "customerId": "c", "timestamp": "t",
                     "items": [{"quantity": 1, "unitPriceCents": 1}]}"#,
             ),
-            "OrderCreated: items[0]: missing field `sku`",
+            "OrderCreated: items[0].sku: missing",
         ),
         (
             (
@@ -226,15 +226,15 @@ fn malformed_events_are_invalid_with_their_index_and_field() {
         ),
         (
             ("OrderCancelled", r#"{"orderId": "o-1"}"#),
-            "OrderCancelled: data: missing field `reason`",
+            "OrderCancelled: reason: missing",
         ),
         (
             ("OrderCancelled", "[]"),
-            "OrderCancelled: data: invalid length 0",
+            "OrderCancelled: data: expected an object, got an array",
         ),
         (
             ("OrderShipped", r#"{"orderId": null}"#),
-            "OrderShipped: orderId: invalid type: null",
+            "OrderShipped: orderId: expected text, got null",
         ),
         (
             ("OrderShipped", "{\"orderId\": \"o-1\""),
@@ -248,23 +248,35 @@ fn malformed_events_are_invalid_with_their_index_and_field() {
     for (bad, expected) in cases {
         let invalid = reject(bad);
         assert_eq!(invalid.index, 1, "{bad:?}");
-        assert!(
-            invalid.message.starts_with(expected),
-            "{bad:?}: {}",
-            invalid.message
-        );
+        assert_eq!(invalid.message, expected, "{bad:?}");
     }
 }
 
 #[test]
-fn totals_that_overflow_are_invalid_rather_than_a_panic() {
-    let huge = (
-        "OrderCreated",
-        r#"{"orderId": "o-2", "customerId": "c", "timestamp": "t",
-            "items": [{"sku": "S", "quantity": 4611686018427387904, "unitPriceCents": 2}]}"#,
+fn totals_past_2_to_the_53_are_invalid_rather_than_a_panic() {
+    let order = |items: &str| {
+        let data = format!(
+            r#"{{"orderId": "o-2", "customerId": "c", "timestamp": "t", "items": [{items}]}}"#
+        );
+        reject(("OrderCreated", Box::leak(data.into_boxed_str()))).message
+    };
+    assert_eq!(
+        order(r#"{"sku": "S", "quantity": 4503599627370496, "unitPriceCents": 2}"#),
+        "OrderCreated: items: total above 2^53 - 1 cents"
     );
     assert_eq!(
-        reject(huge).message,
-        "OrderCreated: items: total above 2^63 cents"
+        order(r#"{"sku": "S", "quantity": 9007199254740991, "unitPriceCents": 9007199254740991}"#),
+        "OrderCreated: items: total above 2^53 - 1 cents"
+    );
+    assert_eq!(
+        order(
+            r#"{"sku": "S", "quantity": 9007199254740991, "unitPriceCents": 0},
+               {"sku": "S", "quantity": 1, "unitPriceCents": 0}"#
+        ),
+        "OrderCreated: items: quantities add up to more than 2^53 - 1"
+    );
+    assert_eq!(
+        order(r#"{"sku": "S", "quantity": 9007199254740992, "unitPriceCents": 1}"#),
+        "OrderCreated: items[0].quantity: integer beyond ±(2^53 - 1)"
     );
 }

@@ -7,7 +7,7 @@ batch in memory and written once per customer at the end of the batch, in custom
 
 import projector
 from projector import InvalidEvent, Other, log
-from projector.json import I64, STR, ParseError, Seq, Struct, parse
+from projector.fields import INTEGER, MAX_SAFE_INTEGER, TEXT, DataError, Shape
 
 EVENT_TYPES = ["OrderCreated", "OrderCancelled", "OrderShipped"]
 
@@ -43,15 +43,6 @@ def manifest():
     )
 
 
-# The event data, as the Rust structs declare it (field order matters for serde's messages).
-ITEM = Struct("Item", [("sku", STR), ("quantity", I64), ("unitPriceCents", I64)])
-ORDER_CREATED = Struct(
-    "OrderCreated",
-    [("orderId", STR), ("customerId", STR), ("items", Seq(ITEM)), ("timestamp", STR)],
-)
-ORDER_CANCELLED = Struct("OrderCancelled", [("orderId", STR), ("reason", STR)])
-ORDER_SHIPPED = Struct("OrderShipped", [("orderId", STR)])
-
 INSERT_ORDER = (
     "INSERT INTO orders (order_id, customer_id, status, item_count, "
     "total_cents, created_at, cancel_reason, last_position) "
@@ -76,56 +67,50 @@ ADD_TO_CUSTOMER = (
 )
 ORDER_STATUS = "SELECT status FROM orders WHERE order_id = ?1"
 
-I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
-
-
 def _non_empty(field, text):
     if not text:
-        raise ParseError(field + ": must not be empty")
+        raise DataError(field + ": must not be empty")
     return text
 
 
+# The event data, read in the Rust plugin's order (every field before any is judged).
+ITEM = Shape([("sku", TEXT), ("quantity", INTEGER), ("unitPriceCents", INTEGER)])
+ORDER_CREATED = Shape(
+    [("orderId", TEXT), ("customerId", TEXT), ("items", [ITEM]), ("timestamp", TEXT)]
+)
+ORDER_CANCELLED = Shape([("orderId", TEXT), ("reason", TEXT)])
+ORDER_SHIPPED = Shape([("orderId", TEXT)])
+
+
 def _created(data):
-    order_id, customer_id, items, timestamp = parse(ORDER_CREATED, data)
+    """`OrderCreated`: checked, its items summed up."""
+    order_id, customer_id, items, timestamp = ORDER_CREATED.read(data)
     if not (order_id and customer_id and timestamp):  # the checks in Rust's order, on failure
         _non_empty("orderId", order_id)
         _non_empty("customerId", customer_id)
         _non_empty("timestamp", timestamp)
     item_count = total_cents = 0
-    for _sku, quantity, price in items:
-        if quantity < 0 or price < 0:
-            i = items.index((_sku, quantity, price))
-            if quantity < 0:
-                raise ParseError("items[%d].quantity: must not be negative, got %d" % (i, quantity))
-            raise ParseError("items[%d].unitPriceCents: must not be negative, got %d" % (i, price))
+    for i, (_sku, quantity, price) in enumerate(items):
+        if quantity < 0:
+            raise DataError("items[%d].quantity: must not be negative, got %d" % (i, quantity))
+        if price < 0:
+            raise DataError("items[%d].unitPriceCents: must not be negative, got %d" % (i, price))
         item_count += quantity
+        if item_count > MAX_SAFE_INTEGER:
+            raise DataError("items: quantities add up to more than 2^53 - 1")
         total_cents += quantity * price
-        if total_cents > I64_MAX or item_count > I64_MAX:
-            return _overflow(items)
+        if total_cents > MAX_SAFE_INTEGER:
+            raise DataError("items: total above 2^53 - 1 cents")
     return order_id, customer_id, item_count, total_cents, timestamp
 
 
-def _overflow(items):
-    """Says which of Rust's checked sums overflowed first (both only grow: no item is negative)."""
-    item_count = total_cents = 0
-    for _sku, quantity, price in items:
-        item_count += quantity
-        if item_count > I64_MAX:
-            raise ParseError("items: quantities add up to more than 2^63")
-        line_total = quantity * price
-        total_cents += line_total
-        if line_total > I64_MAX or total_cents > I64_MAX:
-            raise ParseError("items: total above 2^63 cents")
-    raise AssertionError("a sum overflowed")
-
-
 def _cancelled(data):
-    order_id, reason = parse(ORDER_CANCELLED, data)
+    order_id, reason = ORDER_CANCELLED.read(data)
     return _non_empty("orderId", order_id), reason
 
 
 def _shipped(data):
-    (order_id,) = parse(ORDER_SHIPPED, data)
+    (order_id,) = ORDER_SHIPPED.read(data)
     return _non_empty("orderId", order_id)
 
 
@@ -142,8 +127,8 @@ def handle(sql, events):
             elif event_type == "OrderShipped":
                 order_id = _shipped(event.data)
             else:
-                raise ParseError("not an order event type")
-        except ParseError as error:
+                raise DataError("not an order event type")
+        except DataError as error:
             raise InvalidEvent(index, "%s: %s" % (event_type, error)) from None
 
         position = event.position
@@ -188,9 +173,10 @@ def handle(sql, events):
 
 
 def _add_cents(change, cents):
+    """The Rust plugin's rule: a batch's change to one customer stays within +/-(2^53 - 1)."""
     total = change[3] + cents
-    if not I64_MIN <= total <= I64_MAX:
-        raise Other("a customer's total_cents overflows")
+    if not -MAX_SAFE_INTEGER <= total <= MAX_SAFE_INTEGER:
+        raise Other("a customer's total_cents change passes 2^53 - 1 in one batch")
     change[3] = total
 
 

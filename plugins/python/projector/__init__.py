@@ -10,7 +10,9 @@ A plugin module defines `manifest()` and `handle(sql, events)` and exports them 
 - `raise InvalidEvent(index, message)` refuses one event (the host dead-letters it);
   `raise Other(message)` fails the batch.
 - `log.warn(...)` and friends write to the host's log.
-- `projector.json.parse(shape, event.data)` reads event data with the Rust SDK's messages.
+- `projector.fields` reads event data by the same rules, with the same messages, as the Rust
+  SDK's `projector_sdk::fields` and the JavaScript helpers (`fields.Shape(...).read(data)`, or
+  `fields.parse(data)` and a method per field).
 
 Events are the generated `wit_world.imports.types.Event` dataclass (`stream_id`,
 `stream_revision`, `position`, `event_id`, `event_type`, `content_type`, `created_unix_ms`,
@@ -22,7 +24,7 @@ from wit_world.imports import log as _log
 from wit_world.imports import sql as _sql
 from wit_world.imports import types as _types
 
-from . import json  # noqa: F401  (re-exported: projector.json.parse)
+from . import fields  # noqa: F401  (re-exported: projector.fields)
 
 Event = _types.Event
 Manifest = _types.Manifest

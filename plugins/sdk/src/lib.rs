@@ -12,13 +12,18 @@
 //! - [`sql`]: the [`Sql`] trait and `HostSql`, its implementation over the WIT import.
 //! - [`log`]: writing to the host's log (captured in memory on native targets).
 //! - [`value`]: conveniences on the generated [`Value`] and [`Error`] types.
-//! - `json` (feature `json`): parsing event data with errors that name the failing field.
+//! - `json` (feature `json`): parsing event data into serde types, with errors that name the
+//!   failing field.
+//! - `fields` (feature `fields`): reading event data field by field, by rules and messages
+//!   shared with the Python and JavaScript helpers.
 //! - `native` (feature `rusqlite`): a native [`Sql`] over an in-memory SQLite database.
 
 pub mod log;
 pub mod sql;
 pub mod value;
 
+#[cfg(feature = "fields")]
+pub mod fields;
 #[cfg(feature = "json")]
 pub mod json;
 #[cfg(feature = "rusqlite")]

@@ -93,6 +93,59 @@ fn test_command_runs_a_plugin_that_prints() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `projector test` keeps compiled plugins between runs (a Python plugin takes seconds to
+/// compile): in `--cache DIR` here, by default in the user's cache directory; `--no-cache`
+/// keeps nothing.
+#[test]
+fn test_command_keeps_compiled_plugins_between_runs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("compiled");
+    let cached = || -> anyhow::Result<usize> {
+        Ok(std::fs::read_dir(&cache)?
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            })
+            .count())
+    };
+    let cache_arg = cache.to_str().unwrap();
+    for _ in 0..2 {
+        let output = projector(&[
+            "test",
+            guests::PAYMENTS,
+            "--events",
+            FIXTURE,
+            "--cache",
+            cache_arg,
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert_eq!(
+            cached()?,
+            1,
+            "one entry, made by the first run, used by the second"
+        );
+    }
+    // Without `--cache`: the user's cache directory, unless `--no-cache`.
+    let xdg = dir.path().join("xdg");
+    let with_xdg = |extra: &[&str]| {
+        Command::new(PROJECTOR)
+            .args(["test", guests::PAYMENTS, "--events", FIXTURE])
+            .args(extra)
+            .env("XDG_CACHE_HOME", &xdg)
+            .env("PROJECTOR_LOG", "warn")
+            .output()
+            .expect("running projector")
+    };
+    let output = with_xdg(&["--no-cache"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!xdg.exists(), "--no-cache wrote to the user's cache");
+    let output = with_xdg(&[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(xdg.join("projector/compiled/key").is_file());
+    Ok(())
+}
+
 /// `projector test --expect`: `--update` writes one snapshot file per table and one for the
 /// dead letters, a second run matches them, and a changed, missing or extra file is a readable
 /// difference with a non-zero exit code.
