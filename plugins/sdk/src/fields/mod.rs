@@ -21,8 +21,11 @@
 //! - a field's problem names its path: `items[1].quantity: expected an integer, got text`,
 //!   `orderId: missing`. Values are never quoted back (languages print numbers differently).
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+mod json;
+
+use std::borrow::Cow;
+
+use json::Json;
 
 /// How deeply data may nest arrays and objects: deep enough for any real document, shallow
 /// enough for every language's parser on a plugin's 1 MiB stack.
@@ -32,33 +35,29 @@ pub const MAX_DEPTH: usize = 500;
 /// holds exactly.
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
-/// A parsed event's top-level object.
-pub struct Document(Map<String, Value>);
+/// A parsed event's top-level object; its text borrows from the data.
+pub struct Document<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 /// Parses `data` as a JSON object, or says why it is not one (see the module's rules).
-pub fn parse(data: &[u8]) -> Result<Document, String> {
+pub fn parse(data: &[u8]) -> Result<Document<'_>, String> {
     if nests_deeper_than(data, MAX_DEPTH) {
         return Err(format!("data nests deeper than {MAX_DEPTH} levels"));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(data);
-    // Depth is bounded above, and serde_json's own limit (128) is below ours.
-    deserializer.disable_recursion_limit();
-    let parsed = Value::deserialize(&mut deserializer).and_then(|value| {
-        deserializer.end()?;
-        Ok(value)
-    });
+    // Outside strings JSON is ASCII, so checking all of it as UTF-8 refuses exactly what
+    // checking inside strings would.
+    let parsed = std::str::from_utf8(data).ok().and_then(json::parse);
     match parsed {
-        Ok(Value::Object(map)) => Ok(Document(map)),
-        Ok(other) => Err(format!("data: expected an object, got {}", kind(&other))),
-        Err(_) => Err("data is not valid JSON".to_owned()),
+        Some(Json::Object(members)) => Ok(Document(members)),
+        Some(other) => Err(format!("data: expected an object, got {}", kind(&other))),
+        None => Err("data is not valid JSON".to_owned()),
     }
 }
 
-impl Document {
+impl Document<'_> {
     /// The object's fields.
     pub fn fields(&self) -> Fields<'_> {
         Fields {
-            map: &self.0,
+            members: &self.0,
             path: String::new(),
         }
     }
@@ -66,7 +65,7 @@ impl Document {
 
 /// The fields of one object of a document, and where it sits in it (for messages).
 pub struct Fields<'a> {
-    map: &'a Map<String, Value>,
+    members: &'a [(Cow<'a, str>, Json<'a>)],
     /// Empty at the top; `items[0]` for an object in an array.
     path: String,
 }
@@ -75,7 +74,7 @@ impl<'a> Fields<'a> {
     /// The text field `key`.
     pub fn text(&self, key: &str) -> Result<&'a str, String> {
         match self.get(key)? {
-            Value::String(text) => Ok(text),
+            Json::Text(text) => Ok(text),
             other => Err(self.expected(key, "text", other)),
         }
     }
@@ -83,27 +82,20 @@ impl<'a> Fields<'a> {
     /// The integer field `key` (a number without fraction within ±(2^53 − 1)).
     pub fn integer(&self, key: &str) -> Result<i64, String> {
         let value = self.get(key)?;
-        let Value::Number(number) = value else {
+        let Json::Number(number) = value else {
             return Err(self.expected(key, "an integer", value));
         };
-        let integer = if let Some(integer) = number.as_i64() {
-            Some(integer)
-        } else if number.is_u64() {
-            None
+        let integer = if !number.contains(['.', 'e', 'E']) {
+            // Digits alone: too many for an i64 is out of range as well.
+            number.parse::<i64>().ok()
         } else {
-            // Numbers are kept as written (arbitrary_precision): a double that overflows is
-            // `None` here, and out of range like any other.
-            match number.as_f64() {
-                Some(float) if float.fract() != 0.0 => {
-                    return Err(format!(
-                        "{}: expected an integer, got a fraction",
-                        self.at(key)
-                    ));
-                }
-                // In range, the conversion is exact; out of it, refused just below.
-                Some(float) => (float.abs() <= MAX_SAFE_INTEGER as f64).then_some(float as i64),
-                None => None,
+            // Correctly rounded, as Python and JavaScript read it; too large gives infinity.
+            let float: f64 = number.parse().unwrap_or(f64::INFINITY);
+            if float.is_finite() && float.fract() != 0.0 {
+                return Err(format!("{}: expected an integer, got a fraction", self.at(key)));
             }
+            // In range, the conversion is exact; out of it, refused just below.
+            (float.abs() <= MAX_SAFE_INTEGER as f64).then_some(float as i64)
         };
         match integer {
             Some(integer) if integer.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => Ok(integer),
@@ -114,7 +106,7 @@ impl<'a> Fields<'a> {
     /// The field `key`, an array of objects.
     pub fn objects(&self, key: &str) -> Result<Vec<Fields<'a>>, String> {
         let array = match self.get(key)? {
-            Value::Array(array) => array,
+            Json::Array(array) => array,
             other => return Err(self.expected(key, "an array", other)),
         };
         let path = self.at(key);
@@ -122,8 +114,8 @@ impl<'a> Fields<'a> {
             .iter()
             .enumerate()
             .map(|(index, element)| match element {
-                Value::Object(map) => Ok(Fields {
-                    map,
+                Json::Object(members) => Ok(Fields {
+                    members,
                     path: format!("{path}[{index}]"),
                 }),
                 other => Err(format!(
@@ -134,13 +126,17 @@ impl<'a> Fields<'a> {
             .collect()
     }
 
-    fn get(&self, key: &str) -> Result<&'a Value, String> {
-        self.map
-            .get(key)
+    /// The value of `key`; the last one when the key is given twice.
+    fn get(&self, key: &str) -> Result<&'a Json<'a>, String> {
+        self.members
+            .iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value)
             .ok_or_else(|| format!("{}: missing", self.at(key)))
     }
 
-    fn expected(&self, key: &str, wanted: &str, got: &Value) -> String {
+    fn expected(&self, key: &str, wanted: &str, got: &Json) -> String {
         format!("{}: expected {wanted}, got {}", self.at(key), kind(got))
     }
 
@@ -155,14 +151,14 @@ impl<'a> Fields<'a> {
 }
 
 /// How messages name a value's kind.
-fn kind(value: &Value) -> &'static str {
+fn kind(value: &Json) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "text",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::Text(_) => "text",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
@@ -279,7 +275,6 @@ mod tests {
             parse(deep.as_bytes()).err().unwrap(),
             "data nests deeper than 500 levels"
         );
-        // serde_json alone would stop at 128.
         let fits = format!("{{\"a\":{}1{}}}", "[".repeat(499), "]".repeat(499));
         assert!(parse(fits.as_bytes()).is_ok());
         // Brackets in strings do not count; unbalanced data is still scanned the same way.
