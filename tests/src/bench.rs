@@ -75,7 +75,12 @@ pub async fn load(
 
 /// order-summary on the data directory `data` (its current version, or a new one).
 pub fn order_summary(runtime: &Runtime, data: &Path) -> anyhow::Result<Projection> {
-    let plugin = runtime.load(Path::new(guests::ORDER_SUMMARY))?;
+    projection_of(runtime, Path::new(guests::ORDER_SUMMARY), data)
+}
+
+/// The plugin at `wasm`, loaded and opened in a fresh database under `data`.
+pub fn projection_of(runtime: &Runtime, wasm: &Path, data: &Path) -> anyhow::Result<Projection> {
+    let plugin = runtime.load(wasm)?;
     let files = DataDir::open(data)?.current_or_new(
         &plugin.manifest.name,
         &plugin.manifest.version,
