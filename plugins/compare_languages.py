@@ -20,10 +20,18 @@ import tempfile
 import time
 
 
+def _user_cache():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "projector", "compiled")
+
+
 def run(projector, wasm, events, data, batch_size):
     started = time.monotonic()
     result = subprocess.run(
+        # The user's compile cache, not the data folder's: a Python build then compiles once
+        # for all the fixtures compared (PROJECTOR_CACHE overrides where it lives).
         [projector, "test", wasm, "--events", events, "--format", "json", "--data", data,
+         "--cache", os.environ.get("PROJECTOR_CACHE") or _user_cache(),
          "--log", "error", "--batch-size", str(batch_size)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
