@@ -5,8 +5,12 @@
 //! The `tally` guest is built once per variant (cargo feature) and each build copied to
 //! `tests/guests/target/variants/`, because every build of it writes the same `tally.wasm`.
 
+#[path = "../host/build/cargo_wasm.rs"]
+mod cargo_wasm;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use cargo_wasm::cargo_build;
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -28,6 +32,7 @@ fn main() {
         guests.join("wrong-world/src"),
         guests.join("wrong-world/wit"),
         guests.join("wrong-world/Cargo.toml"),
+        root.join("host/build/cargo_wasm.rs"),
     ] {
         println!("cargo:rerun-if-changed={}", path.display());
     }
@@ -81,43 +86,4 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests.rs");
     std::fs::write(out, source).unwrap();
-}
-
-/// Runs `cargo build --release --target wasm32-wasip2` with `extra` arguments (a package, its
-/// features) in `workspace`, with a clean environment so the outer build's flags, target dir and
-/// jobserver do not leak into it.
-fn cargo_build(workspace: &Path, extra: &[&str]) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .args(extra)
-        .current_dir(workspace)
-        .env_clear();
-    for key in [
-        "PATH",
-        "HOME",
-        "CARGO_HOME",
-        "RUSTUP_HOME",
-        "RUSTUP_TOOLCHAIN",
-        "TMPDIR",
-    ] {
-        if let Ok(value) = std::env::var(key) {
-            command.env(key, value);
-        }
-    }
-    let output = command.output().expect("running cargo for the wasm guests");
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint =
-            if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
-                "\nhint: run `rustup target add wasm32-wasip2`"
-            } else {
-                ""
-            };
-        panic!(
-            "building the wasm guests in {} (extra arguments {extra:?}) failed:\n{stderr}{hint}",
-            workspace.display()
-        );
-    }
 }

@@ -1,7 +1,8 @@
 //! `projector dev`: the whole product on one machine with nothing installed. An embedded
 //! devstore (durable, under the data directory), a demo workload appending the example
-//! plugins' events, and the projections of the plugins folder, until Ctrl-C. A second run
-//! resumes where the first stopped.
+//! plugins' events, and the projections of the plugins folder (the example plugins, compiled in,
+//! when the default folder holds none), until Ctrl-C. A second run resumes where the first
+//! stopped.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use super::examples;
 use super::run::{ALERT_FLUSH, AddressFile, ApiArgs, report, serve_api};
 use super::shutdown_signal;
 use crate::alert::{AlertSettings, Alerts};
@@ -31,7 +33,8 @@ pub struct Args {
     /// compiled-plugin cache.
     #[arg(long, default_value = "dev-data")]
     pub data: PathBuf,
-    /// The plugins folder: every `*.wasm` in it is a projection. Default `<data>/plugins`.
+    /// The plugins folder: every `*.wasm` in it is a projection. Default `<data>/plugins`, where
+    /// the example projections are written when it holds no plugin.
     #[arg(long)]
     pub plugins: Option<PathBuf>,
     /// Demo events appended per second (0: none).
@@ -76,6 +79,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let _lock = data.lock()?;
     let limits = Limits::default();
     let runtime = Runtime::new(limits.clone(), Some(&data.compile_cache()))?;
+    if args.plugins.is_none() {
+        // The first start: nothing to run yet, so run the examples the workload feeds.
+        let written = examples::write_if_no_plugins(&plugins_dir)?;
+        if !written.is_empty() {
+            tracing::info!(
+                folder = %plugins_dir.display(),
+                plugins = written.join(", "),
+                "the plugins folder held no plugin: wrote the example projections into it \
+                 (replace them with your own; `projector new` starts one)"
+            );
+        }
+    }
     std::fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("creating the plugins folder {}", plugins_dir.display()))?;
     let names = plugin_files(&plugins_dir);

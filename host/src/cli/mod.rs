@@ -3,6 +3,8 @@
 
 mod dev;
 mod dlq;
+mod examples;
+mod new;
 mod operate;
 mod print;
 mod query;
@@ -32,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Run everything locally: an embedded event store, a demo workload and the plugins.
     Dev(dev::Args),
+    /// Write a new plugin folder (Rust, Python or JavaScript) that builds and passes its own
+    /// `projector test --expect` as it is.
+    New(new::Args),
     /// Run a plugin over a file of events and print the tables it builds.
     Test(test::Args),
     /// Run the projections of a config file.
@@ -96,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()?;
     let outcome = match cli.command {
         Command::Dev(args) => runtime.block_on(dev::run(args)),
+        Command::New(args) => new::run(args),
         Command::Test(args) => runtime.block_on(test::run(args)),
         Command::Run(args) => runtime.block_on(run::run(args)),
         Command::Query(args) => query::run(args),

@@ -85,14 +85,14 @@ fn collect_stdout(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>>
     printed
 }
 
-/// `projector dev`, the README's main command: it prints what to do next, projects the demo
-/// backlog and the live workload, serves the API, stops on Ctrl-C with exit code 0, and a
+/// `projector dev`, the README's main command, with nothing but the binary: on an empty data
+/// directory it writes the example plugins it carries, prints what to do next, projects the
+/// demo backlog and the live workload, serves the API, stops on Ctrl-C with exit code 0, and a
 /// second run resumes from the stored positions without appending the backlog again.
 #[test]
 fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("dev");
-    crate::util::example_plugins(&data.join("plugins"))?;
     let dev = |log: &Path| -> anyhow::Result<Child> {
         Ok(Command::new(PROJECTOR)
             .args(["dev", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
@@ -124,6 +124,9 @@ fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let text = printed.lock().unwrap().clone();
+    let logged = std::fs::read_to_string(&log)?;
+    assert!(logged.contains("wrote the example projections"), "{logged}");
+    assert!(text.contains("order_summary.wasm, payments.wasm"), "{text}");
     assert!(text.contains("esdb://127.0.0.1:"), "{text}");
     assert!(text.contains(" query --data "), "{text}");
     assert!(text.contains("after a backlog of 400"), "{text}");
@@ -171,6 +174,7 @@ fn dev_runs_the_whole_product_and_resumes() -> anyhow::Result<()> {
     let text = printed.lock().unwrap().clone();
     assert!(text.contains("projector dev is running"), "{text}");
     assert!(!text.contains("backlog"), "{text}");
+    assert!(!std::fs::read_to_string(&log)?.contains("wrote the example projections"));
     let after = PROJECTIONS.map(|name| checkpoint(&data, name));
     assert!(
         after.iter().zip(&before).all(|(a, b)| a >= b),
