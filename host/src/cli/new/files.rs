@@ -189,6 +189,14 @@ const RUST_SDK: &[(&str, &str)] = &[
         include_str!("../../../../plugins/sdk/src/lib.rs"),
     ),
     (
+        "vendor/projector-sdk/src/fields/mod.rs",
+        include_str!("../../../../plugins/sdk/src/fields/mod.rs"),
+    ),
+    (
+        "vendor/projector-sdk/src/fields/json.rs",
+        include_str!("../../../../plugins/sdk/src/fields/json.rs"),
+    ),
+    (
         "vendor/projector-sdk/src/json.rs",
         include_str!("../../../../plugins/sdk/src/json.rs"),
     ),
@@ -218,8 +226,8 @@ const PYTHON_HELPERS: &[(&str, &str)] = &[
         include_str!("../../../../plugins/python/projector/__init__.py"),
     ),
     (
-        "projector/json.py",
-        include_str!("../../../../plugins/python/projector/json.py"),
+        "projector/fields.py",
+        include_str!("../../../../plugins/python/projector/fields.py"),
     ),
 ];
 
@@ -229,8 +237,8 @@ const JS_HELPERS: &[(&str, &str)] = &[
         include_str!("../../../../plugins/js/projector/index.js"),
     ),
     (
-        "projector/json.js",
-        include_str!("../../../../plugins/js/projector/json.js"),
+        "projector/fields.js",
+        include_str!("../../../../plugins/js/projector/fields.js"),
     ),
 ];
 
@@ -273,6 +281,8 @@ mod tests {
                 ".gitignore",
                 "vendor/projector-sdk/Cargo.toml",
                 "vendor/projector-sdk/src/lib.rs",
+                "vendor/projector-sdk/src/fields/mod.rs",
+                "vendor/projector-sdk/src/fields/json.rs",
                 "vendor/projector-sdk/src/json.rs",
                 "vendor/projector-sdk/src/log.rs",
                 "vendor/projector-sdk/src/native.rs",
@@ -288,7 +298,7 @@ mod tests {
                 "requirements.txt",
                 ".gitignore",
                 "projector/__init__.py",
-                "projector/json.py",
+                "projector/fields.py",
             ])
         );
         assert_eq!(
@@ -298,7 +308,7 @@ mod tests {
                 "package.json",
                 ".gitignore",
                 "projector/index.js",
-                "projector/json.js",
+                "projector/fields.js",
             ])
         );
     }
@@ -339,20 +349,32 @@ mod tests {
     #[test]
     fn every_source_file_is_embedded() -> std::io::Result<()> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let listed = |dir: &str, extension: &str| -> std::io::Result<BTreeSet<String>> {
-            let mut names = BTreeSet::new();
-            for entry in std::fs::read_dir(root.join(dir))? {
-                let name = entry?.file_name().to_string_lossy().into_owned();
-                if name.ends_with(extension) {
+        // Every file under `dir` (in subfolders too) ending in `extension`, relative to it.
+        fn listed_in(
+            dir: &Path,
+            prefix: &str,
+            extension: &str,
+            names: &mut BTreeSet<String>,
+        ) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.file_type()?.is_dir() {
+                    listed_in(&entry.path(), &format!("{name}/"), extension, names)?;
+                } else if name.ends_with(extension) {
                     names.insert(name);
                 }
             }
+            Ok(())
+        }
+        let listed = |dir: &str, extension: &str| -> std::io::Result<BTreeSet<String>> {
+            let mut names = BTreeSet::new();
+            listed_in(&root.join(dir), "", extension, &mut names)?;
             Ok(names)
         };
         let embedded = |list: &[(&str, &str)], under: &str| -> BTreeSet<String> {
             list.iter()
                 .filter_map(|(path, _)| path.strip_prefix(under))
-                .filter(|name| !name.contains('/'))
                 .map(String::from)
                 .collect()
         };

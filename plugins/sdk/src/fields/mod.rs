@@ -92,7 +92,10 @@ impl<'a> Fields<'a> {
             // Correctly rounded, as Python and JavaScript read it; too large gives infinity.
             let float: f64 = number.parse().unwrap_or(f64::INFINITY);
             if float.is_finite() && float.fract() != 0.0 {
-                return Err(format!("{}: expected an integer, got a fraction", self.at(key)));
+                return Err(format!(
+                    "{}: expected an integer, got a fraction",
+                    self.at(key)
+                ));
             }
             // In range, the conversion is exact; out of it, refused just below.
             (float.abs() <= MAX_SAFE_INTEGER as f64).then_some(float as i64)

@@ -7,7 +7,7 @@
 // Build with `npm install && npm run build`; the component is `target/{{name}}.wasm`.
 
 import { plugin, log, InvalidEvent } from "./projector/index.js";
-import { STR, I64, Struct, ParseError, parse } from "./projector/json.js";
+import { DataError, INTEGER, Shape, TEXT } from "./projector/fields.js";
 
 // What this projection is, what it reads and the tables it writes. Bump `version` when the
 // schema or the meaning of a column changes: the host then rebuilds it from the start of the log.
@@ -31,12 +31,13 @@ function manifest() {
 }
 
 // The data of both event types, e.g. {"cartId": "c-1", "sku": "SKU-1", "quantity": 2}. Unknown
-// fields are ignored; a missing or mistyped one refuses the event. `parse` returns the values in
-// this order, and its messages name the field at fault.
-const CART_ITEM = Struct("CartItem", [
-  ["cartId", STR],
-  ["sku", STR],
-  ["quantity", I64],
+// fields are ignored; a missing or mistyped one refuses the event. `read` returns the values in
+// this order, and its messages name the field at fault, in the same words as the Rust and Python
+// helpers (docs/plugins.md, "Reading event data").
+const CART_ITEM = new Shape([
+  ["cartId", TEXT],
+  ["sku", TEXT],
+  ["quantity", INTEGER],
 ]);
 
 // Adds to a cart's item in one statement: values go in as parameters, never into the text.
@@ -58,13 +59,13 @@ function handleBatch(sql, events) {
     const eventType = event.eventType;
     let item;
     try {
-      item = parse(CART_ITEM, event.data); // [cartId, sku, quantity]
-      if (item[2] <= 0) throw new ParseError(`quantity: must be positive, got ${item[2]}`);
+      item = CART_ITEM.read(event.data); // [cartId, sku, quantity]
+      if (item[2] <= 0) throw new DataError(`quantity: must be positive, got ${item[2]}`);
       if (eventType !== "ItemAdded" && eventType !== "ItemRemoved") {
-        throw new ParseError("not a cart event type");
+        throw new DataError("not a cart event type");
       }
     } catch (error) {
-      if (error instanceof ParseError) throw new InvalidEvent(index, `${eventType}: ${error.message}`);
+      if (error instanceof DataError) throw new InvalidEvent(index, `${eventType}: ${error.message}`);
       throw error;
     }
 

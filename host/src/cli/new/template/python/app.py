@@ -9,7 +9,7 @@ Build with `./build.sh`; the component is `target/{{name}}.wasm`.
 
 import projector
 from projector import InvalidEvent, log
-from projector.json import I64, STR, ParseError, Struct, parse
+from projector.fields import INTEGER, TEXT, DataError, Shape
 
 
 def manifest():
@@ -35,9 +35,10 @@ def manifest():
 
 
 # The data of both event types, e.g. {"cartId": "c-1", "sku": "SKU-1", "quantity": 2}. Unknown
-# fields are ignored; a missing or mistyped one refuses the event. `parse` returns the values in
-# this order, and its messages name the field at fault.
-CART_ITEM = Struct("CartItem", [("cartId", STR), ("sku", STR), ("quantity", I64)])
+# fields are ignored; a missing or mistyped one refuses the event. `read` returns the values in
+# this order, and its messages name the field at fault, in the same words as the Rust and
+# JavaScript helpers (docs/plugins.md, "Reading event data").
+CART_ITEM = Shape([("cartId", TEXT), ("sku", TEXT), ("quantity", INTEGER)])
 
 # Adds to a cart's item in one statement: values go in as parameters, never into the text.
 ADD_ITEM = (
@@ -59,12 +60,12 @@ def handle(sql, events):
     for index, event in enumerate(events):
         event_type = event.event_type
         try:
-            cart_id, sku, quantity = parse(CART_ITEM, event.data)
+            cart_id, sku, quantity = CART_ITEM.read(event.data)
             if quantity <= 0:
-                raise ParseError("quantity: must be positive, got %d" % quantity)
+                raise DataError("quantity: must be positive, got %d" % quantity)
             if event_type not in ("ItemAdded", "ItemRemoved"):
-                raise ParseError("not a cart event type")
-        except ParseError as error:
+                raise DataError("not a cart event type")
+        except DataError as error:
             raise InvalidEvent(index, "%s: %s" % (event_type, error)) from None
 
         if event_type == "ItemAdded":

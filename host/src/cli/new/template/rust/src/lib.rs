@@ -7,8 +7,7 @@
 //! Build with `cargo build --release --target wasm32-wasip2`; the component is
 //! `target/wasm32-wasip2/release/{{lib}}.wasm`.
 
-use projector_sdk::{Error, Event, Manifest, Sql, Value, json, log};
-use serde::Deserialize;
+use projector_sdk::{Error, Event, Manifest, Sql, Value, fields, log};
 
 /// What this projection is, what it reads and the tables it writes. Bump `version` when the
 /// schema or the meaning of a column changes: the host then rebuilds it from the start of the log.
@@ -33,13 +32,22 @@ pub fn manifest() -> Manifest {
 }
 
 /// The data of both event types, e.g. `{"cartId": "c-1", "sku": "SKU-1", "quantity": 2}`.
-/// Unknown fields are ignored; a missing or mistyped one refuses the event.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CartItem {
-    cart_id: String,
-    sku: String,
+struct CartItem<'a> {
+    cart_id: &'a str,
+    sku: &'a str,
     quantity: i64,
+}
+
+/// Reads `data` with `fields`, whose rules and messages the Python and JavaScript helpers
+/// share: unknown fields are ignored; a missing or mistyped one refuses the event, and the
+/// message names it (`quantity: expected an integer, got text`).
+fn cart_item<'a>(data: &'a fields::Document) -> Result<CartItem<'a>, String> {
+    let fields = data.fields();
+    Ok(CartItem {
+        cart_id: fields.text("cartId")?,
+        sku: fields.text("sku")?,
+        quantity: fields.integer("quantity")?,
+    })
 }
 
 /// Adds to a cart's item in one statement: values go in as parameters, never into the text.
@@ -58,7 +66,8 @@ pub fn handle(sql: &mut impl Sql, events: &[Event]) -> Result<(), Error> {
         let refuse = |message: String| {
             Error::invalid_event(index, format!("{}: {message}", event.event_type))
         };
-        let item: CartItem = json::parse(&event.data).map_err(refuse)?;
+        let data = fields::parse(&event.data).map_err(refuse)?;
+        let item = cart_item(&data).map_err(refuse)?;
         if item.quantity <= 0 {
             return Err(refuse(format!(
                 "quantity: must be positive, got {}",
@@ -66,8 +75,8 @@ pub fn handle(sql: &mut impl Sql, events: &[Event]) -> Result<(), Error> {
             )));
         }
         let params = [
-            Value::from(item.cart_id.as_str()),
-            Value::from(item.sku.as_str()),
+            Value::from(item.cart_id),
+            Value::from(item.sku),
             Value::from(item.quantity),
             Value::from(event.position),
         ];
@@ -127,7 +136,7 @@ mod tests {
         let events = [json_event(1, "cart-c-1", "ItemAdded", data)];
         let error = db.batch(|sql| handle(sql, &events)).unwrap_err();
         assert!(
-            format!("{error:?}").contains("missing field `quantity`"),
+            format!("{error:?}").contains("ItemAdded: quantity: missing"),
             "{error:?}"
         );
     }
