@@ -334,6 +334,46 @@ mod tests {
         ));
     }
 
+    /// A denied statement names what it tried, in SQL: DDL during handle names the change
+    /// rather than the schema table SQLite asks about first.
+    #[test]
+    fn a_denial_names_what_the_statement_touched() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        for (statement, says) in [
+            (
+                "CREATE TABLE x (a)",
+                "changing the schema (a write to `sqlite_master`",
+            ),
+            ("CREATE TEMP TABLE x (a)", "not CREATE TEMP TABLE x;"),
+            ("DROP TABLE items", "not DROP TABLE items;"),
+            (
+                "CREATE INDEX i ON items (value)",
+                "not CREATE INDEX i ON items;",
+            ),
+            ("ALTER TABLE items ADD COLUMN b", "not ALTER TABLE items;"),
+            (
+                "CREATE TRIGGER t AFTER INSERT ON items BEGIN SELECT 1; END",
+                "not CREATE TRIGGER t ON items;",
+            ),
+            (
+                "SELECT * FROM sqlite_master",
+                "the schema table `sqlite_master` is not the plugin's",
+            ),
+            (
+                "DELETE FROM _projector_checkpoint",
+                "`_projector_checkpoint` is reserved for the host",
+            ),
+        ] {
+            match db.execute(statement, &[]) {
+                Err(SqlError::Denied(message)) => {
+                    assert!(message.contains(says), "{statement}: {message}")
+                }
+                other => panic!("{statement}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn errors_fall_into_the_plugin_visible_categories() {
         let (_dir, mut db) = open();
