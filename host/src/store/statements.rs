@@ -334,8 +334,9 @@ mod tests {
         ));
     }
 
-    /// A denied statement names what it tried, in SQL: DDL during handle names the change
-    /// rather than the schema table SQLite asks about first.
+    /// A denied statement names what it tried: DDL during handle is named a schema change (SQLite
+    /// asks about the write to the schema table before the CREATE or DROP itself), other
+    /// actions in SQL (`ALTER TABLE items`).
     #[test]
     fn a_denial_names_what_the_statement_touched() {
         let (_dir, mut db) = open();
@@ -345,17 +346,19 @@ mod tests {
                 "CREATE TABLE x (a)",
                 "changing the schema (a write to `sqlite_master`",
             ),
-            ("CREATE TEMP TABLE x (a)", "not CREATE TEMP TABLE x;"),
-            ("DROP TABLE items", "not DROP TABLE items;"),
+            (
+                "CREATE TEMP TABLE x (a)",
+                "changing the schema (a write to `sqlite_temp_master`",
+            ),
+            (
+                "DROP TABLE items",
+                "changing the schema (a write to `sqlite_master`",
+            ),
             (
                 "CREATE INDEX i ON items (value)",
-                "not CREATE INDEX i ON items;",
+                "changing the schema (a write to `sqlite_master`",
             ),
             ("ALTER TABLE items ADD COLUMN b", "not ALTER TABLE items;"),
-            (
-                "CREATE TRIGGER t AFTER INSERT ON items BEGIN SELECT 1; END",
-                "not CREATE TRIGGER t ON items;",
-            ),
             (
                 "SELECT * FROM sqlite_master",
                 "the schema table `sqlite_master` is not the plugin's",
