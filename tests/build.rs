@@ -26,6 +26,8 @@ fn main() {
         plugins.join("order-summary/Cargo.toml"),
         plugins.join("payments/src"),
         plugins.join("payments/Cargo.toml"),
+        plugins.join("values/src"),
+        plugins.join("values/Cargo.toml"),
         guests.join("Cargo.toml"),
         guests.join("misbehave"),
         guests.join("tally"),
@@ -45,6 +47,7 @@ fn main() {
     let mut constants = vec![
         ("ORDER_SUMMARY", release(&plugins, "order_summary")),
         ("PAYMENTS", release(&plugins, "payments")),
+        ("VALUES", release(&plugins, "values")),
         ("MISBEHAVE", release(&guests, "misbehave")),
         ("WRONG_WORLD", release(&guests, "wrong_world")),
     ];

@@ -142,11 +142,17 @@ impl Instance {
             // The trap code says what happened; the wasm backtrace (also in the error's chain)
             // is noise to an operator reading a dead letter, so it goes to the debug log only.
             tracing::debug!(error = format!("{error:?}"), "plugin trap");
+            let frames = trap_frames(&error);
             let what = match error.downcast_ref::<Trap>() {
                 Some(trap) => trap.to_string(),
                 None => anyhow::Error::from(error).root_cause().to_string(),
             };
-            let said = panic_message(&String::from_utf8_lossy(&self.store.data().stderr.peek()));
+            let (head, tail) = self.store.data().stderr.peek();
+            let said = panic_message(
+                &String::from_utf8_lossy(&head),
+                &String::from_utf8_lossy(&tail),
+            );
+            let said = said.or_else(|| frames.map(|frames| format!("in {frames}")));
             PluginError::Trapped(match said {
                 Some(said) => format!("{what}; it said: {said}"),
                 None => what,
@@ -186,17 +192,68 @@ fn instantiate(
     Ok((store, bindings))
 }
 
-/// What a call wrote to stderr, without Rust's backtrace hint: for a panic, its location and
-/// message. Bounded, so a plugin cannot flood a dead letter.
-fn panic_message(stderr: &str) -> Option<String> {
-    let lines: Vec<&str> = stderr
+/// What a call wrote to stderr before it trapped, bounded, so a plugin cannot flood a dead
+/// letter: from the last Rust panic (`panicked at <file>:<line>:<column>:` and its message, the
+/// thread's name and the backtrace hint left out), found in the end of the output or else in its
+/// beginning; or, without a panic, the end of the output, where the trap's cause is likeliest.
+fn panic_message(head: &str, tail: &str) -> Option<String> {
+    if let Some(panic) = last_panic(tail).or_else(|| last_panic(head)) {
+        let lines: Vec<&str> = panic
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
+        return Some(crate::text::cut(&lines.join(" "), MAX_SAID_BYTES).into_owned());
+    }
+    let lines: Vec<&str> = tail
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
+        .filter(|line| !line.is_empty())
         .collect();
     let joined = lines.join(" ");
-    (!joined.is_empty()).then(|| crate::text::cut(&joined, 1000).into_owned())
+    let start = joined.ceil_char_boundary(joined.len().saturating_sub(MAX_SAID_BYTES));
+    match start {
+        0 => (!joined.is_empty()).then_some(joined),
+        _ => Some(format!("… {}", &joined[start..])),
+    }
 }
+
+/// The last panic in `stderr`, from its `panicked at`: Rust's panic hook starts a panic's
+/// report with a line `thread '<name>' panicked at <file>:<line>:<column>:`.
+fn last_panic(stderr: &str) -> Option<&str> {
+    let mut found = None;
+    let mut offset = 0;
+    for line in stderr.split_inclusive('\n') {
+        if line.starts_with("thread '")
+            && let Some(at) = line.find(" panicked at ")
+        {
+            found = Some(offset + at + 1);
+        }
+        offset += line.len();
+    }
+    found.map(|start| &stderr[start..])
+}
+
+/// The innermost named functions of a trap's wasm backtrace, when the module kept a name
+/// section (release builds often strip it) and the plugin said nothing itself: a few bounded
+/// names, so a trap in a hostile module with endless names stays short.
+fn trap_frames(error: &wasmtime::Error) -> Option<String> {
+    let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>()?;
+    let names: Vec<String> = backtrace
+        .frames()
+        .iter()
+        .filter_map(|frame| frame.func_name())
+        .take(MAX_FRAMES)
+        .map(|name| crate::text::cut(name, MAX_FRAME_NAME_BYTES).into_owned())
+        .collect();
+    (!names.is_empty()).then(|| names.join(" ← "))
+}
+
+/// Longest text kept from what a trapping plugin wrote to stderr.
+const MAX_SAID_BYTES: usize = 1000;
+/// How many named frames of a trap's backtrace are shown, and how much of each name.
+const MAX_FRAMES: usize = 3;
+const MAX_FRAME_NAME_BYTES: usize = 120;
 
 fn to_guest_event(event: &RecordedEvent) -> Event {
     Event {
@@ -227,3 +284,54 @@ fn from_guest(error: GuestError) -> Rejection {
 
 /// Longest error text kept from a plugin.
 const MAX_ERROR_BYTES: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PANIC: &str = "thread '<unnamed>' (1) panicked at src/lib.rs:7:9:\nbad event\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+
+    /// The panic's location and message, not what the plugin printed before it.
+    #[test]
+    fn a_panic_is_found_after_other_output() {
+        let stderr = format!("debug line one\nthread 'x' said nothing\n{PANIC}");
+        assert_eq!(
+            panic_message(&stderr, &stderr).as_deref(),
+            Some("panicked at src/lib.rs:7:9: bad event")
+        );
+    }
+
+    /// A panic written after the capture filled up is read from the remembered end; a huge
+    /// panic message found in the beginning is cut, its location kept.
+    #[test]
+    fn a_panic_past_the_bound_or_a_huge_one_is_bounded() {
+        let flood = "x".repeat(100);
+        assert_eq!(
+            panic_message(&flood, PANIC).as_deref(),
+            Some("panicked at src/lib.rs:7:9: bad event")
+        );
+        let huge = format!(
+            "thread '<unnamed>' panicked at src/lib.rs:1:1:\n{}",
+            "y".repeat(1 << 20)
+        );
+        let said = panic_message(&huge, "yyyy").unwrap();
+        assert!(
+            said.starts_with("panicked at src/lib.rs:1:1: yyy"),
+            "{said}"
+        );
+        assert!(said.len() <= MAX_SAID_BYTES, "{}", said.len());
+    }
+
+    /// Without a panic, the end of the output is what is kept.
+    #[test]
+    fn without_a_panic_the_end_is_kept() {
+        assert_eq!(panic_message("", ""), None);
+        let tail = format!("{}\nlast words\n", "z".repeat(5000));
+        let said = panic_message("", &tail).unwrap();
+        assert!(
+            said.starts_with("… zzz") && said.ends_with("z last words"),
+            "{said}"
+        );
+        assert!(said.len() <= MAX_SAID_BYTES + 4, "{}", said.len());
+    }
+}

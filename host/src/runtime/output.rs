@@ -14,6 +14,10 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
+/// How much of the end of a call's output is remembered even past the bound: a trap's panic
+/// message is the last thing a plugin writes, often after the bound was used up.
+const TAIL_BYTES: usize = 4 << 10;
+
 /// How much the guest may write per `write` call; any positive figure works, since writes
 /// over the bound are accepted and dropped, but a large one saves the guest round trips.
 const WRITE_PERMIT: usize = 64 << 10;
@@ -26,6 +30,8 @@ struct Captured {
     bytes: Vec<u8>,
     capacity: usize,
     dropped: u64,
+    /// The last [`TAIL_BYTES`] written since the last drain, kept or dropped.
+    tail: Vec<u8>,
 }
 
 /// What a call wrote, as drained after it.
@@ -43,21 +49,26 @@ impl Capture {
             bytes: Vec::new(),
             capacity,
             dropped: 0,
+            tail: Vec::new(),
         })))
     }
 
     /// Takes everything captured since the last drain.
     pub fn drain(&self) -> Drained {
         let mut captured = self.lock();
+        captured.tail.clear();
         Drained {
             bytes: std::mem::take(&mut captured.bytes),
             dropped: std::mem::take(&mut captured.dropped),
         }
     }
 
-    /// What was captured since the last drain, left in place (for a trap's panic message).
-    pub fn peek(&self) -> Vec<u8> {
-        self.lock().bytes.clone()
+    /// What was captured since the last drain, left in place (for a trap's panic message):
+    /// the beginning (up to the bound) and the end (the last few KiB, written past the bound or
+    /// not).
+    pub fn peek(&self) -> (Vec<u8>, Vec<u8>) {
+        let captured = self.lock();
+        (captured.bytes.clone(), captured.tail.clone())
     }
 
     fn keep(&self, bytes: &[u8]) {
@@ -66,6 +77,10 @@ impl Capture {
         let kept = bytes.len().min(room);
         captured.bytes.extend_from_slice(&bytes[..kept]);
         captured.dropped += (bytes.len() - kept) as u64;
+        let recent = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
+        captured.tail.extend_from_slice(recent);
+        let excess = captured.tail.len().saturating_sub(TAIL_BYTES);
+        captured.tail.drain(..excess);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Captured> {
@@ -151,5 +166,23 @@ mod tests {
         capture.write(bytes::Bytes::from_static(b"x")).unwrap();
         let drained = capture.drain();
         assert_eq!((drained.bytes.as_slice(), drained.dropped), (&b"x"[..], 0));
+    }
+
+    /// The end of the output survives a flood past the bound, itself bounded.
+    #[test]
+    fn remembers_the_end_past_the_bound() {
+        let mut capture = Capture::new(10);
+        capture
+            .write(bytes::Bytes::from(vec![b'.'; 1 << 20]))
+            .unwrap();
+        capture
+            .write(bytes::Bytes::from_static(b"the end"))
+            .unwrap();
+        let (head, tail) = capture.peek();
+        assert_eq!(head, b"..........");
+        assert_eq!(tail.len(), TAIL_BYTES);
+        assert!(tail.ends_with(b".the end"));
+        capture.drain();
+        assert_eq!(capture.peek(), (Vec::new(), Vec::new()));
     }
 }

@@ -63,11 +63,21 @@ struct Line {
     stream: String,
     #[serde(rename = "type")]
     event_type: String,
+    #[serde(default, deserialize_with = "present")]
     data: Option<serde_json::Value>,
     data_base64: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     metadata: Option<serde_json::Value>,
     id: Option<uuid::Uuid>,
     created: Option<String>,
+}
+
+/// A key that is present holds a value, even `null`: `"data": null` is the JSON body `null`,
+/// not a missing body (serde reads a bare `Option` as `None` for both).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// Parses JSONL text into events, reporting the first bad line with its number.
@@ -169,6 +179,18 @@ mod tests {
             (0, br#"{"m":true}"#.as_slice())
         );
         assert_ne!(events[0].event_id, events[2].event_id);
+    }
+
+    /// `"data": null` is the body `null`; only a missing `data` means `{}`.
+    #[test]
+    fn a_null_body_is_kept() {
+        let text = r#"{"stream": "s", "type": "T", "data": null, "metadata": null}"#;
+        let events = parse_jsonl(text).unwrap();
+        assert_eq!(
+            (events[0].data.as_slice(), events[0].metadata.as_slice()),
+            (b"null".as_slice(), b"null".as_slice())
+        );
+        assert_eq!(events[0].content_type, CONTENT_TYPE_JSON);
     }
 
     #[test]

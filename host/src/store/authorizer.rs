@@ -182,7 +182,8 @@ fn decide_schema(context: &AuthContext<'_>) -> Result<(), String> {
         // Creating a partial index asks about reindexing the index being created.
         A::Reindex { index_name } if in_main => unreserved(index_name),
         ref other => Err(format!(
-            "a schema may only create tables, indexes and views, not {other:?}"
+            "a schema may only create tables, indexes and views, not {}",
+            action_text(other)
         )),
     }
 }
@@ -192,6 +193,16 @@ fn decide_plugin(context: &AuthContext<'_>) -> Result<(), String> {
     let in_main = context.database_name.is_none_or(|db| db == "main");
     match context.action {
         A::Select | A::Function { .. } | A::Recursive => Ok(()),
+        // SQLite asks about writing the schema table before it asks about the CREATE, ALTER or
+        // DROP that writes it: name the change, not the table the plugin never wrote.
+        A::Insert { table_name } | A::Update { table_name, .. } | A::Delete { table_name }
+            if is_schema_table(table_name) =>
+        {
+            Err(format!(
+                "changing the schema (a write to `{table_name}`: CREATE, ALTER or DROP) is not \
+                 allowed during handle; {DECLARE_IN_SCHEMA}"
+            ))
+        }
         A::Read { table_name, .. }
         | A::Insert { table_name }
         | A::Update { table_name, .. }
@@ -213,17 +224,85 @@ fn decide_plugin(context: &AuthContext<'_>) -> Result<(), String> {
             unreserved(table_name)
         }
         ref other => Err(format!(
-            "plugins may only read and write their own tables during handle, not {other:?}; \
-             declare tables and indexes in the manifest's schema"
+            "plugins may only read and write their own tables during handle, not {}; \
+             {DECLARE_IN_SCHEMA}",
+            action_text(other)
         )),
     }
 }
+
+const DECLARE_IN_SCHEMA: &str = "declare tables, indexes and views in the manifest's schema";
 
 fn decide_read_only(action: &AuthAction<'_>) -> Result<(), String> {
     use AuthAction as A;
     match action {
         A::Select | A::Read { .. } | A::Function { .. } | A::Recursive => Ok(()),
-        other => Err(format!("queries are read-only: {other:?} is not allowed")),
+        other => Err(format!(
+            "queries are read-only: {} is not allowed",
+            action_text(other)
+        )),
+    }
+}
+
+/// What a statement was about to do, as SQL a plugin author recognises (`DROP TABLE items`),
+/// for the denial's message.
+fn action_text(action: &AuthAction<'_>) -> String {
+    use AuthAction as A;
+    match action {
+        A::CreateTable { table_name } => format!("CREATE TABLE {table_name}"),
+        A::CreateTempTable { table_name } => format!("CREATE TEMP TABLE {table_name}"),
+        A::CreateIndex {
+            index_name,
+            table_name,
+        }
+        | A::CreateTempIndex {
+            index_name,
+            table_name,
+        } => {
+            format!("CREATE INDEX {index_name} ON {table_name}")
+        }
+        A::CreateTrigger {
+            trigger_name,
+            table_name,
+        }
+        | A::CreateTempTrigger {
+            trigger_name,
+            table_name,
+        } => {
+            format!("CREATE TRIGGER {trigger_name} ON {table_name}")
+        }
+        A::CreateView { view_name } | A::CreateTempView { view_name } => {
+            format!("CREATE VIEW {view_name}")
+        }
+        A::CreateVtable {
+            table_name,
+            module_name,
+        } => {
+            format!("CREATE VIRTUAL TABLE {table_name} USING {module_name}")
+        }
+        A::DropTable { table_name } | A::DropTempTable { table_name } => {
+            format!("DROP TABLE {table_name}")
+        }
+        A::DropIndex { index_name, .. } | A::DropTempIndex { index_name, .. } => {
+            format!("DROP INDEX {index_name}")
+        }
+        A::DropTrigger { trigger_name, .. } | A::DropTempTrigger { trigger_name, .. } => {
+            format!("DROP TRIGGER {trigger_name}")
+        }
+        A::DropView { view_name } | A::DropTempView { view_name } => {
+            format!("DROP VIEW {view_name}")
+        }
+        A::DropVtable { table_name, .. } => format!("DROP TABLE {table_name}"),
+        A::AlterTable { table_name, .. } => format!("ALTER TABLE {table_name}"),
+        A::Analyze { table_name } => format!("ANALYZE {table_name}"),
+        A::Reindex { index_name } => format!("REINDEX {index_name}"),
+        A::Insert { table_name } => format!("INSERT INTO {table_name}"),
+        A::Update {
+            table_name,
+            column_name,
+        } => format!("UPDATE {table_name} SET {column_name}"),
+        A::Delete { table_name } => format!("DELETE FROM {table_name}"),
+        other => format!("{other:?}"),
     }
 }
 

@@ -334,6 +334,49 @@ mod tests {
         ));
     }
 
+    /// A denied statement names what it tried: DDL during handle is named a schema change (SQLite
+    /// asks about the write to the schema table before the CREATE or DROP itself), other
+    /// actions in SQL (`ALTER TABLE items`).
+    #[test]
+    fn a_denial_names_what_the_statement_touched() {
+        let (_dir, mut db) = open();
+        db.begin().unwrap();
+        for (statement, says) in [
+            (
+                "CREATE TABLE x (a)",
+                "changing the schema (a write to `sqlite_master`",
+            ),
+            (
+                "CREATE TEMP TABLE x (a)",
+                "changing the schema (a write to `sqlite_temp_master`",
+            ),
+            (
+                "DROP TABLE items",
+                "changing the schema (a write to `sqlite_master`",
+            ),
+            (
+                "CREATE INDEX i ON items (value)",
+                "changing the schema (a write to `sqlite_master`",
+            ),
+            ("ALTER TABLE items ADD COLUMN b", "not ALTER TABLE items;"),
+            (
+                "SELECT * FROM sqlite_master",
+                "the schema table `sqlite_master` is not the plugin's",
+            ),
+            (
+                "DELETE FROM _projector_checkpoint",
+                "`_projector_checkpoint` is reserved for the host",
+            ),
+        ] {
+            match db.execute(statement, &[]) {
+                Err(SqlError::Denied(message)) => {
+                    assert!(message.contains(says), "{statement}: {message}")
+                }
+                other => panic!("{statement}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn errors_fall_into_the_plugin_visible_categories() {
         let (_dir, mut db) = open();

@@ -7,7 +7,8 @@
 //
 // Inside `handle`:
 // - `sql.execute(statement, ...params)` / `sql.query(statement, ...params)` take plain values
-//   (null, number, string, Uint8Array; integers become `integer`, other numbers `real`) and give
+//   (null, number, string, Uint8Array; integers within ±2^53 become `integer`, other numbers
+//   (fractions, -0, NaN, ±Infinity, 1e308) `real`; BigInts `integer`) and give
 //   rows of plain values back; a failed statement throws SqlFailed.
 // - `throw new InvalidEvent(index, message)` refuses one event; `throw new Other(message)`
 //   fails the batch.
@@ -37,8 +38,12 @@ function toValue(value) {
     case "string":
       return { tag: "text", val: value };
     case "number":
-      // `% 1` rather than Number.isInteger: an operator, not a call, for the interpreter.
-      if (value % 1 === 0) return { tag: "integer", val: bigints ? BigInt(value) : value };
+      // An integer only when it is one exactly: -0 and integers past ±2^53 (1e308, say) are
+      // reals, which is what a Number holds (QuickJS traps on an s64 past i64's range).
+      // Operators rather than Number.isInteger and Object.is: no calls, for the interpreter.
+      if (value % 1 === 0 && value <= 2 ** 53 && value >= -(2 ** 53) && (value !== 0 || 1 / value > 0)) {
+        return { tag: "integer", val: bigints ? BigInt(value) : value };
+      }
       return { tag: "real", val: value };
     case "bigint":
       if (bigints) return { tag: "integer", val: value };
@@ -134,7 +139,8 @@ export const log = {
 
 // The world's `describe` and `handle` exports: `describe` returns `manifest()`; `handle` runs
 // `handleBatch(sql, events)` and turns the helpers' errors into the WIT error variant. Any other
-// exception fails the batch as `other` with its text (a Rust plugin would trap instead).
+// exception fails the batch as `other` with its text and the top of its stack, bounded (a Rust
+// plugin would trap instead).
 export function plugin(manifest, handleBatch) {
   return {
     describe: manifest,
@@ -148,8 +154,35 @@ export function plugin(manifest, handleBatch) {
         }
         if (error instanceof SqlFailed) throw { tag: "sql", val: error.error };
         if (error instanceof Other) throw { tag: "other", val: error.message };
-        throw { tag: "other", val: String(error && error.stack ? `${error}\n${error.stack}` : error) };
+        throw { tag: "other", val: bug(error) };
       }
     },
   };
+}
+
+const MAX_BUG_TEXT = 1000;
+const MAX_STACK_LINES = 5;
+
+function cut(text, limit) {
+  return text.length <= limit ? text : `${text.slice(0, limit)} … [cut from ${text.length} characters]`;
+}
+
+// An uncaught exception as `Type: text` and the first lines of its stack (where it was thrown),
+// each bounded: a 10 MB message or a stack thousands of frames deep must not reach the host whole.
+function bug(error) {
+  let text;
+  try {
+    text = cut(String(error), MAX_BUG_TEXT);
+  } catch {
+    text = "an exception that cannot be shown as text";
+  }
+  const stack = error !== null && typeof error === "object" && typeof error.stack === "string" ? error.stack : "";
+  const frames = [];
+  for (const line of stack.split("\n")) {
+    if (frames.length === MAX_STACK_LINES) break;
+    const frame = line.trim();
+    // V8 repeats the message on the stack's first line; QuickJS and SpiderMonkey do not.
+    if (frame !== "" && !text.startsWith(frame)) frames.push(cut(frame, 200));
+  }
+  return frames.length === 0 ? text : `${text}\n${frames.join("\n")}`;
 }

@@ -139,7 +139,8 @@ class log:
 def export(manifest, handle):
     """The `WitWorld` class componentize-py exports: `describe` returns `manifest()`; `handle`
     runs `handle(Sql(), events)` and turns the helpers' exceptions into the WIT errors. Any other
-    exception fails the batch as `other` with its type and text (a Rust plugin would trap)."""
+    exception fails the batch as `other` with its type, text and the traceback's last line
+    (file, line, function), bounded (a Rust plugin would trap)."""
 
     sql = Sql()
 
@@ -157,6 +158,24 @@ def export(manifest, handle):
             except Other as other:
                 raise Err(_types.Error_Other(str(other)))
             except Exception as error:  # a bug in the plugin
-                raise Err(_types.Error_Other("%s: %s" % (type(error).__name__, error)))
+                raise Err(_types.Error_Other(_bug(error)))
 
     return WitWorld
+
+
+_MAX_BUG_TEXT = 1000
+
+
+def _bug(error):
+    """`Type: text (at file, line N, in function)`: an uncaught exception with the last line of
+    its traceback (where it was raised), bounded: a 10 MB message must not reach the host whole."""
+    text = "%s: %s" % (type(error).__name__, error)
+    if len(text) > _MAX_BUG_TEXT:
+        text = "%s … [cut from %d characters]" % (text[:_MAX_BUG_TEXT], len(text))
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None:
+        return text
+    code = frame.tb_frame.f_code
+    return "%s (at %s, line %d, in %s)" % (text, code.co_filename[-200:], frame.tb_lineno, code.co_name[:100])

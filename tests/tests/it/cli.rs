@@ -146,6 +146,28 @@ fn test_command_keeps_compiled_plugins_between_runs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The value model at the boundary: the Rust build of `values` over its fixture (bodies of every
+/// JSON kind, empty and binary data, the edge values bound through `sql`) matches the snapshot
+/// the Python and JavaScript builds are held to as well (plugins/test-languages.sh).
+#[test]
+fn the_values_projection_matches_its_snapshot() {
+    let plugins = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins");
+    let output = projector(&[
+        "test",
+        guests::VALUES,
+        "--events",
+        &format!("{plugins}/fixtures/values.jsonl"),
+        "--expect",
+        &format!("{plugins}/values/expected"),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
 /// `projector test --expect`: `--update` writes one snapshot file per table and one for the
 /// dead letters, a second run matches them, and a changed, missing or extra file is a readable
 /// difference with a non-zero exit code.

@@ -439,6 +439,69 @@ async fn writes_to_the_hosts_tables_are_denied() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Changing the schema during handle is denied as a schema change (not as a write to a table
+/// the plugin never named), so the author knows to move the statement into the manifest.
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_changes_during_handle_are_denied_by_name() -> anyhow::Result<()> {
+    attack(
+        &[
+            sql("CREATE TABLE extra (a)"),
+            sql("DROP TABLE items"),
+            sql("CREATE INDEX by_stream ON items (stream)"),
+            sql("ALTER TABLE items ADD COLUMN extra"),
+        ],
+        limits(),
+        Expected::DeadLettered(vec![
+            "a SQL statement failed: denied: changing the schema (a write to `sqlite_master`: CREATE, ALTER or DROP) is not allowed during handle; declare tables, indexes and views in the manifest's schema",
+            "a SQL statement failed: denied: changing the schema (a write to `sqlite_master`",
+            "a SQL statement failed: denied: changing the schema (a write to `sqlite_master`",
+            "a SQL statement failed: denied: plugins may only read and write their own tables during handle, not ALTER TABLE items;",
+        ]),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A panic's location and message reach the dead letter: after the plugin wrote past the
+/// output capture's bound too, and cut to a bound (its location kept) when the message is 10 MB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_names_its_location_and_message_within_a_bound() -> anyhow::Result<()> {
+    let ran = attack(
+        &[
+            ("Trap", String::new()),
+            ("PanicAfterOutput", String::new()),
+            ("PanicHuge", String::new()),
+        ],
+        limits(),
+        Expected::DeadLettered(vec![
+            "the plugin trapped: wasm trap: wasm `unreachable` instruction executed; it said: panicked at misbehave/src/lib.rs:",
+            "the plugin trapped: wasm trap: wasm `unreachable` instruction executed; it said: panicked at misbehave/src/lib.rs:",
+            "the plugin trapped: wasm trap: wasm `unreachable` instruction executed; it said: panicked at misbehave/src/lib.rs:",
+        ]),
+    )
+    .await?;
+    let says = [
+        format!("misbehave was told to trap at position {}", ran.attacks[0]),
+        format!(
+            "misbehave panicked after its output at position {}",
+            ran.attacks[1]
+        ),
+        "misbehave panicked at length: huge huge".to_string(),
+    ];
+    for ((position, _, error), says) in ran.dead.iter().zip(says) {
+        assert!(
+            error.contains(&says),
+            "the dead letter at {position} must say {says:?}: {error}"
+        );
+        assert!(
+            error.len() < 1200,
+            "the dead letter at {position} is {} bytes",
+            error.len()
+        );
+    }
+    Ok(())
+}
+
 /// ATTACH would reach any file the host can open; it is denied and creates nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn attach_is_denied() -> anyhow::Result<()> {

@@ -225,7 +225,7 @@ async fn broken_modules_are_refused_and_the_running_version_carries_on() -> anyh
             "bad DDL",
             "tally.wasm",
             read(guests::TALLY_BAD_DDL)?,
-            "schema",
+            "schema statement 1 (\"CREATE TABLE tally (event_type TEXT PRIMARY KEY) WITHOUT NONSENSE\") failed: unknown table option: NONSENSE",
         ),
         (
             "a taken name",

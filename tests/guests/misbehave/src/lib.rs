@@ -25,6 +25,9 @@
 //! - `Print` writes its data to stdout and stderr and succeeds.
 //! - `Shout` fails with a 12 MB `sql-error`.
 //! - `Sleep` sleeps for an hour.
+//! - `PanicAfterOutput` writes 100 KiB to stderr, past the host's capture, then panics: the panic
+//!   message comes after the capture's bound.
+//! - `PanicHuge` panics with a 10 MB message.
 //!
 //! `describe` prints a line to stdout.
 
@@ -101,6 +104,11 @@ impl Guest for Misbehave {
                 "Shout" => {
                     return Err(Error::Sql(sql::SqlError::Other("shout ".repeat(2 << 20))));
                 }
+                "PanicAfterOutput" => {
+                    eprint!("{}", "noise ".repeat((100 << 10) / 6));
+                    panic!("misbehave panicked after its output at position {}", event.position);
+                }
+                "PanicHuge" => panic!("misbehave panicked at length: {}", "huge ".repeat(2 << 20)),
                 "Print" => {
                     println!("stdout says {data}");
                     eprintln!("stderr says {data}");
