@@ -105,12 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("creating the compile cache's folder {}", dir.display()))?;
     }
     let runtime = Runtime::new(limits, cache.as_deref())?;
-    // Off the async threads: a guest that prints while loading makes WASI block on the output
-    // stream through tokio, which panics on a thread already driving async tasks.
-    let plugin = {
-        let (runtime, path) = (runtime.clone(), args.plugin.clone());
-        tokio::task::spawn_blocking(move || runtime.load(&path)).await??
-    };
+    let plugin = runtime.load(&args.plugin)?;
     let source = JsonlSource::open(&args.events)?;
     let policy = match args.on_error {
         OnError::DeadLetter => ErrorPolicy::DeadLetter,

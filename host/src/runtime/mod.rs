@@ -155,11 +155,28 @@ impl Runtime {
     }
 
     fn describe(&self, pre: &ProjectionPre<HostState>) -> anyhow::Result<Manifest> {
-        let no_sql: Arc<Mutex<dyn SqlSession>> = Arc::new(Mutex::new(NoSql));
-        let mut instance =
-            Instance::new(self, pre, "(describing)", no_sql).context("instantiating the plugin")?;
-        let guest_manifest = instance.describe().context("calling describe")?;
-        Manifest::validate(guest_manifest)
+        let call = || -> anyhow::Result<Manifest> {
+            let no_sql: Arc<Mutex<dyn SqlSession>> = Arc::new(Mutex::new(NoSql));
+            let mut instance = Instance::new(self, pre, "(describing)", no_sql)
+                .context("instantiating the plugin")?;
+            let guest_manifest = instance.describe().context("calling describe")?;
+            Manifest::validate(guest_manifest)
+        };
+        // A guest that prints makes WASI block on its output through tokio, which panics on a
+        // thread that drives async tasks; loading is called from such threads (an async
+        // command, a test), so there the call gets a thread of its own.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return call();
+        }
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("describe".into())
+                .stack_size(self.limits.thread_stack_bytes)
+                .spawn_scoped(scope, call)
+                .context("starting a thread to call describe")?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// Creates a fresh instance of `plugin` whose `sql` import goes to `sql`.
