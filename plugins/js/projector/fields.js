@@ -112,43 +112,45 @@ export class Shape {
 }
 
 // A function of an object giving the array of its values in `layout`, or null when any is not
-// plainly what it should be. Straight-line code, generated once (and snapshotted with the
-// engine at build time): QuickJS interprets, and a loop over the layout costs several times
-// more.
+// plainly what it should be. Straight-line code with nested layouts inlined, generated once (and
+// snapshotted with the engine at build time): QuickJS interprets, and a loop over the layout or
+// a call per nested object costs several times more.
 function compile(layout) {
-  const names = ["M"];
-  const args = [MAX_SAFE_INTEGER];
   const lines = [];
-  const out = [];
-  for (let i = 0; i < layout.length; i++) {
-    const v = `v${i}`;
-    const kind = layout[i][1];
-    lines.push(`const ${v} = d[${JSON.stringify(layout[i][0])}];`);
-    if (kind === TEXT) {
-      lines.push(`if (typeof ${v} !== "string") return null;`);
-      out.push(v);
-    } else if (kind === INTEGER) {
-      lines.push(`if (typeof ${v} !== "number" || ${v} % 1 !== 0 || ${v} > M || ${v} < -M) return null;`);
-      out.push(`${v} + 0`); // -0 is 0
-    } else {
-      names.push(`c${i}`);
-      args.push(kind[0].check);
-      lines.push(
-        `if (!Array.isArray(${v})) return null;`,
-        `const l${i} = new Array(${v}.length);`,
-        `for (let j = 0; j < ${v}.length; j++) {`,
-        `  const e = ${v}[j];`,
-        `  if (e === null || typeof e !== "object" || Array.isArray(e)) return null;`,
-        `  const r = c${i}(e);`,
-        `  if (r === null) return null;`,
-        `  l${i}[j] = r;`,
-        `}`,
-      );
-      out.push(`l${i}`);
+  let count = 0;
+  const emit = (layout, source, indent) => {
+    const values = [];
+    for (let i = 0; i < layout.length; i++) {
+      const n = count++;
+      let v = `v${n}`;
+      const kind = layout[i][1];
+      lines.push(`${indent}const ${v} = ${source}[${JSON.stringify(layout[i][0])}];`);
+      if (kind === TEXT) {
+        lines.push(`${indent}if (typeof ${v} !== "string") return null;`);
+      } else if (kind === INTEGER) {
+        lines.push(`${indent}if (typeof ${v} !== "number" || ${v} % 1 !== 0 || ${v} > M || ${v} < -M) return null;`);
+        v = `${v} + 0`; // -0 is 0
+      } else {
+        const e = `e${n}`;
+        const out = `l${n}`;
+        lines.push(
+          `${indent}if (!Array.isArray(${v})) return null;`,
+          `${indent}const ${out} = new Array(${v}.length);`,
+          `${indent}for (let j${n} = 0; j${n} < ${v}.length; j${n}++) {`,
+          `${indent}  const ${e} = ${v}[j${n}];`,
+          `${indent}  if (${e} === null || typeof ${e} !== "object" || Array.isArray(${e})) return null;`,
+        );
+        const inner = emit(kind[0].fields, e, indent + "  ");
+        lines.push(`${indent}  ${out}[j${n}] = ${inner};`, `${indent}}`);
+        v = out;
+      }
+      values.push(v);
     }
-  }
-  const body = `return function (d) {\n${lines.join("\n")}\nreturn [${out.join(", ")}];\n};`;
-  return new Function(...names, body)(...args);
+    return `[${values.join(", ")}]`;
+  };
+  const result = emit(layout, "d", "");
+  const body = `return function (d) {\n${lines.join("\n")}\nreturn ${result};\n};`;
+  return new Function("M", body)(MAX_SAFE_INTEGER);
 }
 
 // Whether no string or key of a parsed document holds half a surrogate pair (which the other

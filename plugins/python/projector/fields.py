@@ -71,17 +71,45 @@ def parse(data):
 
 def _document(data):
     """`data`'s top-level object, as a dict."""
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and nests_deeper_than(data, MAX_DEPTH):
+    if (
+        len(data) > MAX_DEPTH
+        and data.count(b"[") + data.count(b"{") > MAX_DEPTH
+        and nests_deeper_than(data, MAX_DEPTH)
+    ):
         raise DataError("data nests deeper than %d levels" % MAX_DEPTH)
-    decoder = _LONG_INTEGER_DECODER if len(data) >= 4300 and _LONG_DIGITS.search(data) else _DECODER
     try:
-        document = decoder.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        if len(data) >= 4300 and _LONG_DIGITS.search(data):
+            document = _LONG_INTEGER_DECODER.decode(text)
+        else:
+            document = _parse(text)
         if b"\\u" in data and _SURROGATE_ESCAPE.search(data):
             _refuse_lone_surrogates(document)
     except ValueError:  # UnicodeError and JSONDecodeError are ValueErrors
         raise DataError("data is not valid JSON") from None
     if type(document) is not dict:
         raise DataError("data: expected an object, got %s" % kind(document))
+    return document
+
+
+_scan = _DECODER.scan_once
+_WHITESPACE = " \t\n\r"
+
+
+def _parse(text):
+    """JSONDecoder.decode without its two regular-expression calls: the C scanner straight."""
+    end = len(text)
+    start = 0
+    while start < end and text[start] in _WHITESPACE:
+        start += 1
+    try:
+        document, stop = _scan(text, start)
+    except StopIteration:
+        raise ValueError("no JSON value") from None
+    while stop < end and text[stop] in _WHITESPACE:
+        stop += 1
+    if stop != end:
+        raise ValueError("more after the JSON value")
     return document
 
 
@@ -124,29 +152,38 @@ class Shape:
 
 def _compile(layout):
     """A function of a dict giving the tuple of its values in `layout`, or None when any is not
-    plainly what it should be. Straight-line code: a loop over the layout costs several times
-    more in the interpreter."""
+    plainly what it should be. Straight-line code, nested layouts inlined: a loop over the layout,
+    or a call per nested object, costs several times more in the interpreter."""
     lines = ["def check(d):"]
+    count = [0]
+
+    def emit(layout, source, indent):
+        values = []
+        for key, kind_ in layout:
+            n = count[0]
+            count[0] += 1
+            v = "v%d" % n
+            lines.append("%s%s = %s.get(%r)" % (indent, v, source, key))
+            if kind_ is TEXT:
+                lines.append("%sif type(%s) is not str: return None" % (indent, v))
+            elif kind_ is INTEGER:
+                lines.append("%sif type(%s) is not int or not -M <= %s <= M: return None" % (indent, v, v))
+            else:
+                e, out = "e%d" % n, "l%d" % n
+                lines.extend([
+                    "%sif type(%s) is not list: return None" % (indent, v),
+                    "%s%s = []" % (indent, out),
+                    "%sfor %s in %s:" % (indent, e, v),
+                    "%s    if type(%s) is not dict: return None" % (indent, e),
+                ])
+                inner = emit(kind_[0].fields, e, indent + "    ")
+                lines.append("%s    %s.append(%s)" % (indent, out, inner))
+                v = out
+            values.append(v)
+        return "(%s)" % "".join(v + ", " for v in values)
+
+    lines.append("    return " + emit(layout, "d", "    "))
     names = {"M": MAX_SAFE_INTEGER}
-    for i, (key, kind_) in enumerate(layout):
-        lines.append("    v%d = d.get(%r)" % (i, key))
-        if kind_ is TEXT:
-            lines.append("    if type(v%d) is not str: return None" % i)
-        elif kind_ is INTEGER:
-            lines.append("    if type(v%d) is not int or not -M <= v%d <= M: return None" % (i, i))
-        else:
-            names["c%d" % i] = kind_[0].check
-            lines += [
-                "    if type(v%d) is not list: return None" % i,
-                "    l%d = []" % i,
-                "    for e in v%d:" % i,
-                "        if type(e) is not dict: return None",
-                "        r = c%d(e)" % i,
-                "        if r is None: return None",
-                "        l%d.append(r)" % i,
-                "    v%d = l%d" % (i, i),
-            ]
-    lines.append("    return (%s)" % "".join("v%d, " % i for i in range(len(layout))))
     exec("\n".join(lines), names)
     return names["check"]
 
