@@ -10,13 +10,11 @@
 //! with a line saying how to make it. docs/BENCHMARKS.md records the figures.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use projector::event::RecordedEvent;
-use projector::pipeline::{self, BatchOptions};
 use projector::runtime::{Limits, Runtime};
-use projector::source::{MemorySource, parse_jsonl};
+use projector::source::parse_jsonl;
 use projector_tests::{bench, guests, shop};
 
 const BATCH: usize = 500;
@@ -90,7 +88,8 @@ fn main() -> anyhow::Result<()> {
         let mut line = format!("round {round}:");
         for (i, (language, path)) in builds.iter().enumerate() {
             let dir = tempfile::tempdir()?;
-            let rate = tokio.block_on(throughput(&runtime, path, dir.path(), &events))?;
+            let projection = bench::projection_of(&runtime, path, dir.path())?;
+            let rate = tokio.block_on(bench::pipeline_rate(projection, &events, BATCH))?;
             line += &format!("  {language} {rate:.0}");
             rates[i].push(rate);
         }
@@ -124,40 +123,6 @@ fn load_times(wasm: &Path) -> anyhow::Result<(f64, f64)> {
         cached.push(started.elapsed().as_secs_f64());
     }
     Ok((compile, median(&mut cached)))
-}
-
-/// Events per second of the plugin at `wasm` through the whole pipeline.
-async fn throughput(
-    runtime: &Runtime,
-    wasm: &Path,
-    data: &Path,
-    events: &[RecordedEvent],
-) -> anyhow::Result<f64> {
-    let projection = bench::projection_of(runtime, wasm, data)?;
-    let source = Arc::new(MemorySource::new("memory", events.to_vec()));
-    let options = BatchOptions {
-        max_events: BATCH,
-        ..BatchOptions::default()
-    };
-    let started = Instant::now();
-    let settings = pipeline::Settings::new(options, 8 << 20);
-    let outcomes =
-        pipeline::run(vec![projection], source, settings, std::future::pending()).await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let outcome = &outcomes[0];
-    anyhow::ensure!(
-        outcome.error.is_none(),
-        "{} failed: {:?}",
-        wasm.display(),
-        outcome.error
-    );
-    anyhow::ensure!(
-        outcome.failed == 0,
-        "{}: {} events failed",
-        wasm.display(),
-        outcome.failed
-    );
-    Ok(outcome.projected as f64 / elapsed)
 }
 
 fn median(values: &mut [f64]) -> f64 {

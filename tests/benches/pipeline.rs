@@ -8,14 +8,11 @@
 //! their ratio; docs/BENCHMARKS.md records the figures.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use projector::event::RecordedEvent;
-use projector::pipeline;
-use projector::pipeline::BatchOptions;
 use projector::runtime::{Limits, Runtime};
-use projector::source::{MemorySource, parse_jsonl};
+use projector::source::parse_jsonl;
 use projector::store::{Checkpoint, Checkpointer, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES};
 use projector::value::{SqlError, SqlSession, Value};
 use projector_tests::shop;
@@ -82,23 +79,7 @@ async fn wasm_pipeline(
     events: &[RecordedEvent],
 ) -> anyhow::Result<f64> {
     let projection = projector_tests::bench::order_summary(runtime, data)?;
-    let source = Arc::new(MemorySource::new("memory", events.to_vec()));
-    let options = BatchOptions {
-        max_events: BATCH,
-        ..BatchOptions::default()
-    };
-    let started = Instant::now();
-    let settings = pipeline::Settings::new(options, 8 << 20);
-    let outcomes =
-        pipeline::run(vec![projection], source, settings, std::future::pending()).await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let outcome = &outcomes[0];
-    anyhow::ensure!(
-        outcome.error.is_none(),
-        "wasm run failed: {:?}",
-        outcome.error
-    );
-    Ok((outcome.projected + outcome.failed) as f64 / elapsed)
+    projector_tests::bench::pipeline_rate(projection, events, BATCH).await
 }
 
 /// The same plugin logic, native, through the same store: one transaction per batch. With

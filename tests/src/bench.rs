@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use projector::pipeline::{self, Settings, Status};
+use projector::event::RecordedEvent;
+use projector::pipeline::{self, BatchOptions, Settings, Status};
 use projector::projection::{ErrorPolicy, Projection};
 use projector::runtime::Runtime;
-use projector::source::{EsdbSource, EventSource};
+use projector::source::{EsdbSource, EventSource, MemorySource};
 use projector::store::DataDir;
 use tokio::sync::oneshot;
 
@@ -87,6 +88,34 @@ pub fn projection_of(runtime: &Runtime, wasm: &Path, data: &Path) -> anyhow::Res
         &plugin.sha256,
     )?;
     Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())
+}
+
+/// Runs `projection` over `events` from memory through the whole pipeline (source task,
+/// batcher, channel, projection thread, wasm, SQLite) in batches of at most `batch`, and
+/// returns the events per second it projected; fails if any event failed.
+pub async fn pipeline_rate(
+    projection: Projection,
+    events: &[RecordedEvent],
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let source = Arc::new(MemorySource::new("memory", events.to_vec()));
+    let options = BatchOptions {
+        max_events: batch,
+        ..BatchOptions::default()
+    };
+    let started = Instant::now();
+    let settings = Settings::new(options, 8 << 20);
+    let outcomes =
+        pipeline::run(vec![projection], source, settings, std::future::pending()).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let outcome = &outcomes[0];
+    anyhow::ensure!(
+        outcome.error.is_none(),
+        "the run failed: {:?}",
+        outcome.error
+    );
+    anyhow::ensure!(outcome.failed == 0, "{} events failed", outcome.failed);
+    Ok(outcome.projected as f64 / elapsed)
 }
 
 /// One projection running in the background.
