@@ -58,7 +58,7 @@ impl Document<'_> {
     pub fn fields(&self) -> Fields<'_> {
         Fields {
             members: &self.0,
-            path: String::new(),
+            place: None,
         }
     }
 }
@@ -66,8 +66,10 @@ impl Document<'_> {
 /// The fields of one object of a document, and where it sits in it (for messages).
 pub struct Fields<'a> {
     members: &'a [(Cow<'a, str>, Json<'a>)],
-    /// Empty at the top; `items[0]` for an object in an array.
-    path: String,
+    /// `None` at the top; for an object in an array, the object holding the array, the array's
+    /// key and this object's index. The path is spelled out only for a message, so reading
+    /// costs no string building (this runs for every item of every event).
+    place: Option<(&'a Fields<'a>, &'a str, usize)>,
 }
 
 impl<'a> Fields<'a> {
@@ -107,22 +109,22 @@ impl<'a> Fields<'a> {
     }
 
     /// The field `key`, an array of objects.
-    pub fn objects(&self, key: &str) -> Result<Vec<Fields<'a>>, String> {
+    pub fn objects<'s>(&'s self, key: &'s str) -> Result<Vec<Fields<'s>>, String> {
         let array = match self.get(key)? {
             Json::Array(array) => array,
             other => return Err(self.expected(key, "an array", other)),
         };
-        let path = self.at(key);
         array
             .iter()
             .enumerate()
             .map(|(index, element)| match element {
                 Json::Object(members) => Ok(Fields {
                     members,
-                    path: format!("{path}[{index}]"),
+                    place: Some((self, key, index)),
                 }),
                 other => Err(format!(
-                    "{path}[{index}]: expected an object, got {}",
+                    "{}[{index}]: expected an object, got {}",
+                    self.at(key),
                     kind(other)
                 )),
             })
@@ -145,10 +147,9 @@ impl<'a> Fields<'a> {
 
     /// The path of field `key` of this object.
     fn at(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
+        match self.place {
+            None => key.to_owned(),
+            Some((holder, array, index)) => format!("{}[{index}].{key}", holder.at(array)),
         }
     }
 }
