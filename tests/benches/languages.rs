@@ -12,10 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use projector::event::RecordedEvent;
 use projector::runtime::{Limits, Runtime};
-use projector::source::parse_jsonl;
-use projector_tests::{bench, guests, shop};
+use projector_tests::{bench, guests};
 
 const BATCH: usize = 500;
 /// Cached loads timed per language; the median is reported.
@@ -49,17 +47,8 @@ fn main() -> anyhow::Result<()> {
             println!("{language}: no {} (run `{how}`); skipped", path.display());
         }
     }
-    // Clean order events only, as in pipeline.rs.
-    let all = parse_jsonl(&shop::to_jsonl(&shop::generate_with(
-        count * 4 / 3,
-        3,
-        false,
-    )))?;
-    let events: Vec<RecordedEvent> = all
-        .into_iter()
-        .filter(|e| e.stream_id.starts_with("order-"))
-        .take(count)
-        .collect();
+    // Clean events only: every path then does the same work, one call per batch.
+    let events = projector_tests::bench::recorded_order_events(count)?;
     println!(
         "{} order events, batches of {BATCH}, {rounds} rounds",
         events.len()

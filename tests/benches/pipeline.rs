@@ -12,10 +12,8 @@ use std::time::Instant;
 
 use projector::event::RecordedEvent;
 use projector::runtime::{Limits, Runtime};
-use projector::source::parse_jsonl;
 use projector::store::{Checkpoint, Checkpointer, Db, PluginRecord, WRITER_AUTOCHECKPOINT_PAGES};
 use projector::value::{SqlError, SqlSession, Value};
-use projector_tests::shop;
 
 const BATCH: usize = 500;
 
@@ -26,17 +24,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let count = args.first().copied().unwrap_or(200_000);
     let rounds = args.get(1).copied().unwrap_or(5);
-    // Clean events only: both paths then do the same work, one call per batch.
-    let all = parse_jsonl(&shop::to_jsonl(&shop::generate_with(
-        count * 4 / 3,
-        3,
-        false,
-    )))?;
-    let events: Vec<RecordedEvent> = all
-        .into_iter()
-        .filter(|e| e.stream_id.starts_with("order-"))
-        .take(count)
-        .collect();
+    // Clean events only: every path then does the same work, one call per batch.
+    let events = projector_tests::bench::recorded_order_events(count)?;
     println!(
         "{} order events, batches of {BATCH}, {rounds} rounds",
         events.len()

@@ -90,6 +90,22 @@ pub fn projection_of(runtime: &Runtime, wasm: &Path, data: &Path) -> anyhow::Res
     Projection::open(runtime, plugin, &files.db, ErrorPolicy::DeadLetter.into())
 }
 
+/// Up to `count` well-formed order events of the shop generator (seed 3) as a source yields
+/// them: the in-memory pipeline benchmarks' input, so every path and every language does the
+/// same work.
+pub fn recorded_order_events(count: usize) -> anyhow::Result<Vec<RecordedEvent>> {
+    let all = projector::source::parse_jsonl(&shop::to_jsonl(&shop::generate_with(
+        count * 4 / 3,
+        3,
+        false,
+    )))?;
+    Ok(all
+        .into_iter()
+        .filter(|e| e.stream_id.starts_with("order-"))
+        .take(count)
+        .collect())
+}
+
 /// Runs `projection` over `events` from memory through the whole pipeline (source task,
 /// batcher, channel, projection thread, wasm, SQLite) in batches of at most `batch`, and
 /// returns the events per second it projected; fails if any event failed.
