@@ -15,20 +15,12 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let plugins = root.join("plugins");
-    for path in [
-        root.join("wit"),
-        plugins.join("Cargo.toml"),
-        plugins.join("Cargo.lock"),
-        plugins.join("sdk/src"),
-        plugins.join("sdk/Cargo.toml"),
-        plugins.join("order-summary/src"),
-        plugins.join("order-summary/Cargo.toml"),
-        plugins.join("payments/src"),
-        plugins.join("payments/Cargo.toml"),
-        manifest_dir.join("build/cargo_wasm.rs"),
-    ] {
-        println!("cargo:rerun-if-changed={}", path.display());
-    }
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("build/cargo_wasm.rs").display()
+    );
+    cargo_wasm::rerun_if_workspace_changes(&plugins);
     // The whole workspace, as tests/build.rs builds it, so the two builds find each other fresh.
     cargo_wasm::cargo_build(&plugins, &[]);
     for (variable, crate_name) in [

@@ -10,34 +10,18 @@ mod cargo_wasm;
 
 use std::path::{Path, PathBuf};
 
-use cargo_wasm::cargo_build;
+use cargo_wasm::{cargo_build, rerun_if_workspace_changes};
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let plugins = root.join("plugins");
     let guests = manifest_dir.join("guests");
-    for path in [
-        root.join("wit"),
-        plugins.join("Cargo.toml"),
-        plugins.join("sdk/src"),
-        plugins.join("sdk/Cargo.toml"),
-        plugins.join("order-summary/src"),
-        plugins.join("order-summary/Cargo.toml"),
-        plugins.join("payments/src"),
-        plugins.join("payments/Cargo.toml"),
-        plugins.join("values/src"),
-        plugins.join("values/Cargo.toml"),
-        guests.join("Cargo.toml"),
-        guests.join("misbehave"),
-        guests.join("tally"),
-        guests.join("wrong-world/src"),
-        guests.join("wrong-world/wit"),
-        guests.join("wrong-world/Cargo.toml"),
-        root.join("host/build/cargo_wasm.rs"),
-    ] {
+    for path in [root.join("wit"), root.join("host/build/cargo_wasm.rs")] {
         println!("cargo:rerun-if-changed={}", path.display());
     }
+    rerun_if_workspace_changes(&plugins);
+    rerun_if_workspace_changes(&guests);
     cargo_build(&plugins, &[]);
     cargo_build(&guests, &[]);
     let release = |dir: &Path, name: &str| {

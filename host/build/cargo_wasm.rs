@@ -5,6 +5,27 @@
 use std::path::Path;
 use std::process::Command;
 
+/// Tells cargo to run the build script again when anything a build of `workspace` reads
+/// changes: its manifest and lock file, and each member crate's manifest, `src/` and `wit/`
+/// (members are the folders holding a `Cargo.toml`; other folders, such as `plugins/js` with
+/// its `node_modules`, are not scanned).
+pub fn rerun_if_workspace_changes(workspace: &Path) {
+    let mut watched = vec![workspace.join("Cargo.toml"), workspace.join("Cargo.lock")];
+    let members = std::fs::read_dir(workspace).expect("listing the guest workspace");
+    for member in members.flatten().map(|entry| entry.path()) {
+        if member.join("Cargo.toml").is_file() {
+            for part in ["Cargo.toml", "src", "wit"] {
+                if member.join(part).exists() {
+                    watched.push(member.join(part));
+                }
+            }
+        }
+    }
+    for path in watched {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+}
+
 /// Runs `cargo build --release --target wasm32-wasip2` with `extra` arguments (packages,
 /// features) in `workspace`, into the workspace's own `target/`, with a clean environment so the
 /// outer build's flags, target dir and jobserver do not leak into it (and its lock on the outer
