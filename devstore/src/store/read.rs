@@ -110,14 +110,7 @@ impl Store {
     /// The events at `positions` (distinct positions from [`Store::all_headers`]), in the same
     /// order.
     pub async fn events(&self, positions: &[u64]) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
-        let slots = {
-            let log = self.log();
-            positions
-                .iter()
-                .filter_map(|&position| log.slot(position))
-                .collect()
-        };
-        self.fill(slots).await
+        self.fill(self.slots(positions)).await
     }
 
     /// Up to `limit` visible events of `stream`: forwards those at or after revision `from`,
@@ -158,6 +151,15 @@ impl Store {
         }))
     }
 
+    /// The slots of `positions` that the log holds, taken under one short read lock.
+    fn slots(&self, positions: &[u64]) -> Vec<Slot> {
+        let log = self.log();
+        positions
+            .iter()
+            .filter_map(|&position| log.slot(position))
+            .collect()
+    }
+
     /// The events of `slots`, in order: the held ones as they are, the stored ones read from
     /// SQLite with one query on a blocking thread.
     async fn fill(&self, slots: Vec<Slot>) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
@@ -178,14 +180,7 @@ impl Store {
         &self,
         positions: &[u64],
     ) -> anyhow::Result<Vec<Arc<RecordedEvent>>> {
-        let slots = {
-            let log = self.log();
-            positions
-                .iter()
-                .filter_map(|&position| log.slot(position))
-                .collect()
-        };
-        let (events, stored) = split(slots);
+        let (events, stored) = split(self.slots(positions));
         let loaded = if stored.is_empty() {
             Vec::new()
         } else {
