@@ -100,16 +100,21 @@ fn test_command_runs_a_plugin_that_prints() -> anyhow::Result<()> {
 fn test_command_keeps_compiled_plugins_between_runs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cache = dir.path().join("compiled");
-    let cached = || -> anyhow::Result<usize> {
-        Ok(std::fs::read_dir(&cache)?
-            .filter(|entry| {
-                entry
-                    .as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-            })
-            .count())
+    // The entries, by inode: storing one writes a new file and renames it into place, while
+    // loading one only reads it, so a second run that reused the entry leaves the same inode.
+    let entries = || -> anyhow::Result<Vec<u64>> {
+        use std::os::unix::fs::MetadataExt;
+        let mut inodes = Vec::new();
+        for entry in std::fs::read_dir(&cache)? {
+            let entry = entry?;
+            if entry.path().extension().is_some_and(|x| x == "cwasm") {
+                inodes.push(entry.metadata()?.ino());
+            }
+        }
+        Ok(inodes)
     };
     let cache_arg = cache.to_str().unwrap();
+    let mut seen = Vec::new();
     for _ in 0..2 {
         let output = projector(&[
             "test",
@@ -120,12 +125,14 @@ fn test_command_keeps_compiled_plugins_between_runs() -> anyhow::Result<()> {
             cache_arg,
         ]);
         assert!(output.status.success(), "{}", text(&output.stderr));
-        assert_eq!(
-            cached()?,
-            1,
-            "one entry, made by the first run, used by the second"
-        );
+        seen.push(entries()?);
     }
+    assert_eq!(
+        seen[0].len(),
+        1,
+        "the first run compiled and stored one entry"
+    );
+    assert_eq!(seen[1], seen[0], "the second run used it, not a new one");
     // Without `--cache`: the user's cache directory, unless `--no-cache`.
     let xdg = dir.path().join("xdg");
     let with_xdg = |extra: &[&str]| {
